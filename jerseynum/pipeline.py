@@ -1,0 +1,135 @@
+"""The pipeline: pose -> torso -> legibility -> text -> vote over the frames of a tracklet.
+
+It owns everything between the stages: sampling long tracklets, batching, the early stop once the vote is
+settled, bad frames, and the time spent in each stage. The stages know nothing of each other.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+
+import numpy as np
+
+from jerseynum.config import PipelineConfig
+from jerseynum.io import ImageError, load_image
+from jerseynum.stages.legibility import LegibilityClassifier
+from jerseynum.stages.pose import pose_estimator
+from jerseynum.stages.text import best_reading, text_recognizer
+from jerseynum.stages.torso import is_number_region, torso_box
+from jerseynum.stages.vote import Vote
+from jerseynum.types import NO_NUMBER, Frame, FrameEvidence, Prediction, Reading, Tracklet
+
+STAGES = ("load", "pose", "torso", "legibility", "text", "vote")
+
+
+def sample_frames(frames: list[Frame], max_frames: int) -> list[Frame]:
+    """At most `max_frames` frames, evenly spread over the tracklet, in a coarse-to-fine order: the first
+    batch already covers the whole tracklet, so an early stop rests on more than one moment of it."""
+    if len(frames) > max_frames:
+        picks = np.unique(np.linspace(0, len(frames) - 1, max_frames).round().astype(int))
+        frames = [frames[i] for i in picks]
+    return [frames[i] for i in sorted(range(len(frames)), key=_radical_inverse)]
+
+
+def _radical_inverse(index: int) -> float:
+    """Van der Corput sequence: 0, 1/2, 1/4, 3/4, ... (the bits of `index` mirrored after the point)."""
+    result, weight = 0.0, 0.5
+    while index:
+        result += weight * (index & 1)
+        index >>= 1
+        weight /= 2
+    return result
+
+
+class Pipeline:
+    def __init__(self, config: PipelineConfig | None = None) -> None:
+        self.config = config or PipelineConfig()
+        cfg = self.config
+        self.pose = pose_estimator(cfg.pose, **cfg.pose_options)
+        self.legibility = (
+            LegibilityClassifier(cfg.legibility_weights, cfg.device) if cfg.legibility_weights else None
+        )
+        self.text = text_recognizer(cfg.text, cfg.mode, **cfg.text_options)
+        self.vote = Vote(cfg.mode, cfg.vote)
+
+    def run(self, tracklet: Tracklet) -> Prediction:
+        cfg = self.config
+        timings: dict[str, float] = defaultdict(float)
+        if not tracklet.frames:
+            return Prediction(tracklet.id, NO_NUMBER, 0.0, "empty tracklet: no images")
+        frames = sample_frames(tracklet.frames, cfg.max_frames)
+        evidence: list[FrameEvidence] = []
+        readings: list[Reading] = []
+        for start in range(0, len(frames), cfg.batch_size):
+            batch = [FrameEvidence(f.source, f.index) for f in frames[start : start + cfg.batch_size]]
+            evidence += batch
+            readings += self._read_batch(frames[start : start + cfg.batch_size], batch, timings)
+            if cfg.early_stop and self.vote.settled(readings):
+                break
+        with _timed(timings, "vote"):
+            result = self.vote.decide(readings)
+        reason = result.reason
+        errors = [e for e in evidence if e.error]
+        if errors and len(errors) == len(evidence):
+            reason = f"no readable image: {errors[0].error}"
+        return Prediction(
+            tracklet.id, result.number, result.confidence, reason, result.text, result.votes, evidence, dict(timings)
+        )
+
+    def _read_batch(self, frames: list[Frame], evidence: list[FrameEvidence], timings: dict) -> list[Reading]:
+        cfg = self.config
+        images: list[np.ndarray | None] = []
+        with _timed(timings, "load"):
+            for frame, record in zip(frames, evidence):
+                in_memory = frame.image is not None
+                try:
+                    images.append(load_image(frame))
+                except ImageError as error:
+                    record.error = str(error)
+                    images.append(None)
+                if not in_memory:  # pixels decoded from a file live for this batch only
+                    frame.image = None
+        usable = [i for i, image in enumerate(images) if image is not None]
+
+        # Pose only where a body can be seen: a number-region crop goes straight to its fallback.
+        with _timed(timings, "pose"):
+            keypoints = dict.fromkeys(usable)
+            posed = [i for i in usable if not is_number_region(*images[i].shape[:2], cfg.torso)]
+            if self.pose is not None and posed:
+                keypoints.update(zip(posed, self.pose.estimate([images[i] for i in posed])))
+
+        crops: dict[int, np.ndarray] = {}
+        with _timed(timings, "torso"):
+            for i in usable:
+                height, width = images[i].shape[:2]
+                box, source = torso_box(keypoints[i], height, width, cfg.torso)
+                evidence[i].torso_box, evidence[i].torso_source = box, source
+                crops[i] = images[i][box[1] : box[3], box[0] : box[2]]
+
+        if self.legibility is not None:
+            with _timed(timings, "legibility"):
+                scores = self.legibility.score([crops[i] for i in crops])
+                for i, score in zip(list(crops), scores):
+                    evidence[i].legibility = float(score)
+                    if score < cfg.legibility_threshold:
+                        del crops[i]
+
+        with _timed(timings, "text"):
+            small = [i for i in crops if min(crops[i].shape[:2]) < cfg.detect_min_side]
+            large = [i for i in crops if i not in small]
+            for i, reading in zip(small, self.text.recognize([crops[i] for i in small])):
+                evidence[i].reading = reading if reading.text else None  # the vote keeps the accepted ones
+            for i, found in zip(large, self.text.detect([crops[i] for i in large])):
+                evidence[i].reading = best_reading(found, cfg.mode)
+        return [record.reading for record in evidence if record.reading is not None]
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str):
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] += time.perf_counter() - start

@@ -1,0 +1,73 @@
+"""Vote: turn the per-frame readings of a tracklet into one number, or NO_NUMBER when the evidence is weak.
+
+Each reading that the mode accepts votes for its digit string with a weight equal to its confidence; readings
+under `min_confidence` are ignored. The leader wins when its weight reaches `min_weight` and its share of all
+weight reaches `min_share`. The defaults were chosen on the development data (README, "Choosing the vote's
+thresholds"); they are parameters so a user can trade recall for precision.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from jerseynum.types import NO_NUMBER, Mode, Reading
+
+
+@dataclass(frozen=True)
+class VoteResult:
+    number: int
+    text: str
+    confidence: float
+    reason: str
+    votes: dict[str, float]
+
+
+@dataclass(frozen=True)
+class VoteSettings:
+    min_confidence: float = 0.5  # a reading below this does not vote
+    min_weight: float = 0.5  # the winner needs at least this much summed confidence
+    min_share: float = 0.5  # ... and at least this share of all votes
+    settle_weight: float = 3.0  # early stop: the leader has this much weight ...
+    settle_share: float = 0.85  # ... and this share, so more frames would not change the outcome
+
+
+class Vote:
+    def __init__(self, mode: Mode = Mode.JERSEY, settings: VoteSettings = VoteSettings()) -> None:
+        self.mode = mode
+        self.settings = settings
+
+    def tally(self, readings: list[Reading]) -> dict[str, float]:
+        """Summed confidence per accepted digit string, best first."""
+        votes: dict[str, float] = defaultdict(float)
+        for reading in readings:
+            if reading.confidence >= self.settings.min_confidence and self.mode.accepts(reading.text):
+                votes[reading.text] += reading.confidence
+        return dict(sorted(votes.items(), key=lambda item: -item[1]))
+
+    def decide(self, readings: list[Reading]) -> VoteResult:
+        votes = self.tally(readings)
+        if not votes:
+            return VoteResult(NO_NUMBER, "", 0.0, f"no accepted reading among {len(readings)}", votes)
+        text, weight = next(iter(votes.items()))
+        share = weight / sum(votes.values())
+        if weight < self.settings.min_weight:
+            return VoteResult(NO_NUMBER, "", 0.0, f"weak: {text} has weight {weight:.2f} < {self.settings.min_weight}", votes)
+        if share < self.settings.min_share:
+            return VoteResult(NO_NUMBER, "", 0.0, f"split: {text} has share {share:.2f} < {self.settings.min_share}", votes)
+        # Probability that at least one agreeing reading is right, discounted by the dissent.
+        agreeing_wrong = 1.0
+        for reading in readings:
+            if reading.text == text and reading.confidence >= self.settings.min_confidence:
+                agreeing_wrong *= 1.0 - min(reading.confidence, 1.0)
+        confidence = (1.0 - agreeing_wrong) * share
+        return VoteResult(int(text), text, confidence, f"{text}: weight {weight:.2f}, share {share:.2f}", votes)
+
+    def settled(self, readings: list[Reading]) -> bool:
+        """True once the leader is so far ahead that the remaining frames need not be read."""
+        votes = self.tally(readings)
+        if not votes:
+            return False
+        weight = next(iter(votes.values()))
+        s = self.settings
+        return weight >= s.settle_weight and weight / sum(votes.values()) >= s.settle_share
