@@ -68,8 +68,13 @@ def write_json_atomic(path: Path, data: object) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        json.dump(data, handle, indent=1)
-        handle.write("\n")
+        try:
+            json.dump(data, handle, indent=1)
+            handle.write("\n")
+        except BaseException:
+            handle.close()
+            os.unlink(handle.name)
+            raise
     os.replace(handle.name, path)
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from jerseynum.cli import main
+
+sys.exit(main())

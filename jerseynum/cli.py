@@ -1,0 +1,125 @@
+"""The `jerseynum` command (also `python -m jerseynum`); `inference.py` is a thin wrapper over `infer`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from jerseynum.io import TrackletFolderError, list_tracklets, write_json_atomic
+
+log = logging.getLogger("jerseynum")
+
+SAMPLE_TRACKLETS = Path(__file__).resolve().parent.parent / "samples" / "tracklets"
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", choices=["jersey", "bib"], default="jersey",
+                        help="jersey: numbers 0-99 (default); bib: race bibs of up to 6 digits")
+    parser.add_argument("--pose", choices=["mediapipe", "mmpose", "none"], default=None,
+                        help="pose backend (default: mediapipe for jerseys, none for bibs)")
+    parser.add_argument("--mmpose-config", type=Path, help="mmpose model config (with --pose mmpose)")
+    parser.add_argument("--mmpose-checkpoint", type=Path, help="mmpose checkpoint file (with --pose mmpose)")
+    parser.add_argument("--text", choices=["rapidocr", "easyocr"], default="rapidocr", help="text backend")
+    parser.add_argument("--legibility-weights", type=Path,
+                        help="legibility classifier checkpoint; without it the legibility stage is off")
+    parser.add_argument("--max-frames", type=int, default=64, help="frames sampled from a longer tracklet")
+    parser.add_argument("--no-early-stop", action="store_true", help="read every sampled frame")
+    parser.add_argument("--device", default="cpu", help="torch device for the legibility classifier")  # fmt: skip
+
+
+def pipeline_config(args: argparse.Namespace):
+    from jerseynum.config import PipelineConfig
+
+    pose_options = {}
+    if args.pose == "mmpose":
+        if not (args.mmpose_config and args.mmpose_checkpoint):
+            raise SystemExit("--pose mmpose needs --mmpose-config and --mmpose-checkpoint (local files)")
+        pose_options = {"config": args.mmpose_config, "checkpoint": args.mmpose_checkpoint, "device": args.device}
+    return PipelineConfig(
+        mode=args.mode,
+        pose=args.pose,
+        pose_options=pose_options,
+        text=args.text,
+        legibility_weights=args.legibility_weights,
+        max_frames=args.max_frames,
+        early_stop=not args.no_early_stop,
+        device=args.device,
+    )
+
+
+def infer(args: argparse.Namespace) -> int:
+    """Predict a number for every tracklet folder and write SoccerNet's challenge JSON."""
+    from tqdm import tqdm
+
+    from jerseynum.pipeline import STAGES, Pipeline
+
+    try:
+        tracklets = list_tracklets(args.tracklets)
+    except TrackletFolderError as error:
+        log.error("%s", error)
+        return 2
+    pipeline = Pipeline(pipeline_config(args))
+    predictions: dict[str, int] = {}
+    stage_totals = dict.fromkeys(STAGES, 0.0)
+    seconds_per_tracklet = []
+    for tracklet in tqdm(tracklets, desc="tracklets", unit="tracklet", disable=args.quiet):
+        start = time.perf_counter()
+        prediction = pipeline.run(tracklet)
+        seconds_per_tracklet.append(time.perf_counter() - start)
+        predictions[tracklet.id] = prediction.number
+        for stage, seconds in prediction.timings.items():
+            stage_totals[stage] += seconds
+        for record in prediction.evidence:
+            if record.error:
+                log.warning("tracklet %s: %s", tracklet.id, record.error)
+        if not tracklet.frames or all(record.error for record in prediction.evidence):
+            log.warning("tracklet %s -> -1: %s", tracklet.id, prediction.reason)
+        log.debug("tracklet %s -> %s (%s)", tracklet.id, prediction.number, prediction.reason)
+    write_json_atomic(args.output, predictions)
+
+    legible = sum(number != -1 for number in predictions.values())
+    print(f"{len(predictions)} tracklets ({legible} with a number) -> {args.output}")
+    print(f"median {statistics.median(seconds_per_tracklet):.3f} s per tracklet; time per stage (s): "
+          + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in stage_totals.items()))  # fmt: skip
+    if len(tracklets) <= 20:
+        for tracklet_id, number in predictions.items():
+            print(f"  {tracklet_id}: {number}")
+    if args.gt:
+        from SoccerNet.Evaluation.JerseyNumber import evaluate
+
+        accuracy = evaluate(str(args.gt), str(args.output))["Accuracy"]
+        print(f"accuracy (SoccerNet evaluator): {accuracy:.4f}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="log every tracklet's decision")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser = argparse.ArgumentParser(prog="jerseynum", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    infer_parser = commands.add_parser("infer", parents=[common], help="read the number of every tracklet in a folder")
+    infer_parser.add_argument("tracklets", type=Path, nargs="?", default=SAMPLE_TRACKLETS,
+                              help="folder of tracklet folders (default: the shipped samples)")
+    infer_parser.add_argument("-o", "--output", type=Path, default=Path("predictions.json"),
+                              help="challenge JSON to write (default: predictions.json)")
+    infer_parser.add_argument("--gt", type=Path, help="ground-truth JSON: also print SoccerNet's accuracy")
+    add_pipeline_arguments(infer_parser)
+    infer_parser.set_defaults(handler=infer)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+import socket
+
+import cv2
+import numpy as np
+import pytest
+
+from jerseynum.stages.text import EasyOCRText, best_reading
+from jerseynum.training.synth import render_number
+from jerseynum.types import Mode, Reading
+
+
+@pytest.mark.parametrize("number", ["7", "23", "58"])
+def test_rapidocr_reads_rendered_jersey_numbers(jersey_text, number):
+    reading = jersey_text.recognize([render_number(number, 40)])[0]
+    assert reading.text == number
+    assert len(reading.char_confidences) == len(number) and reading.confidence > 0.8
+
+
+def test_tiny_crops_are_read_too(jersey_text):
+    crop = cv2.resize(render_number("14", 64), None, fx=0.33, fy=0.33, interpolation=cv2.INTER_AREA)
+    assert crop.shape[0] < 30
+    assert jersey_text.recognize([crop])[0].text == "14"
+
+
+def test_recognize_keeps_the_order_of_a_batch(jersey_text):
+    numbers = [str(n) for n in range(10, 80, 7)]
+    readings = jersey_text.recognize([render_number(n, 40) for n in numbers], batch_size=3)
+    assert [r.text for r in readings] == numbers
+
+
+def test_bib_mode_drops_a_letter_prefix_instead_of_forcing_it_into_a_digit(bib_text):
+    patch = render_number("T2182", 48, shirt=(255, 255, 255), ink=(20, 20, 20))
+    assert bib_text.recognize([patch])[0].text == "2182"
+
+
+def test_detect_finds_the_bib_among_other_text(bib_text):
+    page = np.full((260, 220, 3), (90, 90, 90), np.uint8)
+    bib = render_number("4071", 56, shirt=(255, 255, 255), ink=(0, 0, 0))
+    page[130 : 130 + bib.shape[0], 20 : 20 + bib.shape[1]] = bib
+    cv2.putText(page, "RUN 10K", (20, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1)
+    readings = bib_text.detect([page])[0]
+    best = best_reading(readings, Mode.BIB)
+    assert best is not None and best.text == "4071"
+    x1, y1, x2, y2 = best.box
+    assert 100 < (y1 + y2) / 2 < 200  # the box is where the bib was drawn
+
+
+def test_best_reading_prefers_large_confident_numbers_in_range():
+    small = Reading("12", 0.99, (0.99, 0.99), "t", (0, 0, 20, 10))
+    large = Reading("34", 0.9, (0.9, 0.9), "t", (0, 20, 60, 60))
+    out_of_range = Reading("345", 0.99, (0.99,) * 3, "t", (0, 0, 90, 90))
+    assert best_reading([small, large, out_of_range], Mode.JERSEY) is large
+    assert best_reading([Reading("", 0.0, (), "t")], Mode.JERSEY) is None
+
+
+def test_easyocr_loads_and_reads_with_the_network_blocked(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("jerseynum tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    reader = EasyOCRText(Mode.JERSEY)
+    reading = reader.recognize([render_number("36", 48, shirt=(255, 255, 255), ink=(0, 0, 0))])[0]
+    assert reading.text == "36" and reading.engine == "easyocr"

@@ -1,0 +1,47 @@
+from jerseynum.stages.vote import Vote, VoteSettings
+from jerseynum.types import NO_NUMBER, Mode, Reading
+
+
+def reading(text: str, confidence: float) -> Reading:
+    return Reading(text, confidence, (confidence,) * len(text), "test")
+
+
+def test_confidence_weighted_majority_wins():
+    result = Vote().decide([reading("10", 0.9), reading("10", 0.8), reading("16", 0.95), reading("1", 0.6)])
+    assert result.number == 10 and result.text == "10"
+    assert 0 < result.confidence < 1
+    assert list(result.votes) == ["10", "16", "1"]  # best first
+
+
+def test_no_reading_gives_no_number():
+    result = Vote().decide([])
+    assert result.number == NO_NUMBER and "no accepted reading" in result.reason
+
+
+def test_low_confidence_readings_do_not_vote():
+    result = Vote(settings=VoteSettings(min_confidence=0.5)).decide([reading("23", 0.3), reading("23", 0.45)])
+    assert result.number == NO_NUMBER
+
+
+def test_split_vote_gives_no_number():
+    result = Vote(settings=VoteSettings(min_share=0.6)).decide([reading("23", 0.9), reading("28", 0.9)])
+    assert result.number == NO_NUMBER and result.reason.startswith("split")
+
+
+def test_out_of_range_readings_are_ignored_in_jersey_mode_but_not_in_bib_mode():
+    readings = [reading("1234", 0.99), reading("12", 0.6)]
+    assert Vote(Mode.JERSEY).decide(readings).number == 12
+    bib = Vote(Mode.BIB).decide(readings)
+    assert bib.number == 1234
+
+
+def test_bib_keeps_the_printed_leading_zero_in_its_text():
+    result = Vote(Mode.BIB).decide([reading("0891", 0.9)])
+    assert result.number == 891 and result.text == "0891"
+
+
+def test_settled_only_once_the_leader_is_far_ahead():
+    vote = Vote(settings=VoteSettings(settle_weight=2.0, settle_share=0.8))
+    assert not vote.settled([reading("7", 0.99), reading("7", 0.99)][:1])
+    assert vote.settled([reading("7", 0.99), reading("7", 0.99), reading("7", 0.9)])
+    assert not vote.settled([reading("7", 0.99), reading("7", 0.99), reading("1", 0.99)])
