@@ -1,0 +1,81 @@
+import cv2
+import numpy as np
+import torch
+
+from jerseynum.config import PipelineConfig
+from jerseynum.pipeline import Pipeline, sample_frames
+from jerseynum.stages.legibility import build_classifier
+from jerseynum.training.synth import jitter, render_number
+from jerseynum.types import NO_NUMBER, Frame, TorsoSource, Tracklet
+
+
+def number_tracklet(text: str, frames: int, seed: int = 0) -> Tracklet:
+    rng = np.random.default_rng(seed)
+    return Tracklet.from_images("t", [jitter(render_number(text, 36), rng) for _ in range(frames)])
+
+
+def test_a_tracklet_of_number_crops_is_read_through_the_whole_crop_fallback(jersey_pipeline):
+    prediction = jersey_pipeline.run(number_tracklet("27", 5))
+    assert prediction.number == 27 and prediction.confidence > 0.9
+    # These crops hold no body: pose is skipped, the crop is read whole, and the evidence says so.
+    assert {record.torso_source for record in prediction.evidence} == {TorsoSource.WHOLE}
+    assert set(prediction.timings) >= {"load", "pose", "torso", "text", "vote"}
+
+
+def test_a_person_free_crop_takes_the_upper_body_fallback(jersey_pipeline):
+    background = np.full((240, 100, 3), (40, 150, 40), np.uint8)  # grass: tall enough for a body, but no one
+    prediction = jersey_pipeline.run(Tracklet.from_images("grass", [background]))
+    assert prediction.evidence[0].torso_source is TorsoSource.UPPER_BODY
+    assert prediction.number == NO_NUMBER
+
+
+def test_an_empty_tracklet_is_no_number_with_a_reason(jersey_pipeline):
+    prediction = jersey_pipeline.run(Tracklet("empty", []))
+    assert prediction.number == NO_NUMBER and "empty" in prediction.reason
+
+
+def test_a_corrupt_frame_is_recorded_and_the_others_still_vote(jersey_pipeline, tmp_path):
+    cv2.imwrite(str(tmp_path / "0.png"), render_number("8", 36))
+    (tmp_path / "1.jpg").write_bytes(b"garbage")
+    prediction = jersey_pipeline.run(Tracklet.from_paths("t", [tmp_path / "0.png", tmp_path / "1.jpg"]))
+    assert prediction.number == 8
+    errors = [record.error for record in prediction.evidence if record.error]
+    assert len(errors) == 1 and "1.jpg" in errors[0]
+
+
+def test_all_frames_unreadable_gives_no_number_and_says_why(jersey_pipeline, tmp_path):
+    (tmp_path / "0.jpg").write_bytes(b"garbage")
+    prediction = jersey_pipeline.run(Tracklet.from_paths("t", [tmp_path / "0.jpg"]))
+    assert prediction.number == NO_NUMBER and prediction.reason.startswith("no readable image")
+
+
+def test_long_tracklets_are_sampled_evenly_coarse_to_fine():
+    frames = [Frame(str(i), i) for i in range(500)]
+    sampled = sample_frames(frames, 16)
+    indices = [frame.index for frame in sampled]
+    assert len(indices) == 16 and sorted(indices) == [round(i * 499 / 15) for i in range(16)]
+    assert indices[:2] == [0, 266] and indices[2] in (133, 399)  # the first frames already span the tracklet
+
+
+def test_early_stop_reads_fewer_frames_once_the_vote_is_settled():
+    tracklet = number_tracklet("42", 40)
+    config = dict(pose="none", batch_size=4, max_frames=40)
+    early = Pipeline(PipelineConfig(**config)).run(tracklet)
+    full = Pipeline(PipelineConfig(**config, early_stop=False)).run(tracklet)
+    assert early.number == full.number == 42
+    assert len(early.evidence) < len(full.evidence) == 40
+
+
+def test_legibility_stage_drops_frames_below_its_threshold(tmp_path):
+    model = build_classifier("resnet10t")
+    torch.nn.init.zeros_(model.get_classifier().weight)
+    torch.nn.init.constant_(model.get_classifier().bias, -5.0)  # scores every crop ~0.007: illegible
+    weights = tmp_path / "legibility.pt"
+    torch.save({"arch": "resnet10t", "input_size": [64, 64], "state_dict": model.state_dict()}, weights)
+    tracklet = number_tracklet("31", 3)
+    prediction = Pipeline(PipelineConfig(pose="none", legibility_weights=weights)).run(tracklet)
+    assert prediction.number == NO_NUMBER
+    assert all(record.legibility is not None and record.legibility < 0.01 for record in prediction.evidence)
+    assert all(record.reading is None for record in prediction.evidence)
+    lenient = Pipeline(PipelineConfig(pose="none", legibility_weights=weights, legibility_threshold=0.0))
+    assert lenient.run(tracklet).number == 31
