@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs everything jerseynum needs into .venv on a fresh machine (network: the package registries only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# opencv-contrib (pulled in by mediapipe) needs the system's libGL and glib.
+if ! ldconfig -p | grep -q 'libGL.so.1 ' || ! ldconfig -p | grep -q 'libglib-2.0.so.0 '; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq libgl1 libglib2.0-0
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+# The pinned set in requirements.txt was verified to install and run together (see its comments).
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" || true
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | grep -v "is ignored: it is neither" || true
+.venv/bin/python -c "import jerseynum.pipeline, cv2, mediapipe, rapidocr, easyocr_en_models" \
+  || { echo "install.sh: the environment does not import; see the pip output above" >&2; exit 1; }
