@@ -63,17 +63,17 @@ class Pipeline:
         evidence: list[FrameEvidence] = []
         readings: list[Reading] = []
         for start in range(0, len(frames), cfg.batch_size):
-            batch = [FrameEvidence(f.source, f.index) for f in frames[start : start + cfg.batch_size]]
+            batch_frames = frames[start : start + cfg.batch_size]
+            batch = [FrameEvidence(f.source, f.index) for f in batch_frames]
             evidence += batch
-            readings += self._read_batch(frames[start : start + cfg.batch_size], batch, timings)
+            readings += self._read_batch(batch_frames, batch, timings)
             if cfg.early_stop and self.vote.settled(readings):
                 break
         with _timed(timings, "vote"):
             result = self.vote.decide(readings)
         reason = result.reason
-        errors = [e for e in evidence if e.error]
-        if errors and len(errors) == len(evidence):
-            reason = f"no readable image: {errors[0].error}"
+        if all(record.error for record in evidence):
+            reason = f"no readable image: {evidence[0].error}"
         return Prediction(
             tracklet.id, result.number, result.confidence, reason, result.text, result.votes, evidence, dict(timings)
         )

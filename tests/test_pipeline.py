@@ -59,7 +59,7 @@ def test_long_tracklets_are_sampled_evenly_coarse_to_fine():
 
 def test_early_stop_reads_fewer_frames_once_the_vote_is_settled():
     tracklet = number_tracklet("42", 40)
-    config = dict(pose="none", batch_size=4, max_frames=40)
+    config = {"pose": "none", "batch_size": 4, "max_frames": 40}
     early = Pipeline(PipelineConfig(**config)).run(tracklet)
     full = Pipeline(PipelineConfig(**config, early_stop=False)).run(tracklet)
     assert early.number == full.number == 42

@@ -36,7 +36,7 @@ def test_mediapipe_finds_the_shoulders_of_real_runners():
     found = [k for k in pose.estimate(images) if k and k.confident("left_shoulder", 0.5)]
     assert len(found) >= 0.8 * len(images)
     for keypoints, image in zip(found, images):
-        x, y = keypoints.confident("left_shoulder", 0.5)
+        _, y = keypoints.confident("left_shoulder", 0.5)
         assert 0 <= y < image.shape[0]
 
 

@@ -41,7 +41,7 @@ def test_detect_finds_the_bib_among_other_text(bib_text):
     readings = bib_text.detect([page])[0]
     best = best_reading(readings, Mode.BIB)
     assert best is not None and best.text == "4071"
-    x1, y1, x2, y2 = best.box
+    _, y1, _, y2 = best.box
     assert 100 < (y1 + y2) / 2 < 200  # the box is where the bib was drawn
 
 
