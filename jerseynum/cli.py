@@ -76,7 +76,7 @@ def infer(args: argparse.Namespace) -> int:
         for record in prediction.evidence:
             if record.error:
                 log.warning("tracklet %s: %s", tracklet.id, record.error)
-        if not tracklet.frames or all(record.error for record in prediction.evidence):
+        if all(record.error for record in prediction.evidence):  # also true of an empty tracklet
             log.warning("tracklet %s -> -1: %s", tracklet.id, prediction.reason)
         log.debug("tracklet %s -> %s (%s)", tracklet.id, prediction.number, prediction.reason)
     write_json_atomic(args.output, predictions)

@@ -19,6 +19,7 @@ Backends:
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Protocol
 
 import cv2
@@ -91,7 +92,6 @@ class RapidOCRText:
         from rapidocr import RapidOCR
         from rapidocr.utils.process_img import apply_vertical_padding, get_rotate_crop_image, resize_image_within_bounds
 
-        self.mode = mode
         self._crop_quad = get_rotate_crop_image
 
         def prepare_line(crop: np.ndarray) -> np.ndarray:
@@ -168,8 +168,7 @@ class RapidOCRText:
         per_crop: list[list[Reading]] = [[] for _ in crops]
         for owner, box, reading in zip(owners, boxes, self.recognize(lines)):
             if reading.text:
-                per_crop[owner].append(Reading(reading.text, reading.confidence, reading.char_confidences,
-                                               self.name, box))  # fmt: skip
+                per_crop[owner].append(replace(reading, box=box))
         return per_crop
 
 
@@ -180,7 +179,6 @@ class EasyOCRText:
         import easyocr
         import easyocr_en_models
 
-        self.mode = mode
         self._reader = easyocr.Reader(
             ["en"],
             gpu=gpu,

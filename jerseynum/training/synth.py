@@ -64,24 +64,18 @@ def jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def write_sample_tracklets(out_dir: Path, numbers: list[int], frames: int, seed: int = 0) -> dict[str, int]:
-    """Tracklet folders `out_dir/<id>/<frame>.jpg` of drawn players, plus one blank (-1) tracklet."""
+    """Tracklet folders `out_dir/<id>/<frame>.jpg` of drawn players, plus a last one with a blank shirt (-1):
+    a player seen from an angle with no number."""
     rng = np.random.default_rng(seed)
     labels = {}
-    for tracklet_id, number in enumerate(numbers):
+    for tracklet_id, number in enumerate([*numbers, -1]):
         shirt, ink = SHIRT_COLOURS[tracklet_id % len(SHIRT_COLOURS)]
         folder = out_dir / str(tracklet_id)
         folder.mkdir(parents=True, exist_ok=True)
-        player = render_player(str(number), 200, shirt, ink)
+        player = render_player(str(number) if number != -1 else "", 200, shirt, ink)
         for frame in range(frames):
             cv2.imwrite(str(folder / f"{frame}.jpg"), jitter(player, rng), [cv2.IMWRITE_JPEG_QUALITY, 85])
         labels[str(tracklet_id)] = number
-    blank_id = str(len(numbers))  # a player seen from an angle with no number: the answer is -1
-    folder = out_dir / blank_id
-    folder.mkdir(parents=True, exist_ok=True)
-    player = render_player("", 200)
-    for frame in range(frames):
-        cv2.imwrite(str(folder / f"{frame}.jpg"), jitter(player, rng), [cv2.IMWRITE_JPEG_QUALITY, 85])
-    labels[blank_id] = -1
     return labels
 
 
