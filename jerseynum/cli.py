@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import statistics
 import sys
@@ -10,10 +11,13 @@ import time
 from pathlib import Path
 
 from jerseynum.io import TrackletFolderError, list_tracklets, write_json_atomic
+from jerseynum.stages.crnn import DEFAULT_WEIGHTS
 
 log = logging.getLogger("jerseynum")
 
-SAMPLE_TRACKLETS = Path(__file__).resolve().parent.parent / "samples" / "tracklets"
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_TRACKLETS = REPO / "samples" / "tracklets"
+DEFAULT_DATA = REPO.parent / "shared" / "data"
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +27,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pose backend (default: mediapipe for jerseys, none for bibs)")
     parser.add_argument("--mmpose-config", type=Path, help="mmpose model config (with --pose mmpose)")
     parser.add_argument("--mmpose-checkpoint", type=Path, help="mmpose checkpoint file (with --pose mmpose)")
-    parser.add_argument("--text", choices=["rapidocr", "easyocr"], default="rapidocr", help="text backend")
+    parser.add_argument("--text", choices=["crnn", "rapidocr", "easyocr"], default="crnn",
+                        help="text backend (default: crnn, the project's trained recognizer in models/)")  # fmt: skip
     parser.add_argument("--legibility-weights", type=Path,
                         help="legibility classifier checkpoint; without it the legibility stage is off")
     parser.add_argument("--max-frames", type=int, default=64, help="frames sampled from a longer tracklet")
@@ -111,7 +116,33 @@ def build_parser() -> argparse.ArgumentParser:
     infer_parser.add_argument("--gt", type=Path, help="ground-truth JSON: also print SoccerNet's accuracy")
     add_pipeline_arguments(infer_parser)
     infer_parser.set_defaults(handler=infer)
+
+    train_parser = commands.add_parser("train-recognizer", parents=[common],
+                                       help="train the digit recognizer on the shared data plus rendered crops")
+    train_parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                              help=f"the shared data folder (default: {DEFAULT_DATA})")
+    train_parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS,
+                              help=f"checkpoint to write (default: {DEFAULT_WEIGHTS})")
+    train_parser.add_argument("--arch", default="crnn_small")
+    train_parser.add_argument("--epochs", type=int, default=16)
+    train_parser.add_argument("--synthetic", type=int, default=10000, help="rendered crops added to the real ones")
+    train_parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (one-cycle schedule)")
+    train_parser.add_argument("--seed", type=int, default=0)
+    train_parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    train_parser.set_defaults(handler=train_recognizer)
     return parser
+
+
+def train_recognizer(args: argparse.Namespace) -> int:
+    from jerseynum.training.train_recognizer import train
+
+    if not args.data.is_dir():
+        log.error("data folder not found: %s (pass --data)", args.data)
+        return 2
+    report = train(args.data, args.out, args.arch, args.epochs, args.synthetic, learning_rate=args.lr,
+                   seed=args.seed, device=args.device, progress=not args.quiet)  # fmt: skip
+    print(json.dumps({k: report[k] for k in ("best_epoch", "validation", "minutes")}, indent=1))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,9 @@ class PipelineConfig:
     pose_options: dict = field(default_factory=dict)  # backend arguments, e.g. mmpose's config and checkpoint
     legibility_weights: Path | None = None  # None: the legibility stage is off and every torso crop is read
     legibility_threshold: float = 0.5
-    text: str = "rapidocr"  # rapidocr | easyocr
+    # crnn (the project's recognizer, models/digits_crnn.pt) | rapidocr | easyocr; see models/digits_crnn.md
+    # for why crnn is the default
+    text: str = "crnn"
     text_options: dict = field(default_factory=dict)  # backend arguments, e.g. rapidocr's det_side
     # Torso crops at least this big are searched for text lines; smaller ones are read whole as one line
     # (SoccerNet number crops are ~20-30 px; a runner's bib region is over 100 px).

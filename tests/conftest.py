@@ -9,7 +9,7 @@ import pytest
 
 from jerseynum.config import PipelineConfig
 from jerseynum.pipeline import Pipeline
-from jerseynum.stages.text import RapidOCRText
+from jerseynum.stages.text import TextRecognizer, text_recognizer
 from jerseynum.types import Mode
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,14 +24,15 @@ def data_set(name: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def jersey_text() -> RapidOCRText:
-    return RapidOCRText(Mode.JERSEY)
+# The text tests run against the project's trained recognizer and against RapidOCR.
+@pytest.fixture(scope="session", params=["crnn", "rapidocr"])
+def jersey_text(request) -> TextRecognizer:
+    return text_recognizer(request.param, Mode.JERSEY)
 
 
-@pytest.fixture(scope="session")
-def bib_text() -> RapidOCRText:
-    return RapidOCRText(Mode.BIB)
+@pytest.fixture(scope="session", params=["crnn", "rapidocr"])
+def bib_text(request) -> TextRecognizer:
+    return text_recognizer(request.param, Mode.BIB)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from jerseynum.types import Mode, Reading
 
 
 @pytest.mark.parametrize("number", ["7", "23", "58"])
-def test_rapidocr_reads_rendered_jersey_numbers(jersey_text, number):
+def test_reads_rendered_jersey_numbers(jersey_text, number):
     reading = jersey_text.recognize([render_number(number, 40)])[0]
     assert reading.text == number
     assert len(reading.char_confidences) == len(number) and reading.confidence > 0.8
@@ -25,6 +25,7 @@ def test_tiny_crops_are_read_too(jersey_text):
 def test_recognize_keeps_the_order_of_a_batch(jersey_text):
     numbers = [str(n) for n in range(10, 80, 7)]
     readings = jersey_text.recognize([render_number(n, 40) for n in numbers], batch_size=3)
+    assert all(r.engine == jersey_text.name for r in readings)
     assert [r.text for r in readings] == numbers
 
 

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
 
+from jerseynum.stages.crnn import ALPHABET, DEFAULT_WEIGHTS, load_checkpoint, prepare
 from jerseynum.types import Box, Mode, Reading
 
 DIGITS = "0123456789"
@@ -83,6 +85,56 @@ def _ctc_greedy(
     return "".join(c for c, _ in digits), tuple(p for _, p in digits)
 
 
+class RapidOCRDetector:
+    """RapidOCR's PP-OCRv6 text detector: the text lines of a crop, cut out, with their boxes in the crop."""
+
+    def __init__(self, det_side: int = 640, threads: int = 0) -> None:
+        from rapidocr import RapidOCR
+        from rapidocr.utils.process_img import get_rotate_crop_image
+
+        self._crop_quad = get_rotate_crop_image
+        # The detector by default upscales a crop to a 736-px *short* side (0.77 s for a runner crop); we
+        # scale each crop to a `det_side`-px long side ourselves and let the detector keep that size.
+        self.det_side = det_side
+        engine = RapidOCR(params={"Global.log_level": "error", "Det.limit_type": "max",
+                                  "Det.limit_side_len": det_side, **_session_options(threads)})  # fmt: skip
+        # The pinned rapidocr (3.10.0) builds its models lazily behind this loader; we call the model directly.
+        self._detector = engine._load_det_model()
+
+    def lines(self, crop: np.ndarray) -> list[tuple[np.ndarray, Box]]:
+        scale = self.det_side / max(crop.shape[:2])
+        scaled = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        result = self._detector(scaled)
+        found = []
+        for quad in result.boxes if result.boxes is not None else []:
+            x1, y1 = np.floor(quad.min(axis=0) / scale).astype(int)
+            x2, y2 = np.ceil(quad.max(axis=0) / scale).astype(int)
+            # The line is cut from the scaled crop: upscaled small print reads better than the original.
+            found.append((self._crop_quad(scaled, quad.copy()), (int(x1), int(y1), int(x2), int(y2))))
+        return found
+
+
+def _session_options(threads: int) -> dict:
+    return {"EngineConfig.onnxruntime.intra_op_num_threads": threads or -1}
+
+
+def detect_and_read(detector: RapidOCRDetector, recognize, crops: list[np.ndarray]) -> list[list[Reading]]:
+    """Every text line of each crop, read by `recognize`; lines without a digit are left out."""
+    lines: list[np.ndarray] = []
+    boxes: list[Box] = []
+    owners: list[int] = []
+    for index, crop in enumerate(crops):
+        for line, box in detector.lines(crop):
+            lines.append(line)
+            boxes.append(box)
+            owners.append(index)
+    per_crop: list[list[Reading]] = [[] for _ in crops]
+    for owner, box, reading in zip(owners, boxes, recognize(lines) if lines else []):
+        if reading.text:
+            per_crop[owner].append(replace(reading, box=box))
+    return per_crop
+
+
 class RapidOCRText:
     name = "rapidocr"
     LINE_HEIGHT = 48  # the recognizer's input height
@@ -90,9 +142,7 @@ class RapidOCRText:
 
     def __init__(self, mode: Mode = Mode.JERSEY, det_side: int = 640, threads: int = 0) -> None:
         from rapidocr import RapidOCR
-        from rapidocr.utils.process_img import apply_vertical_padding, get_rotate_crop_image, resize_image_within_bounds
-
-        self._crop_quad = get_rotate_crop_image
+        from rapidocr.utils.process_img import apply_vertical_padding, resize_image_within_bounds
 
         def prepare_line(crop: np.ndarray) -> np.ndarray:
             # RapidOCR's own preparation of a line (upscale to a 30-px short side, rounded to 32 px, then pad
@@ -101,22 +151,11 @@ class RapidOCRText:
             return apply_vertical_padding(crop, {}, 8, 30)[0]
 
         self._prepare_line = prepare_line
-        session_options = {"EngineConfig.onnxruntime.intra_op_num_threads": threads or -1}
-        # The detector by default upscales a crop to a 736-px *short* side (0.77 s for a runner crop); we
-        # scale each crop to a `det_side`-px long side ourselves and let the detector keep that size.
-        self.det_side = det_side
-        engine = RapidOCR(
-            params={
-                "Global.log_level": "error",
-                "Det.limit_type": "max",
-                "Det.limit_side_len": det_side,
-                **session_options,
-            }
-        )
-        # The pinned rapidocr (3.10.0) builds its models lazily behind these loaders; we call the models
-        # directly so that one instance serves both calls (its `use_det=False` flag is sticky between calls).
-        self._detector = engine._load_det_model()
-        recognizer = engine._load_rec_model()
+        self._det_side, self._threads = det_side, threads
+        self._detector: RapidOCRDetector | None = None  # built on the first `detect`
+        # As for the detector, we call the lazily built recognizer directly (its `use_det=False` flag would be
+        # sticky between calls of the engine).
+        recognizer = RapidOCR(params={"Global.log_level": "error", **_session_options(threads)})._load_rec_model()
         self._rec_session = recognizer.session
         characters = recognizer.postprocess_op.character  # index 0 is the CTC blank
         if mode is Mode.JERSEY:
@@ -142,34 +181,53 @@ class RapidOCRText:
                 [self.MIN_LINE_WIDTH] + [math.ceil(self.LINE_HEIGHT * c.shape[1] / c.shape[0]) for c in batch]
             )
             probs = self._rec_session(np.stack([self._line_tensor(crop, width) for crop in batch]))
-            for step_probs in probs:
-                text, confidences = _ctc_greedy(step_probs, self._classes, self._labels)
-                confidence = float(np.mean(confidences)) if confidences else 0.0
-                readings.append(Reading(text, confidence, confidences, self.name))
+            readings += [_reading(p, self._classes, self._labels, self.name) for p in probs]
         return readings
 
     def detect(self, crops: list[np.ndarray]) -> list[list[Reading]]:
-        lines: list[np.ndarray] = []
-        boxes: list[Box] = []
-        owners: list[int] = []
-        for index, crop in enumerate(crops):
-            scale = self.det_side / max(crop.shape[:2])
-            scaled = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-            result = self._detector(scaled)
-            if result.boxes is None:
-                continue
-            for quad in result.boxes:
-                # Read the line from the scaled crop: upscaled small print reads better than the original.
-                lines.append(self._crop_quad(scaled, quad.copy()))
-                x1, y1 = np.floor(quad.min(axis=0) / scale).astype(int)
-                x2, y2 = np.ceil(quad.max(axis=0) / scale).astype(int)
-                boxes.append((int(x1), int(y1), int(x2), int(y2)))
-                owners.append(index)
-        per_crop: list[list[Reading]] = [[] for _ in crops]
-        for owner, box, reading in zip(owners, boxes, self.recognize(lines)):
-            if reading.text:
-                per_crop[owner].append(replace(reading, box=box))
-        return per_crop
+        self._detector = self._detector or RapidOCRDetector(self._det_side, self._threads)
+        return detect_and_read(self._detector, self.recognize, crops)
+
+
+def _reading(probs: np.ndarray, classes: np.ndarray, labels: list[str], engine: str) -> Reading:
+    text, confidences = _ctc_greedy(probs, classes, labels)
+    return Reading(text, float(np.mean(confidences)) if confidences else 0.0, confidences, engine)
+
+
+class CRNNText:
+    """The project's own digit recognizer (`stages/crnn.py`, weights in `models/digits_crnn.pt`); text lines
+    in larger crops are found by RapidOCR's detector."""
+
+    name = "crnn"
+
+    def __init__(self, mode: Mode = Mode.JERSEY, weights: Path = DEFAULT_WEIGHTS, det_side: int = 640,
+                 threads: int = 0, device: str = "cpu") -> None:  # fmt: skip
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        self._torch = torch
+        self.model, self.input_size, self.grey, self.meta = load_checkpoint(weights, device)
+        self.device = device
+        self._det_side, self._threads = det_side, threads
+        self._detector: RapidOCRDetector | None = None
+        self._classes = np.arange(len(ALPHABET) + 1)
+        self._labels = ["", *ALPHABET]
+
+    def recognize(self, crops: list[np.ndarray], batch_size: int = 64) -> list[Reading]:
+        readings: list[Reading] = []
+        with self._torch.inference_mode():
+            for start in range(0, len(crops), batch_size):
+                chunk = crops[start : start + batch_size]
+                batch = np.stack([prepare(crop, self.input_size, self.grey) for crop in chunk])
+                log_probs = self.model(self._torch.from_numpy(batch).to(self.device))
+                probs = log_probs.exp().permute(1, 0, 2).cpu().numpy()  # (N, T, classes)
+                readings += [_reading(p, self._classes, self._labels, self.name) for p in probs]
+        return readings
+
+    def detect(self, crops: list[np.ndarray]) -> list[list[Reading]]:
+        self._detector = self._detector or RapidOCRDetector(self._det_side, self._threads)
+        return detect_and_read(self._detector, self.recognize, crops)
 
 
 class EasyOCRText:
@@ -215,7 +273,7 @@ class EasyOCRText:
         return per_crop
 
 
-TEXT_BACKENDS = {"rapidocr": RapidOCRText, "easyocr": EasyOCRText}
+TEXT_BACKENDS = {"crnn": CRNNText, "rapidocr": RapidOCRText, "easyocr": EasyOCRText}
 
 
 def text_recognizer(name: str, mode: Mode, **options) -> TextRecognizer:

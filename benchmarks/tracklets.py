@@ -1,0 +1,62 @@
+"""The whole pipeline on the real tracklet sets, for each text backend, in one run: accuracy and time.
+
+- soccernet_genL_numcrop_tracklets (jersey mode): only the scored half of the tracklets (split by tracklet id,
+  `jerseynum/training/splits.py`): the recognizer trained on crops of the other half. `--all` scores every
+  tracklet (then the crnn figure is optimistic: it has seen crops of half of them).
+- rbnr_runner_crops (bib mode): every runner; no RBNR image is training material.
+Prints a table and writes JSON:
+    python benchmarks/tracklets.py [--data ../shared/data] [--text crnn rapidocr] [--json ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from jerseynum.config import PipelineConfig
+from jerseynum.io import list_tracklets, read_labels
+from jerseynum.pipeline import Pipeline
+from jerseynum.training import splits
+from jerseynum.types import Mode
+
+SETS = {"soccernet_genL_numcrop_tracklets": Mode.JERSEY, "rbnr_runner_crops": Mode.BIB}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--text", nargs="+", default=["rapidocr", "crnn"], help="text backends to compare")
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    parser.add_argument("--all", action="store_true", help="score every genL tracklet, trained-on ones too")
+    parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "tracklets.json")
+    args = parser.parse_args()
+    results = []
+    for name in args.sets:
+        mode = SETS[name]
+        labels = read_labels(args.data / name / "labels.json")
+        tracklets = list_tracklets(args.data / name / "tracklets")
+        if mode is Mode.JERSEY and not args.all:
+            tracklets = [t for t in tracklets if splits.soccernet_scored(t.id)]
+        for text in args.text:
+            pipeline = Pipeline(PipelineConfig(mode=mode, text=text))
+            correct, seconds = 0, []
+            for tracklet in tqdm(tracklets, desc=f"{name} / {text}", leave=False):
+                start = time.perf_counter()
+                correct += pipeline.run(tracklet).number == labels[tracklet.id]
+                seconds.append(time.perf_counter() - start)
+            row = {"set": name, "text": text, "tracklets": len(tracklets), "accuracy": round(correct / len(tracklets), 4),
+                   "s_per_tracklet_median": round(statistics.median(seconds), 3)}  # fmt: skip
+            results.append(row)
+            print(f"{name:34} {text:9} {len(tracklets):4} tracklets  accuracy {row['accuracy']:.4f}  "
+                  f"{row['s_per_tracklet_median']:.3f} s per tracklet (median)")  # fmt: skip
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

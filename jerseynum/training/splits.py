@@ -1,0 +1,40 @@
+"""Which development items the project may train on, and which it scores: split by group, never by crop.
+
+- SoccerNet: by tracklet id. The genL training crops come from the genL development tracklets, and the
+  Roboflow number crops share their tracklet ids (same SoccerNet train tracklets), so one rule over the id
+  covers all three: a tracklet is either trained on (its genL crops, its Roboflow crops) or scored (its genL
+  tracklet, its Roboflow crops), never both.
+- Race bibs (bibracer): by the bib's digits. The same runner appears in several crops (other photos), so a
+  bib number is either trained on or scored.
+Basketball training crops are a separate set from the basketball development crops: all of the first is
+trained on and all of the second scored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+
+def _bucket(kind: str, group: str) -> int:
+    return hashlib.md5(f"{kind}:{group}".encode()).digest()[0]
+
+
+def soccernet_scored(tracklet_id: str) -> bool:
+    """True for the half of the SoccerNet tracklets kept for scoring."""
+    return _bucket("soccernet", str(tracklet_id)) % 2 == 1
+
+
+def bib_scored(label: str) -> bool:
+    """True for the half of the bib numbers kept for scoring (grouped by the label's digits)."""
+    return _bucket("bib", re.sub(r"\D", "", label)) % 2 == 1
+
+
+def roboflow_tracklet(file_name: str) -> str:
+    """`train__<tracklet>_<frame>_jpg.rf.<hash>.jpg_<id>.jpg` -> `<tracklet>`."""
+    return file_name.split("__", 1)[1].split("_", 1)[0]
+
+
+def genl_crop_tracklet(file_name: str) -> str:
+    """`<tracklet>_<frame>.jpg` -> `<tracklet>`."""
+    return file_name.split("_", 1)[0]

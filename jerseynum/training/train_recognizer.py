@@ -1,0 +1,248 @@
+"""Train the digit recognizer (`stages/crnn.py`) on real number crops plus rendered ones.
+
+Real material, from `--data` (the shared data folder), split as `training/splits.py` says:
+- train/basketball_jersey_crops_train: all;
+- train/soccernet_genL_numcrops_train and soccernet_numcrops_roboflow: the crops of the trained SoccerNet half;
+- bibracer_bib_crops: the crops of the trained bib-number half (label: the digits; the letter prefix is not read).
+Rendered material (`training/synth.py`): jersey numbers, bibs with prefixes and sponsor words, and number-free
+negatives, a fresh pool each run from the seed. Every crop is augmented on the fly (framing, rotation and shear,
+low resolution, blur, colour, noise, JPEG). A validation part (5 % of each real set, by group) picks the best
+epoch and stops training once it stops improving.
+
+    jerseynum train-recognizer --data ../shared/data --out models/digits_crnn.pt
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from jerseynum.stages.crnn import ALPHABET, build_recognizer, input_spec, prepare, save_checkpoint
+from jerseynum.training import splits
+from jerseynum.training.synth import render_training_crop
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Sample:
+    image: np.ndarray  # BGR
+    label: str  # digits only; "" for a crop without a number
+    source: str  # which set it came from
+
+
+def _load_set(root: Path, keep, group_of, source: str) -> list[tuple[Sample, str]]:
+    """(sample, group) for every labelled crop of `root` whose group `keep` accepts."""
+    labels = json.loads((root / "labels.json").read_text())
+    items = []
+    for file_name, texts in sorted(labels.items()):
+        group = group_of(file_name, texts[0])
+        if not keep(group):
+            continue
+        image = cv2.imread(str(root / "images" / file_name))
+        if image is None:
+            log.warning("unreadable training crop skipped: %s", root / "images" / file_name)
+            continue
+        items.append((Sample(image, re.sub(r"\D", "", texts[0]), source), group))
+    return items
+
+
+def real_samples(data: Path) -> dict[str, list[tuple[Sample, str]]]:
+    """The trainable real crops of each set, with their split group."""
+    soccernet_trained = lambda group: not splits.soccernet_scored(group)
+    sets = {
+        "basketball": _load_set(data / "train/basketball_jersey_crops_train", lambda g: True,
+                                lambda f, t: f, "basketball"),
+        "soccernet_genL": _load_set(data / "train/soccernet_genL_numcrops_train", soccernet_trained,
+                                    lambda f, t: splits.genl_crop_tracklet(f), "soccernet_genL"),
+        "soccernet_roboflow": _load_set(data / "soccernet_numcrops_roboflow", soccernet_trained,
+                                        lambda f, t: splits.roboflow_tracklet(f), "soccernet_roboflow"),
+        "bibracer": _load_set(data / "bibracer_bib_crops", lambda g: not splits.bib_scored(g),
+                              lambda f, t: re.sub(r"\D", "", t), "bibracer"),
+    }  # fmt: skip
+    for name, items in sets.items():
+        if not items:
+            raise FileNotFoundError(f"no training crops found for {name} under {data}")
+    return sets
+
+
+def split_validation(items: list[tuple[Sample, str]], fraction: float) -> tuple[list[Sample], list[Sample]]:
+    """(train, validation) with whole groups on one side."""
+    train, validation = [], []
+    for sample, group in items:
+        bucket = splits._bucket("validation", group)
+        (validation if bucket < 256 * fraction else train).append(sample)
+    return train, validation
+
+
+def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random view of a crop as a detector, a camera and a compressor might have given it."""
+    h, w = image.shape[:2]
+    # Framing: each side moves in (crop) or out (replicated border) by up to a fraction of the size.
+    sides = (rng.uniform(-0.08, 0.15, 4) * np.array([h, w, h, w])).astype(int)
+    image = cv2.copyMakeBorder(image, *np.maximum(sides, 0).tolist(), cv2.BORDER_REPLICATE)
+    top, left, bottom, right = np.maximum(-sides, 0)
+    image = image[top : image.shape[0] - bottom, left : image.shape[1] - right]
+    h, w = image.shape[:2]
+    if rng.random() < 0.6:  # rotation and shear
+        angle, shear = rng.uniform(-8, 8), rng.uniform(-0.2, 0.2)
+        matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+        matrix[0, 1] += shear
+        matrix[0, 2] -= shear * h / 2
+        image = cv2.warpAffine(image, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    if rng.random() < 0.5:  # low resolution: down to 10-32 px tall and back
+        small = int(rng.uniform(10, 32))
+        if small < h:
+            scale = small / h
+            image = cv2.resize(image, (max(1, round(w * scale)), small), interpolation=cv2.INTER_AREA)
+            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.3:
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.4, 1.2))
+    image = image.astype(np.float32)
+    if rng.random() < 0.3:  # shirt and ink colours are arbitrary
+        image = image[:, :, rng.permutation(3)]
+    if rng.random() < 0.1:
+        image = np.repeat(image.mean(axis=2, keepdims=True), 3, axis=2)
+    if rng.random() < 0.1:
+        image = 255.0 - image
+    image = image * rng.uniform(0.6, 1.4) + rng.uniform(-40, 40)
+    if rng.random() < 0.3:
+        image = image + rng.normal(0, rng.uniform(2, 10), image.shape)
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    if rng.random() < 0.3:
+        quality = int(rng.integers(30, 90))
+        image = cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
+    return image
+
+
+def _batch(samples: list[Sample], arch: str, rng: np.random.Generator | None) -> tuple[torch.Tensor, ...]:
+    """(inputs, concatenated targets, target lengths); augmented when `rng` is given."""
+    input_size, grey = input_spec(arch)
+    images = [augment(s.image, rng) if rng is not None else s.image for s in samples]
+    inputs = torch.from_numpy(np.stack([prepare(image, input_size, grey) for image in images]))
+    targets = torch.tensor([ALPHABET.index(c) + 1 for s in samples for c in s.label], dtype=torch.long)
+    lengths = torch.tensor([len(s.label) for s in samples], dtype=torch.long)
+    return inputs, targets, lengths
+
+
+def greedy_decode(log_probs: torch.Tensor) -> list[str]:
+    """(T, N, classes) -> the best path's digit string per item."""
+    texts = []
+    for path in log_probs.argmax(-1).T.tolist():
+        previous, text = 0, []
+        for cls in path:
+            if cls and cls != previous:
+                text.append(ALPHABET[cls - 1])
+            previous = cls
+        texts.append("".join(text))
+    return texts
+
+
+@torch.inference_mode()
+def evaluate(model: torch.nn.Module, arch: str, samples: list[Sample], batch_size: int = 256) -> dict[str, float]:
+    """Exact-match accuracy per source and over all samples ("all")."""
+    model.eval()
+    correct: dict[str, list[bool]] = {}
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start : start + batch_size]
+        inputs, _, _ = _batch(chunk, arch, None)
+        for sample, text in zip(chunk, greedy_decode(model(inputs))):
+            correct.setdefault(sample.source, []).append(text == sample.label)
+    scores = {source: float(np.mean(hits)) for source, hits in correct.items()}
+    scores["all"] = float(np.mean([hit for hits in correct.values() for hit in hits])) if correct else 0.0
+    return scores
+
+
+# How many times each real set is drawn per epoch: the small sets that look most like what is scored
+# (tiny hand-cut SoccerNet crops, real bibs) are repeated so they are not drowned by the large ones.
+REPEATS = {"basketball": 1, "soccernet_genL": 1, "soccernet_roboflow": 4, "bibracer": 6}
+
+
+def train(
+    data: Path,
+    out: Path,
+    arch: str = "crnn_small",
+    epochs: int = 16,
+    synthetic: int = 10000,
+    batch_size: int = 128,
+    learning_rate: float = 2e-3,
+    patience: int = 4,
+    seed: int = 0,
+    device: str = "cpu",
+    real: dict[str, list[tuple[Sample, str]]] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train and save the best epoch's weights to `out`; returns the training report (also in the checkpoint).
+    `real` replaces the shared data (tests pass tiny rendered sets)."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    started = time.time()
+    real = real if real is not None else real_samples(data)
+    train_real, validation = [], []
+    for name, items in real.items():
+        train_part, validation_part = split_validation(items, 0.05)
+        train_real += train_part * REPEATS.get(name, 1)
+        validation += validation_part
+    pool = []
+    for _ in tqdm(range(synthetic), desc="rendering", disable=not progress):
+        image, label = render_training_crop(rng)
+        pool.append(Sample(image, label, "synthetic"))
+    log.info("training on %d real (with repeats) + %d rendered crops; %d validation crops",
+             len(train_real), len(pool), len(validation))  # fmt: skip
+
+    model = build_recognizer(arch, pretrained=True).to(device)
+    input_size = input_spec(arch)[0]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
+    steps_per_epoch = math.ceil((len(train_real) + len(pool)) / batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, learning_rate, total_steps=epochs * steps_per_epoch,
+                                                    pct_start=0.15)  # fmt: skip
+    ctc = torch.nn.CTCLoss(zero_infinity=True)
+    best, best_epoch, best_state, history = -1.0, -1, None, []
+    for epoch in range(epochs):
+        model.train()
+        order = rng.permutation(len(train_real) + len(pool))
+        everything = train_real + pool
+        losses = []
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress)
+        for step in bar:
+            chunk = [everything[i] for i in order[step * batch_size : (step + 1) * batch_size]]
+            inputs, targets, lengths = _batch(chunk, arch, rng)
+            log_probs = model(inputs.to(device))
+            input_lengths = torch.full((len(chunk),), log_probs.shape[0], dtype=torch.long)
+            loss = ctc(log_probs.cpu(), targets, input_lengths, lengths)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+        scores = evaluate(model, arch, validation)
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **{k: round(v, 4) for k, v in scores.items()}})
+        log.info("epoch %d: loss %.3f, validation %s", epoch + 1, np.mean(losses), history[-1])
+        report = {"arch": arch, "best_epoch": best_epoch, "validation": None, "history": history,
+                  "real_crops": {k: len(v) for k, v in real.items()}, "repeats": REPEATS, "synthetic": synthetic,
+                  "seed": seed, "minutes": round((time.time() - started) / 60, 1)}  # fmt: skip
+        if scores["all"] > best:
+            best, best_epoch = scores["all"], epoch + 1
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            report.update(best_epoch=best_epoch, validation=scores)
+            save_checkpoint(out, model, arch, input_size, report)  # saved at once: an interrupt keeps the best
+        elif epoch + 1 - best_epoch >= patience:
+            log.info("no validation gain in %d epochs: stopping", patience)
+            break
+    report.update(best_epoch=best_epoch, validation=history[best_epoch - 1])
+    model.load_state_dict(best_state)
+    save_checkpoint(out, model, arch, input_size, report)  # the best weights, with the whole history
+    log.info("best epoch %d (validation %.4f) saved to %s in %.1f min", best_epoch, best, out, report["minutes"])
+    return report

@@ -1,0 +1,95 @@
+"""The project's digit recognizer: network, input preparation, data splits, training, and the shipped weights."""
+
+import numpy as np
+import pytest
+import torch
+
+from jerseynum.stages.crnn import DEFAULT_WEIGHTS, INPUT_SIZE, build_recognizer, input_spec, load_checkpoint, prepare
+from jerseynum.stages.text import CRNNText
+from jerseynum.training import splits
+from jerseynum.training.synth import render_number, render_training_crop
+from jerseynum.training.train_recognizer import Sample, augment, greedy_decode, train
+from jerseynum.types import Mode
+
+
+def test_prepare_keeps_the_aspect_and_pads_with_the_mean_colour():
+    crop = np.zeros((20, 10, 3), np.uint8)
+    crop[:, :, 2] = 255  # pure red (BGR)
+    line = prepare(crop)
+    assert line.shape == (3, *INPUT_SIZE) and line.dtype == np.float32
+    assert np.allclose(line[0], 1.0) and np.allclose(line[2], -1.0)  # RGB order: red is channel 0, everywhere
+    grey = prepare(crop, (64, 64), grey=True)
+    assert grey.shape == (1, 64, 64) and np.allclose(grey, grey[0, 0, 0])
+
+
+def test_the_network_emits_one_step_per_four_columns():
+    model = build_recognizer("crnn_tiny").eval()
+    with torch.no_grad():
+        log_probs = model(torch.zeros(2, 3, *INPUT_SIZE))
+    assert log_probs.shape == (INPUT_SIZE[1] // 4, 2, 11)
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(INPUT_SIZE[1] // 4, 2))
+
+
+def test_easyocr_g2_keeps_its_digit_knowledge_when_its_output_is_cut_to_digits():
+    model = build_recognizer("easyocr_g2", pretrained=True).eval()
+    input_size, grey = input_spec("easyocr_g2")
+    crops = [render_number(n, 48, shirt=(255, 255, 255), ink=(0, 0, 0)) for n in ("36", "7", "58")]
+    with torch.no_grad():
+        log_probs = model(torch.from_numpy(np.stack([prepare(c, input_size, grey) for c in crops])))
+    assert greedy_decode(log_probs) == ["36", "7", "58"]  # before any fine-tuning
+
+
+def test_greedy_decode_merges_repeats_and_drops_blanks():
+    steps = [0, 3, 3, 0, 3, 8, 8, 0]  # blank, "2", "2", blank, "2", "7", "7", blank -> "227"
+    log_probs = torch.nn.functional.one_hot(torch.tensor(steps), 11).float().log()[:, None, :]
+    assert greedy_decode(log_probs) == ["227"]
+
+
+def test_splits_put_each_group_on_one_side_about_half_each():
+    ids = [str(i) for i in range(400)]
+    scored = [splits.soccernet_scored(i) for i in ids]
+    assert 150 < sum(scored) < 250
+    assert scored == [splits.soccernet_scored(i) for i in ids]  # deterministic
+    assert splits.bib_scored("T2182") == splits.bib_scored("2182")  # grouped by the digits
+    assert splits.roboflow_tracklet("train__12_3_jpg.rf.ab.jpg_7.jpg") == "12"
+    assert splits.genl_crop_tracklet("12_3.jpg") == "12"
+
+
+def test_augment_and_rendering_give_valid_crops():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        image, label = render_training_crop(rng)
+        assert image.ndim == 3 and image.dtype == np.uint8 and min(image.shape[:2]) >= 4
+        assert label == "" or label.isdigit()
+        view = augment(image, rng)
+        assert view.ndim == 3 and view.dtype == np.uint8 and min(view.shape[:2]) >= 2
+
+
+def test_training_lowers_the_loss_and_the_saved_weights_load_back(tmp_path):
+    rng = np.random.default_rng(1)
+    real = {"rendered": [(Sample(render_number(str(n), 40), str(n), "rendered"), str(n)) for n in rng.integers(0, 100, 96)]}
+    out = tmp_path / "digits.pt"
+    report = train(tmp_path, out, arch="crnn_tiny", epochs=3, synthetic=96, batch_size=32, learning_rate=5e-3,
+                   patience=3, real=real, progress=False)  # fmt: skip
+    losses = [epoch["loss"] for epoch in report["history"]]
+    assert losses[-1] < losses[0]
+    model, input_size, grey, meta = load_checkpoint(out)
+    assert input_size == INPUT_SIZE and not grey and meta["arch"] == "crnn_tiny" and len(meta["history"]) == 3
+    reading = CRNNText(Mode.JERSEY, weights=out).recognize([render_number("42", 40)])[0]
+    assert reading.engine == "crnn" and len(reading.char_confidences) == len(reading.text)
+
+
+def test_missing_weights_are_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="recognizer weights not found"):
+        CRNNText(Mode.JERSEY, weights=tmp_path / "absent.pt")
+
+
+@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="no shipped recognizer weights")
+def test_shipped_weights_read_rendered_jersey_numbers_and_bibs():
+    text = CRNNText(Mode.JERSEY)
+    numbers = ["7", "23", "58", "90"]
+    readings = text.recognize([render_number(n, 40) for n in numbers])
+    assert [r.text for r in readings] == numbers
+    assert all(r.confidence > 0.8 for r in readings)
+    bib = render_number("T2182", 48, shirt=(255, 255, 255), ink=(20, 20, 20))
+    assert text.recognize([bib])[0].text == "2182"  # the letter prefix is not a digit
