@@ -27,8 +27,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pose backend (default: mediapipe for jerseys, none for bibs)")
     parser.add_argument("--mmpose-config", type=Path, help="mmpose model config (with --pose mmpose)")
     parser.add_argument("--mmpose-checkpoint", type=Path, help="mmpose checkpoint file (with --pose mmpose)")
-    parser.add_argument("--text", choices=["crnn", "rapidocr", "easyocr"], default="crnn",
-                        help="text backend (default: crnn, the project's trained recognizer in models/)")  # fmt: skip
+    parser.add_argument("--text", choices=["rapidocr", "crnn", "easyocr"], default="rapidocr",
+                        help="text backend (default: rapidocr; crnn: the project's trained recognizer in models/)")  # fmt: skip
     parser.add_argument("--legibility-weights", type=Path,
                         help="legibility classifier checkpoint; without it the legibility stage is off")
     parser.add_argument("--max-frames", type=int, default=64, help="frames sampled from a longer tracklet")
@@ -123,10 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
                               help=f"the shared data folder (default: {DEFAULT_DATA})")
     train_parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS,
                               help=f"checkpoint to write (default: {DEFAULT_WEIGHTS})")
-    train_parser.add_argument("--arch", default="crnn_small")
-    train_parser.add_argument("--epochs", type=int, default=16)
+    train_parser.add_argument("--arch", default="easyocr_g2", help="easyocr_g2 (shipped) | crnn_small | crnn_tiny")
+    train_parser.add_argument("--epochs", type=int, default=8)
     train_parser.add_argument("--synthetic", type=int, default=10000, help="rendered crops added to the real ones")
-    train_parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (one-cycle schedule)")
+    train_parser.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (one-cycle schedule)")
     train_parser.add_argument("--seed", type=int, default=0)
     train_parser.add_argument("--device", default="cpu", help="cpu or cuda")
     train_parser.set_defaults(handler=train_recognizer)

@@ -73,7 +73,7 @@ def test_training_lowers_the_loss_and_the_saved_weights_load_back(tmp_path):
                    patience=3, real=real, progress=False)  # fmt: skip
     losses = [epoch["loss"] for epoch in report["history"]]
     assert losses[-1] < losses[0]
-    model, input_size, grey, meta = load_checkpoint(out)
+    _, input_size, grey, meta = load_checkpoint(out)
     assert input_size == INPUT_SIZE and not grey and meta["arch"] == "crnn_tiny" and len(meta["history"]) == 3
     reading = CRNNText(Mode.JERSEY, weights=out).recognize([render_number("42", 40)])[0]
     assert reading.engine == "crnn" and len(reading.char_confidences) == len(reading.text)
