@@ -21,7 +21,7 @@ from torch import nn
 
 ALPHABET = "0123456789"  # class 0 is the CTC blank, class i + 1 is ALPHABET[i]
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "digits_crnn.pt"
-INPUT_SIZE = (32, 64)  # height, width: a crop is resized to the height, keeping its aspect, then padded
+INPUT_SIZE = (32, 64)  # of the colour CRNNs (height, width): resized to the height keeping the aspect, then padded
 
 
 
@@ -80,9 +80,9 @@ class EasyOCRDigits(nn.Module):
 
 # name -> (builder, input size (h, w), grey input)
 ARCHITECTURES: dict[str, tuple] = {
-    "crnn_small": (lambda pretrained: DigitCRNN((32, 64, 128, 192), 128), (32, 64), False),
+    "crnn_small": (lambda pretrained: DigitCRNN((32, 64, 128, 192), 128), INPUT_SIZE, False),
     "easyocr_g2": (lambda pretrained: EasyOCRDigits(pretrained), (64, 64), True),
-    "crnn_tiny": (lambda pretrained: DigitCRNN((8, 16, 16, 32), 16), (32, 64), False),
+    "crnn_tiny": (lambda pretrained: DigitCRNN((8, 16, 16, 32), 16), INPUT_SIZE, False),
 }
 
 

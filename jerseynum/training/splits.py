@@ -30,6 +30,11 @@ def bib_scored(label: str) -> bool:
     return _bucket("bib", re.sub(r"\D", "", label)) % 2 == 1
 
 
+def validation_group(group: str, fraction: float) -> bool:
+    """True for about `fraction` of a training set's groups, set aside to pick the best epoch."""
+    return _bucket("validation", group) < 256 * fraction
+
+
 def roboflow_tracklet(file_name: str) -> str:
     """`train__<tracklet>_<frame>_jpg.rf.<hash>.jpg_<id>.jpg` -> `<tracklet>`."""
     return file_name.split("__", 1)[1].split("_", 1)[0]

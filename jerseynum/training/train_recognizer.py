@@ -80,8 +80,7 @@ def split_validation(items: list[tuple[Sample, str]], fraction: float) -> tuple[
     """(train, validation) with whole groups on one side."""
     train, validation = [], []
     for sample, group in items:
-        bucket = splits._bucket("validation", group)
-        (validation if bucket < 256 * fraction else train).append(sample)
+        (validation if splits.validation_group(group, fraction) else train).append(sample)
     return train, validation
 
 
