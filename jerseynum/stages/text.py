@@ -61,7 +61,7 @@ def best_reading(readings: list[Reading], mode: Mode) -> Reading | None:
     return max(accepted, key=score)
 
 
-def _ctc_greedy(
+def ctc_greedy(
     probs: np.ndarray, classes: np.ndarray, labels: list[str]
 ) -> tuple[str, tuple[float, ...]]:
     """Greedy CTC decoding over a subset of classes (`classes[0]` must be the blank).
@@ -137,7 +137,19 @@ def detect_and_read(detector: RapidOCRDetector, recognize, crops: list[np.ndarra
     return per_crop
 
 
-class RapidOCRText:
+class DetectsLines:
+    """`detect` for a backend with a `recognize`: RapidOCR's detector (built on first use) finds the lines."""
+
+    _det_side: int
+    _threads: int
+    _detector: RapidOCRDetector | None = None
+
+    def detect(self, crops: list[np.ndarray]) -> list[list[Reading]]:
+        self._detector = self._detector or RapidOCRDetector(self._det_side, self._threads)
+        return detect_and_read(self._detector, self.recognize, crops)
+
+
+class RapidOCRText(DetectsLines):
     name = "rapidocr"
     LINE_HEIGHT = 48  # the recognizer's input height
     MIN_LINE_WIDTH = 320  # narrower lines are padded to this width, as RapidOCR does (measured: +5 points)
@@ -154,7 +166,6 @@ class RapidOCRText:
 
         self._prepare_line = prepare_line
         self._det_side, self._threads = det_side, threads
-        self._detector: RapidOCRDetector | None = None  # built on the first `detect`
         # As for the detector, we call the lazily built recognizer directly (its `use_det=False` flag would be
         # sticky between calls of the engine).
         recognizer = RapidOCR(params={"Global.log_level": "error", **_session_options(threads)})._load_rec_model()
@@ -186,17 +197,12 @@ class RapidOCRText:
             readings += [_reading(p, self._classes, self._labels, self.name) for p in probs]
         return readings
 
-    def detect(self, crops: list[np.ndarray]) -> list[list[Reading]]:
-        self._detector = self._detector or RapidOCRDetector(self._det_side, self._threads)
-        return detect_and_read(self._detector, self.recognize, crops)
-
-
 def _reading(probs: np.ndarray, classes: np.ndarray, labels: list[str], engine: str) -> Reading:
-    text, confidences = _ctc_greedy(probs, classes, labels)
+    text, confidences = ctc_greedy(probs, classes, labels)
     return Reading(text, float(np.mean(confidences)) if confidences else 0.0, confidences, engine)
 
 
-class CRNNText:
+class CRNNText(DetectsLines):
     """The project's own digit recognizer (`stages/crnn.py`, weights in `models/digits_crnn.pt`); text lines
     in larger crops are found by RapidOCR's detector."""
 
@@ -212,7 +218,6 @@ class CRNNText:
         self.model, self.input_size, self.grey, self.meta = load_checkpoint(weights, device)
         self.device = device
         self._det_side, self._threads = det_side, threads
-        self._detector: RapidOCRDetector | None = None
         self._classes = np.arange(len(ALPHABET) + 1)
         self._labels = ["", *ALPHABET]
 
@@ -226,11 +231,6 @@ class CRNNText:
                 probs = log_probs.exp().permute(1, 0, 2).cpu().numpy()  # (N, T, classes)
                 readings += [_reading(p, self._classes, self._labels, self.name) for p in probs]
         return readings
-
-    def detect(self, crops: list[np.ndarray]) -> list[list[Reading]]:
-        self._detector = self._detector or RapidOCRDetector(self._det_side, self._threads)
-        return detect_and_read(self._detector, self.recognize, crops)
-
 
 class EasyOCRText:
     name = "easyocr"

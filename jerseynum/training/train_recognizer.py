@@ -28,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from jerseynum.stages.crnn import ALPHABET, build_recognizer, input_spec, prepare, save_checkpoint
+from jerseynum.stages.text import ctc_greedy
 from jerseynum.training import splits
 from jerseynum.training.synth import render_training_crop
 
@@ -135,16 +136,9 @@ def _batch(samples: list[Sample], arch: str, rng: np.random.Generator | None) ->
 
 
 def greedy_decode(log_probs: torch.Tensor) -> list[str]:
-    """(T, N, classes) -> the best path's digit string per item."""
-    texts = []
-    for path in log_probs.argmax(-1).T.tolist():
-        previous, text = 0, []
-        for cls in path:
-            if cls and cls != previous:
-                text.append(ALPHABET[cls - 1])
-            previous = cls
-        texts.append("".join(text))
-    return texts
+    """(T, N, classes) -> the best path's digit string per item, decoded as the text stage decodes it."""
+    classes, labels = np.arange(len(ALPHABET) + 1), ["", *ALPHABET]
+    return [ctc_greedy(probs, classes, labels)[0] for probs in log_probs.exp().permute(1, 0, 2).cpu().numpy()]
 
 
 @torch.inference_mode()
