@@ -1,7 +1,8 @@
 """Text stage alone on real number crops: ours beside plain EasyOCR and plain RapidOCR, in one run.
 
 Exact match of the digit string (bibracer labels are scored on their digits: the letter prefix is dropped).
-Ours is the text stage as the pipeline runs it (bib crops: text lines found, the likeliest bib line read).
+Ours is the text stage as the pipeline runs it (bib crops: text lines found, the likeliest bib line read), with
+each engine alone and with both (their readings vote).
 Plain means as a user calls the package: EasyOCR `recognize` with a digit allowlist, RapidOCR rec-only with
 its default 0.5 score filter. Every engine is scored on the same crops: the crops the trained recognizer never
 saw. That is all basketball development crops, and the scored half of the SoccerNet and bibracer crops (split
@@ -22,7 +23,8 @@ from pathlib import Path
 
 import cv2
 
-from jerseynum.stages.text import DIGITS, CRNNText, RapidOCRText, best_reading
+from jerseynum.stages.text import DIGITS, TextStage
+from jerseynum.stages.vote import Vote, VoteSettings
 from jerseynum.training import splits
 from jerseynum.types import Mode
 
@@ -60,19 +62,19 @@ def plain_easyocr():
     return read
 
 
-def ours(backend):
+def ours(*engines: str):
     """Our text stage as the pipeline uses it: a jersey number crop is read whole; a bib crop is searched for
-    text lines and the likeliest bib line is kept (the whole crop is read if no line is found)."""
+    text lines and each engine's likeliest bib line is kept (the whole crop is read if no line is found). With
+    several engines, agreeing readings add up and the strongest string wins, as in the vote."""
 
     def make(mode: Mode):
-        text = backend(mode)
+        stage = TextStage(engines, mode)
+        tally = Vote(mode, VoteSettings(min_confidence=0.0)).tally
 
         def read(crop):
-            if mode is Mode.BIB:
-                best = best_reading(text.detect([crop])[0], mode)
-                if best is not None:
-                    return best.text
-            return text.recognize([crop])[0].text
+            readings = stage.read_regions([crop])[0] if mode is Mode.BIB else []
+            votes = tally(readings or stage.read_lines([crop])[0])
+            return next(iter(votes), "")
 
         return read
 
@@ -85,9 +87,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "text_crops.json")
     args = parser.parse_args()
     engines = {"easyocr (plain)": lambda mode: plain_easyocr(), "rapidocr (plain)": lambda mode: plain_rapidocr(),
-               "jerseynum rapidocr": ours(RapidOCRText), "jerseynum crnn": ours(CRNNText)}  # fmt: skip
+               "jerseynum rapidocr": ours("rapidocr"), "jerseynum crnn": ours("crnn"),
+               "jerseynum rapidocr+crnn": ours("rapidocr", "crnn")}  # fmt: skip
     results = []
-    print(f"{'set':30} {'engine':20} {'crops':>5} {'accuracy':>8} {'ms/crop':>8} {'errors removed':>14}")
+    print(f"{'set':30} {'engine':24} {'crops':>5} {'accuracy':>8} {'ms/crop':>8} {'errors removed':>14}")
     for name, (mode, scored) in SETS.items():
         root = args.data / name
         labels = json.loads((root / "labels.json").read_text())
@@ -111,7 +114,7 @@ def main() -> None:
                    "ms_per_crop_median": round(statistics.median(times), 1),
                    "errors_removed_vs_best_plain": round(removed, 3)}  # fmt: skip
             results.append(row)
-            print(f"{name:30} {engine_name:20} {len(crops):5} {accuracy:8.3f} {row['ms_per_crop_median']:8.1f} "
+            print(f"{name:30} {engine_name:24} {len(crops):5} {accuracy:8.3f} {row['ms_per_crop_median']:8.1f} "
                   f"{removed:14.0%}")  # fmt: skip
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1) + "\n")

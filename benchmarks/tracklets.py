@@ -1,11 +1,11 @@
-"""The whole pipeline on the real tracklet sets, for each text backend, in one run: accuracy and time.
+"""The whole pipeline on the real tracklet sets, for each set of text engines, in one run: accuracy and time.
 
 - soccernet_genL_numcrop_tracklets (jersey mode): only the scored half of the tracklets (split by tracklet id,
   `jerseynum/training/splits.py`): the recognizer trained on crops of the other half. `--all` scores every
   tracklet (then the crnn figure is optimistic: it has seen crops of half of them).
 - rbnr_runner_crops (bib mode): every runner; no RBNR image is training material.
 Prints a table and writes JSON:
-    python benchmarks/tracklets.py [--data ../shared/data] [--text crnn rapidocr] [--json ...]
+    python benchmarks/tracklets.py [--data ../shared/data] [--text rapidocr crnn rapidocr+crnn] [--json ...]
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ SETS = {"soccernet_genL_numcrop_tracklets": Mode.JERSEY, "rbnr_runner_crops": Mo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
-    parser.add_argument("--text", nargs="+", default=["rapidocr", "crnn"], help="text backends to compare")
+    parser.add_argument("--text", nargs="+", default=["rapidocr", "crnn", "rapidocr+crnn"],
+                        help="text engine sets to compare; '+' joins engines that vote together")
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--all", action="store_true", help="score every genL tracklet, trained-on ones too")
     parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "tracklets.json")
@@ -43,7 +44,7 @@ def main() -> None:
         if mode is Mode.JERSEY and not args.all:
             tracklets = [t for t in tracklets if splits.soccernet_scored(t.id)]
         for text in args.text:
-            pipeline = Pipeline(PipelineConfig(mode=mode, text=text))
+            pipeline = Pipeline(PipelineConfig(mode=mode, text=tuple(text.split("+"))))
             correct, seconds = 0, []
             for tracklet in tqdm(tracklets, desc=f"{name} / {text}", leave=False):
                 start = time.perf_counter()
@@ -52,7 +53,7 @@ def main() -> None:
             row = {"set": name, "text": text, "tracklets": len(tracklets), "accuracy": round(correct / len(tracklets), 4),
                    "s_per_tracklet_median": round(statistics.median(seconds), 3)}  # fmt: skip
             results.append(row)
-            print(f"{name:34} {text:9} {len(tracklets):4} tracklets  accuracy {row['accuracy']:.4f}  "
+            print(f"{name:34} {text:14} {len(tracklets):4} tracklets  accuracy {row['accuracy']:.4f}  "
                   f"{row['s_per_tracklet_median']:.3f} s per tracklet (median)")  # fmt: skip
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1) + "\n")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from jerseynum.io import TrackletFolderError, list_tracklets, write_json_atomic
 from jerseynum.stages.crnn import DEFAULT_WEIGHTS
+from jerseynum.stages.legibility import DEFAULT_WEIGHTS as DEFAULT_LEGIBILITY_WEIGHTS
 
 log = logging.getLogger("jerseynum")
 
@@ -27,8 +28,9 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pose backend (default: mediapipe for jerseys, none for bibs)")
     parser.add_argument("--mmpose-config", type=Path, help="mmpose model config (with --pose mmpose)")
     parser.add_argument("--mmpose-checkpoint", type=Path, help="mmpose checkpoint file (with --pose mmpose)")
-    parser.add_argument("--text", choices=["rapidocr", "crnn", "easyocr"], default="rapidocr",
-                        help="text backend (default: rapidocr; crnn: the project's trained recognizer in models/)")  # fmt: skip
+    parser.add_argument("--text", nargs="+", choices=["rapidocr", "crnn", "easyocr"], default=["rapidocr", "crnn"],
+                        help="text engines; each reads every line and all readings vote (default: rapidocr crnn; "
+                             "crnn is the project's trained recognizer in models/)")  # fmt: skip
     parser.add_argument("--legibility-weights", type=Path,
                         help="legibility classifier checkpoint; without it the legibility stage is off")
     parser.add_argument("--max-frames", type=int, default=64, help="frames sampled from a longer tracklet")
@@ -130,6 +132,34 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--seed", type=int, default=0)
     train_parser.add_argument("--device", default="cpu", help="cpu or cuda")
     train_parser.set_defaults(handler=train_recognizer)
+
+    legibility_parser = commands.add_parser("train-legibility", parents=[common],
+                                            help="train the legibility classifier from EasyOCR pseudo-labels")
+    legibility_parser.add_argument("--crops", type=Path, nargs="+",
+                                   help="folders of crops or tracklets (default: the shared data's recipe)")
+    legibility_parser.add_argument("--torso", action="store_true",
+                                   help="cut each image of --crops to its torso with the pipeline's pose + torso")
+    legibility_parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                                   help=f"the shared data folder, used without --crops (default: {DEFAULT_DATA})")
+    legibility_parser.add_argument("--out", type=Path, default=DEFAULT_LEGIBILITY_WEIGHTS,
+                                   help=f"checkpoint to write (default: {DEFAULT_LEGIBILITY_WEIGHTS})")
+    legibility_parser.add_argument("--work", type=Path, default=REPO / ".cache" / "train-legibility",
+                                   help="where the pseudo-labelling readings are cached (a rerun reuses them)")
+    legibility_parser.add_argument("--mode", choices=["jersey", "bib"], default="jersey",
+                                   help="which numbers count as plausible for the pseudo-labels")
+    legibility_parser.add_argument("--legible-min", type=float, default=0.5,
+                                   help="EasyOCR confidence from which a read number makes a crop legible")
+    legibility_parser.add_argument("--illegible-max", type=float, default=0.1,
+                                   help="EasyOCR confidence under which a crop is illegible")
+    legibility_parser.add_argument("--agreement", action="store_true",
+                                   help="pseudo-labels also need our text stage (rapidocr + crnn) to agree")
+    legibility_parser.add_argument("--rounds", type=int, default=1, help="2 or more: self-training rounds")
+    legibility_parser.add_argument("--arch", default="resnet_nano", help="resnet_nano (shipped) | resnet10t | resnet18")
+    legibility_parser.add_argument("--epochs", type=int, default=12)
+    legibility_parser.add_argument("--seed", type=int, default=0)
+    legibility_parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    legibility_parser.add_argument("--onnx", action="store_true", help="also export the weights to ONNX (.onnx beside)")
+    legibility_parser.set_defaults(handler=train_legibility)
     return parser
 
 
@@ -142,6 +172,31 @@ def train_recognizer(args: argparse.Namespace) -> int:
     report = train(args.data, args.out, args.arch, args.epochs, args.synthetic, learning_rate=args.lr,
                    seed=args.seed, device=args.device, progress=not args.quiet)  # fmt: skip
     print(json.dumps({k: report[k] for k in ("best_epoch", "validation", "minutes")}, indent=1))
+    return 0
+
+
+def train_legibility(args: argparse.Namespace) -> int:
+    from jerseynum.stages.legibility import export_onnx
+    from jerseynum.training.train_legibility import LabelRule, folder_crops, shared_crops, train
+    from jerseynum.types import Mode
+
+    try:
+        if args.crops:
+            crops = folder_crops(args.crops, torso=args.torso, mode=Mode(args.mode))
+        elif args.data.is_dir():
+            crops = shared_crops(args.data)
+        else:
+            log.error("data folder not found: %s (pass --data or --crops)", args.data)
+            return 2
+        rule = LabelRule(args.legible_min, args.illegible_max, args.agreement)
+        report = train(crops, args.out, args.work, Mode(args.mode), rule, args.arch, args.rounds, args.epochs,
+                       seed=args.seed, device=args.device, progress=not args.quiet)  # fmt: skip
+    except (FileNotFoundError, ValueError) as error:
+        log.error("%s", error)
+        return 2
+    if args.onnx:
+        export_onnx(args.out, args.out.with_suffix(".onnx"))
+    print(json.dumps([{k: v for k, v in r.items() if k != "history"} for r in report["rounds"]], indent=1))
     return 0
 
 

@@ -20,11 +20,12 @@ class PipelineConfig:
     pose_options: dict = field(default_factory=dict)  # backend arguments, e.g. mmpose's config and checkpoint
     legibility_weights: Path | None = None  # None: the legibility stage is off and every torso crop is read
     legibility_threshold: float = 0.5
-    # rapidocr | crnn (the project's recognizer, models/digits_crnn.pt) | easyocr. crnn reads more number crops
-    # (SoccerNet 0.874 vs 0.846, basketball 0.774 vs 0.749) at half the cost, but fewer genL tracklets (0.955 vs
-    # 0.964) and bibs (bibracer 0.731 vs 0.796): rapidocr stays the default until crnn wins end to end.
-    text: str = "rapidocr"
-    text_options: dict = field(default_factory=dict)  # backend arguments, e.g. rapidocr's det_side
+    # Text engines, each reading every line: rapidocr | crnn (the project's recognizer, models/digits_crnn.pt)
+    # | easyocr. Alone, rapidocr reads 0.964 of the scored genL tracklets and crnn 0.955; together, voting with
+    # all their readings, 0.977 (README, "Text engines"): they err on different crops.
+    text: tuple[str, ...] = ("rapidocr", "crnn")
+    text_options: dict[str, dict] = field(default_factory=dict)  # per engine, e.g. {"crnn": {"weights": path}}
+    det_side: int = 640  # a crop searched for text lines is scaled to this long side for the line detector
     # Torso crops at least this big are searched for text lines; smaller ones are read whole as one line
     # (SoccerNet number crops are ~20-30 px; a runner's bib region is over 100 px).
     detect_min_side: int = 48
@@ -37,6 +38,7 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         self.mode = Mode(self.mode)
+        self.text = (self.text,) if isinstance(self.text, str) else tuple(self.text)
         if self.pose is None:
             self.pose = "mediapipe" if self.mode is Mode.JERSEY else "none"
         if self.torso is None:

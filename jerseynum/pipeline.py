@@ -16,7 +16,7 @@ from jerseynum.config import PipelineConfig
 from jerseynum.io import ImageError, load_image
 from jerseynum.stages.legibility import LegibilityClassifier
 from jerseynum.stages.pose import pose_estimator
-from jerseynum.stages.text import best_reading, text_recognizer
+from jerseynum.stages.text import TextStage
 from jerseynum.stages.torso import is_number_region, torso_box
 from jerseynum.stages.vote import Vote
 from jerseynum.types import NO_NUMBER, Frame, FrameEvidence, Prediction, Reading, Tracklet
@@ -51,7 +51,7 @@ class Pipeline:
         self.legibility = (
             LegibilityClassifier(cfg.legibility_weights, cfg.device) if cfg.legibility_weights else None
         )
-        self.text = text_recognizer(cfg.text, cfg.mode, **cfg.text_options)
+        self.text = TextStage(cfg.text, cfg.mode, cfg.det_side, cfg.text_options)
         self.vote = Vote(cfg.mode, cfg.vote)
 
     def run(self, tracklet: Tracklet) -> Prediction:
@@ -119,11 +119,11 @@ class Pipeline:
         with _timed(timings, "text"):
             small = [i for i in crops if min(crops[i].shape[:2]) < cfg.detect_min_side]
             large = [i for i in crops if i not in small]
-            for i, reading in zip(small, self.text.recognize([crops[i] for i in small])):
-                evidence[i].reading = reading if reading.text else None  # the vote keeps the accepted ones
-            for i, found in zip(large, self.text.detect([crops[i] for i in large])):
-                evidence[i].reading = best_reading(found, cfg.mode)
-        return [record.reading for record in evidence if record.reading is not None]
+            for i, readings in zip(small, self.text.read_lines([crops[i] for i in small])):
+                evidence[i].readings = readings  # the vote keeps the ones its mode accepts
+            for i, readings in zip(large, self.text.read_regions([crops[i] for i in large])):
+                evidence[i].readings = readings
+        return [reading for record in evidence for reading in record.readings]
 
 
 @contextmanager

@@ -113,7 +113,8 @@ class FrameEvidence:
     torso_source: TorsoSource | None = None
     torso_box: Box | None = None
     legibility: float | None = None  # None: the legibility stage is off
-    reading: Reading | None = None  # None: not read (illegible, or nothing found)
+    readings: list[Reading] = field(default_factory=list)  # one per text engine that read a number; none
+    # when the frame was illegible or nothing was found
     error: str | None = None  # e.g. an unreadable image file
 
 

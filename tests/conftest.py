@@ -9,7 +9,7 @@ import pytest
 
 from jerseynum.config import PipelineConfig
 from jerseynum.pipeline import Pipeline
-from jerseynum.stages.text import TextRecognizer, text_recognizer
+from jerseynum.stages.text import TextRecognizer, TextStage, text_recognizer
 from jerseynum.types import Mode
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,6 +33,11 @@ def jersey_text(request) -> TextRecognizer:
 @pytest.fixture(scope="session", params=["crnn", "rapidocr"])
 def bib_text(request) -> TextRecognizer:
     return text_recognizer(request.param, Mode.BIB)
+
+
+@pytest.fixture(scope="session", params=[("crnn",), ("rapidocr",), ("rapidocr", "crnn")], ids="+".join)
+def bib_stage(request) -> TextStage:
+    return TextStage(request.param, Mode.BIB)
 
 
 @pytest.fixture(scope="session")

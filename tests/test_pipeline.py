@@ -76,6 +76,6 @@ def test_legibility_stage_drops_frames_below_its_threshold(tmp_path):
     prediction = Pipeline(PipelineConfig(pose="none", legibility_weights=weights)).run(tracklet)
     assert prediction.number == NO_NUMBER
     assert all(record.legibility is not None and record.legibility < 0.01 for record in prediction.evidence)
-    assert all(record.reading is None for record in prediction.evidence)
+    assert all(record.readings == [] for record in prediction.evidence)
     lenient = Pipeline(PipelineConfig(pose="none", legibility_weights=weights, legibility_threshold=0.0))
     assert lenient.run(tracklet).number == 31

@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from jerseynum.stages.text import EasyOCRText, best_reading
+from jerseynum.stages.text import EasyOCRText, TextStage, best_reading
+from jerseynum.stages.vote import VoteSettings
 from jerseynum.training.synth import render_number
 from jerseynum.types import Mode, Reading
 
@@ -34,16 +35,27 @@ def test_bib_mode_drops_a_letter_prefix_instead_of_forcing_it_into_a_digit(bib_t
     assert bib_text.recognize([patch])[0].text == "2182"
 
 
-def test_detect_finds_the_bib_among_other_text(bib_text):
+def test_regions_are_searched_for_the_bib_among_other_text(bib_stage):
     page = np.full((260, 220, 3), (90, 90, 90), np.uint8)
     bib = render_number("4071", 56, shirt=(255, 255, 255), ink=(0, 0, 0))
     page[130 : 130 + bib.shape[0], 20 : 20 + bib.shape[1]] = bib
     cv2.putText(page, "RUN 10K", (20, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1)
-    readings = bib_text.detect([page])[0]
-    best = best_reading(readings, Mode.BIB)
-    assert best is not None and best.text == "4071"
-    _, y1, _, y2 = best.box
-    assert 100 < (y1 + y2) / 2 < 200  # the box is where the bib was drawn
+    readings = bib_stage.read_regions([page])[0]
+    assert [r.engine for r in readings] == [engine.name for engine in bib_stage.engines]  # one number each
+    for reading in readings:
+        assert reading.text == "4071"
+        _, y1, _, y2 = reading.box
+        assert 100 < (y1 + y2) / 2 < 200  # the box is where the bib was drawn
+
+
+def test_every_engine_reads_every_line():
+    stage = TextStage(["rapidocr", "crnn"], Mode.JERSEY)
+    blank = np.full((30, 30, 3), 128, np.uint8)
+    number, nothing = stage.read_lines([render_number("58", 40), blank])
+    assert [(r.engine, r.text) for r in number] == [("rapidocr", "58"), ("crnn", "58")]
+    assert all(r.confidence < VoteSettings().min_confidence for r in nothing)  # nothing the vote would count
+    with pytest.raises(ValueError, match="at least one engine"):
+        TextStage([], Mode.JERSEY)
 
 
 def test_best_reading_prefers_large_confident_numbers_in_range():

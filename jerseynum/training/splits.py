@@ -43,3 +43,9 @@ def roboflow_tracklet(file_name: str) -> str:
 def genl_crop_tracklet(file_name: str) -> str:
     """`<tracklet>_<frame>.jpg` -> `<tracklet>`."""
     return file_name.split("_", 1)[0]
+
+
+def rbnr_scored(photo_name: str) -> bool:
+    """True for the half of the RBNR race photos kept for scoring (`set1_07.JPG`; a runner crop `set1_07_0`
+    belongs to its photo `set1_07`)."""
+    return _bucket("rbnr", photo_name.split(".")[0]) % 2 == 1

@@ -1,0 +1,170 @@
+"""The legibility classifier on held-apart development data, and the pipeline with it on versus off.
+
+1. Classifier. Crops it never trained on (`jerseynum/training/splits.py`): genL number crops and Roboflow
+   SoccerNet crops of the scored SoccerNet half, all basketball development crops (number crops: truly legible),
+   and regions of the scored half of the RBNR photos that avoid every bib (truly illegible). Precision and
+   recall of "legible" against EasyOCR's pseudo-labels (same rule as training) and against that truth, and the
+   share of each set kept. Cost in ms per crop, batched (64), torch and ONNX Runtime, in one run.
+2. End to end, on versus off, in one run: the scored genL tracklets, and the scored SoccerNet and basketball
+   number crops each as a one-frame tracklet (jersey mode): accuracy and median seconds per tracklet.
+
+    python benchmarks/legibility.py [--data ../shared/data] [--weights models/legibility.pt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from jerseynum.config import PipelineConfig
+from jerseynum.io import list_tracklets, read_labels
+from jerseynum.pipeline import Pipeline
+from jerseynum.stages.legibility import DEFAULT_WEIGHTS, LegibilityClassifier, export_onnx, load_checkpoint
+from jerseynum.training import splits
+from jerseynum.training.train_legibility import (
+    Crop,
+    LabelRule,
+    ReadingCache,
+    bib_free_regions,
+    labelled_crops,
+    precision_recall,
+    read_crops,
+)
+from jerseynum.types import Mode, Tracklet
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def held_apart_crops(data: Path) -> dict[str, list[Crop]]:
+    scored = splits.soccernet_scored
+    sets = {
+        "genL number crops (scored half)": labelled_crops(
+            data / "train/soccernet_genL_numcrops_train", scored, splits.genl_crop_tracklet, True),
+        "roboflow SoccerNet crops (scored half)": labelled_crops(
+            data / "soccernet_numcrops_roboflow", scored, splits.roboflow_tracklet, True),
+        "basketball crops (dev)": labelled_crops(data / "basketball_jersey_crops", lambda g: True, lambda f: f, True),
+    }  # fmt: skip
+    rbnr = data / "rbnr_bib_photos"
+    boxes = json.loads((rbnr / "labels_with_boxes.json").read_text())
+    regions = []
+    for name in sorted(boxes):
+        if splits.rbnr_scored(name):
+            photo = cv2.imread(str(rbnr / "images" / name))
+            for x1, y1, x2, y2 in bib_free_regions(photo, [b["box_xyxy"] for b in boxes[name]], 30, name):
+                regions.append(Crop(f"{rbnr / 'images' / name}#{x1},{y1},{x2},{y2}", name, photo[y1:y2, x1:x2].copy(), False))
+    sets["RBNR bib-free regions (scored half)"] = regions
+    return sets
+
+
+def median_ms_per_crop(classifier: LegibilityClassifier, crops: list[np.ndarray], repeats: int = 5) -> float:
+    classifier.score(crops[:64])  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        classifier.score(crops, batch_size=64)
+        times.append((time.perf_counter() - start) * 1000 / len(crops))
+    return round(statistics.median(times), 3)
+
+
+def end_to_end(name: str, tracklets: list[Tracklet], labels: dict[str, int], weights: Path, threshold: float) -> list[dict]:
+    rows = []
+    for setting, legibility in (("off", None), ("on", weights)):
+        pipeline = Pipeline(PipelineConfig(mode=Mode.JERSEY, legibility_weights=legibility, legibility_threshold=threshold))
+        correct, seconds, text_seconds = 0, [], []
+        for tracklet in tqdm(tracklets, desc=f"{name} / legibility {setting}", leave=False):
+            start = time.perf_counter()
+            prediction = pipeline.run(tracklet)
+            seconds.append(time.perf_counter() - start)
+            text_seconds.append(prediction.timings.get("text", 0.0))
+            correct += prediction.number == labels[tracklet.id]
+        rows.append({"set": name, "legibility": setting, "tracklets": len(tracklets),
+                     "accuracy": round(correct / len(tracklets), 4),
+                     "s_per_tracklet_median": round(statistics.median(seconds), 4),
+                     "s_per_tracklet_mean": round(statistics.mean(seconds), 4),
+                     "text_s_mean": round(statistics.mean(text_seconds), 4)})  # fmt: skip
+        print(f"  {name:40} legibility {setting:3}  accuracy {rows[-1]['accuracy']:.4f}  "
+              f"{rows[-1]['s_per_tracklet_median']:.4f} s per tracklet (median), mean {rows[-1]['s_per_tracklet_mean']:.4f}")  # fmt: skip
+    return rows
+
+
+def crop_tracklets(root: Path, keep) -> tuple[list[Tracklet], dict[str, int]]:
+    labels = json.loads((root / "labels.json").read_text())
+    tracklets, numbers = [], {}
+    for file_name, texts in sorted(labels.items()):
+        if keep(file_name) and texts[0].isdigit():
+            tracklets.append(Tracklet.from_paths(file_name, [root / "images" / file_name]))
+            numbers[file_name] = int(texts[0])
+    return tracklets, numbers
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
+    parser.add_argument("--threshold", type=float, default=PipelineConfig().legibility_threshold)
+    parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "legibility.json")
+    args = parser.parse_args()
+    _, _, meta = load_checkpoint(args.weights)
+    rule = LabelRule(**meta["rule"])
+    classifier = LegibilityClassifier(args.weights)
+    results: dict = {"weights": str(args.weights), "threshold": args.threshold, "classifier": [], "end_to_end": []}
+
+    print(f"classifier {args.weights.name}, threshold {args.threshold}: legible = score >= threshold")
+    cache = ReadingCache(REPO / ".cache" / "legibility-benchmark" / "readings.csv")
+    everything = []
+    for name, crops in held_apart_crops(args.data).items():
+        readings = read_crops(crops, cache, Mode.JERSEY)
+        scores = classifier.score([c.image for c in crops])
+        pseudo = [rule.label(r, Mode.JERSEY) for r in readings]
+        labelled = [i for i, label in enumerate(pseudo) if label is not None]
+        row = {"set": name, "crops": len(crops), "kept": round(float(np.mean(scores >= args.threshold)), 4),
+               "vs_pseudo_labels": precision_recall(scores[labelled], np.array([pseudo[i] for i in labelled], bool),
+                                                    args.threshold),
+               "truth": bool(crops[0].truth)}  # fmt: skip
+        results["classifier"].append(row)
+        everything.append((crops, scores, pseudo))
+        print(f"  {name:40} {len(crops):5} crops  kept {row['kept']:.3f}  vs pseudo-labels {row['vs_pseudo_labels']}")
+    crops = [c for part in everything for c in part[0]]
+    scores = np.concatenate([part[1] for part in everything])
+    pseudo = [label for part in everything for label in part[2]]
+    labelled = [i for i, label in enumerate(pseudo) if label is not None]
+    results["all_vs_truth"] = precision_recall(scores, np.array([c.truth for c in crops], bool), args.threshold)
+    results["all_vs_pseudo_labels"] = precision_recall(
+        scores[labelled], np.array([pseudo[i] for i in labelled], bool), args.threshold)  # fmt: skip
+    print(f"  all held-apart crops vs truth: {results['all_vs_truth']}; vs pseudo-labels: {results['all_vs_pseudo_labels']}")
+
+    images = [c.image for c in crops[:1024]]
+    with tempfile.TemporaryDirectory() as folder:
+        onnx_path = Path(folder) / "legibility.onnx"
+        export_onnx(args.weights, onnx_path)
+        results["ms_per_crop"] = {"torch": median_ms_per_crop(classifier, images),
+                                  "onnxruntime": median_ms_per_crop(LegibilityClassifier(onnx_path), images)}  # fmt: skip
+    print(f"  cost, batches of 64, median ms per crop: {results['ms_per_crop']}")
+
+    if not args.skip_end_to_end:
+        print("end to end (jersey mode), legibility off vs on:")
+        genl = args.data / "soccernet_genL_numcrop_tracklets"
+        tracklets = [t for t in list_tracklets(genl / "tracklets") if splits.soccernet_scored(t.id)]
+        results["end_to_end"] += end_to_end("genL tracklets (scored half)", tracklets, read_labels(genl / "labels.json"),
+                                            args.weights, args.threshold)  # fmt: skip
+        for name, root, keep in (
+            ("roboflow SoccerNet crops (scored half)", args.data / "soccernet_numcrops_roboflow",
+             lambda f: splits.soccernet_scored(splits.roboflow_tracklet(f))),
+            ("basketball crops (dev)", args.data / "basketball_jersey_crops", lambda f: True),
+        ):  # fmt: skip
+            results["end_to_end"] += end_to_end(name, *crop_tracklets(root, keep), args.weights, args.threshold)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
