@@ -5,8 +5,9 @@
    and regions of the scored half of the RBNR photos that avoid every bib (truly illegible). Precision and
    recall of "legible" against EasyOCR's pseudo-labels (same rule as training) and against that truth, and the
    share of each set kept. Cost in ms per crop, batched (64), torch and ONNX Runtime, in one run.
-2. End to end, on versus off, in one run: the scored genL tracklets, and the scored SoccerNet and basketball
-   number crops each as a one-frame tracklet (jersey mode): accuracy and median seconds per tracklet.
+2. End to end, on versus off, in one run: the scored genL tracklets, the scored SoccerNet and basketball
+   number crops each as a one-frame tracklet, and the bib-free RBNR regions each as a one-frame tracklet whose
+   right answer is -1 (jersey mode): accuracy and median seconds per tracklet.
 
     python benchmarks/legibility.py [--data ../shared/data] [--weights models/legibility.pt]
 """
@@ -27,7 +28,7 @@ from tqdm import tqdm
 from jerseynum.config import PipelineConfig
 from jerseynum.io import list_tracklets, read_labels
 from jerseynum.pipeline import Pipeline
-from jerseynum.stages.legibility import DEFAULT_WEIGHTS, LegibilityClassifier, export_onnx, load_checkpoint
+from jerseynum.stages.legibility import DEFAULT_CHECKPOINT, LegibilityClassifier, export_onnx, load_checkpoint
 from jerseynum.training import splits
 from jerseynum.training.train_legibility import (
     Crop,
@@ -38,7 +39,7 @@ from jerseynum.training.train_legibility import (
     precision_recall,
     read_crops,
 )
-from jerseynum.types import Mode, Tracklet
+from jerseynum.types import NO_NUMBER, Mode, Tracklet
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -76,8 +77,10 @@ def median_ms_per_crop(classifier: LegibilityClassifier, crops: list[np.ndarray]
 
 def end_to_end(name: str, tracklets: list[Tracklet], labels: dict[str, int], weights: Path, threshold: float) -> list[dict]:
     rows = []
-    for setting, legibility in (("off", None), ("on", weights)):
-        pipeline = Pipeline(PipelineConfig(mode=Mode.JERSEY, legibility_weights=legibility, legibility_threshold=threshold))
+    for setting in ("off", "on"):
+        config = PipelineConfig(mode=Mode.JERSEY, legibility=setting == "on", legibility_weights=weights,
+                                legibility_threshold=threshold)  # fmt: skip
+        pipeline = Pipeline(config)
         correct, seconds, text_seconds = 0, [], []
         for tracklet in tqdm(tracklets, desc=f"{name} / legibility {setting}", leave=False):
             start = time.perf_counter()
@@ -108,7 +111,7 @@ def crop_tracklets(root: Path, keep) -> tuple[list[Tracklet], dict[str, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
+    parser.add_argument("--weights", type=Path, default=DEFAULT_CHECKPOINT, help="the .pt checkpoint")
     parser.add_argument("--threshold", type=float, default=PipelineConfig().legibility_threshold)
     parser.add_argument("--skip-end-to-end", action="store_true")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "legibility.json")
@@ -121,7 +124,8 @@ def main() -> None:
     print(f"classifier {args.weights.name}, threshold {args.threshold}: legible = score >= threshold")
     cache = ReadingCache(REPO / ".cache" / "legibility-benchmark" / "readings.csv")
     everything = []
-    for name, crops in held_apart_crops(args.data).items():
+    held_apart = held_apart_crops(args.data)
+    for name, crops in held_apart.items():
         readings = read_crops(crops, cache, Mode.JERSEY)
         scores = classifier.score([c.image for c in crops])
         pseudo = [rule.label(r, Mode.JERSEY) for r in readings]
@@ -143,25 +147,31 @@ def main() -> None:
     print(f"  all held-apart crops vs truth: {results['all_vs_truth']}; vs pseudo-labels: {results['all_vs_pseudo_labels']}")
 
     images = [c.image for c in crops[:1024]]
-    with tempfile.TemporaryDirectory() as folder:
-        onnx_path = Path(folder) / "legibility.onnx"
-        export_onnx(args.weights, onnx_path)
-        results["ms_per_crop"] = {"torch": median_ms_per_crop(classifier, images),
-                                  "onnxruntime": median_ms_per_crop(LegibilityClassifier(onnx_path), images)}  # fmt: skip
+    folder = tempfile.TemporaryDirectory()
+    onnx_path = Path(folder.name) / "legibility.onnx"  # the export, as the pipeline runs it
+    export_onnx(args.weights, onnx_path)
+    results["ms_per_crop"] = {"torch": median_ms_per_crop(classifier, images),
+                              "onnxruntime": median_ms_per_crop(LegibilityClassifier(onnx_path), images)}  # fmt: skip
     print(f"  cost, batches of 64, median ms per crop: {results['ms_per_crop']}")
 
     if not args.skip_end_to_end:
-        print("end to end (jersey mode), legibility off vs on:")
+        print("end to end (jersey mode), legibility off vs on (ONNX Runtime):")
         genl = args.data / "soccernet_genL_numcrop_tracklets"
         tracklets = [t for t in list_tracklets(genl / "tracklets") if splits.soccernet_scored(t.id)]
         results["end_to_end"] += end_to_end("genL tracklets (scored half)", tracklets, read_labels(genl / "labels.json"),
-                                            args.weights, args.threshold)  # fmt: skip
+                                            onnx_path, args.threshold)  # fmt: skip
         for name, root, keep in (
             ("roboflow SoccerNet crops (scored half)", args.data / "soccernet_numcrops_roboflow",
              lambda f: splits.soccernet_scored(splits.roboflow_tracklet(f))),
             ("basketball crops (dev)", args.data / "basketball_jersey_crops", lambda f: True),
         ):  # fmt: skip
-            results["end_to_end"] += end_to_end(name, *crop_tracklets(root, keep), args.weights, args.threshold)
+            results["end_to_end"] += end_to_end(name, *crop_tracklets(root, keep), onnx_path, args.threshold)
+        # Crops with no number, where the right answer is -1: the bib-free photo regions scored above.
+        regions = held_apart["RBNR bib-free regions (scored half)"]
+        tracklets = [Tracklet.from_images(crop.key, [crop.image]) for crop in regions]
+        results["end_to_end"] += end_to_end("RBNR bib-free regions (answer -1)", tracklets,
+                                            {t.id: NO_NUMBER for t in tracklets}, onnx_path, args.threshold)  # fmt: skip
+    folder.cleanup()
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1) + "\n")
 

@@ -2,7 +2,8 @@
 
 Exact match of the digit string (bibracer labels are scored on their digits: the letter prefix is dropped).
 Ours is the text stage as the pipeline runs it (bib crops: text lines found, the likeliest bib line read), with
-each engine alone and with both (their readings vote).
+each engine alone, with both reading every crop (their readings vote), and as the pipeline's cascade (the second
+engine reads only the crops the first was unsure of; crnn first on jerseys, rapidocr first on bibs).
 Plain means as a user calls the package: EasyOCR `recognize` with a digit allowlist, RapidOCR rec-only with
 its default 0.5 score filter. Every engine is scored on the same crops: the crops the trained recognizer never
 saw. That is all basketball development crops, and the scored half of the SoccerNet and bibracer crops (split
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import cv2
 
+from jerseynum.config import PipelineConfig
 from jerseynum.stages.text import DIGITS, TextStage
 from jerseynum.stages.vote import Vote, VoteSettings
 from jerseynum.training import splits
@@ -62,13 +64,14 @@ def plain_easyocr():
     return read
 
 
-def ours(*engines: str):
+def ours(*engines: str, settle: float | None = None):
     """Our text stage as the pipeline uses it: a jersey number crop is read whole; a bib crop is searched for
     text lines and each engine's likeliest bib line is kept (the whole crop is read if no line is found). With
     several engines, agreeing readings add up and the strongest string wins, as in the vote."""
 
     def make(mode: Mode):
-        stage = TextStage(engines, mode)
+        order = engines if mode is Mode.JERSEY else engines[::-1]  # the surer engine first, as the pipeline does
+        stage = TextStage(order, mode, settle=settle, retry_side=PipelineConfig.det_retry_side)
         tally = Vote(mode, VoteSettings(min_confidence=0.0)).tally
 
         def read(crop):
@@ -88,7 +91,8 @@ def main() -> None:
     args = parser.parse_args()
     engines = {"easyocr (plain)": lambda mode: plain_easyocr(), "rapidocr (plain)": lambda mode: plain_rapidocr(),
                "jerseynum rapidocr": ours("rapidocr"), "jerseynum crnn": ours("crnn"),
-               "jerseynum rapidocr+crnn": ours("rapidocr", "crnn")}  # fmt: skip
+               "jerseynum both, all read": ours("crnn", "rapidocr"),
+               "jerseynum cascade": ours("crnn", "rapidocr", settle=PipelineConfig.text_settle)}  # fmt: skip
     results = []
     print(f"{'set':30} {'engine':24} {'crops':>5} {'accuracy':>8} {'ms/crop':>8} {'errors removed':>14}")
     for name, (mode, scored) in SETS.items():

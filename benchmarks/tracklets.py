@@ -1,11 +1,11 @@
-"""The whole pipeline on the real tracklet sets, for each set of text engines, in one run: accuracy and time.
+"""The whole pipeline on the real tracklet sets, for each text engine setting, in one run: accuracy and time.
 
 - soccernet_genL_numcrop_tracklets (jersey mode): only the scored half of the tracklets (split by tracklet id,
   `jerseynum/training/splits.py`): the recognizer trained on crops of the other half. `--all` scores every
   tracklet (then the crnn figure is optimistic: it has seen crops of half of them).
 - rbnr_runner_crops (bib mode): every runner; no RBNR image is training material.
 Prints a table and writes JSON:
-    python benchmarks/tracklets.py [--data ../shared/data] [--text rapidocr crnn rapidocr+crnn] [--json ...]
+    python benchmarks/tracklets.py [--data ../shared/data] [--configs rapidocr crnn ...] [--json ...]
 """
 
 from __future__ import annotations
@@ -24,14 +24,17 @@ from jerseynum.pipeline import Pipeline
 from jerseynum.training import splits
 from jerseynum.types import Mode
 
+# name -> PipelineConfig arguments: each engine alone, both reading every crop, and the default cascade (the
+# second engine reads only crops the first was unsure of).
+CONFIGS = {"rapidocr": {"text": ("rapidocr",)}, "crnn": {"text": ("crnn",)}, "both, all read": {"text_settle": None},
+           "default (cascade)": {}}  # fmt: skip
 SETS = {"soccernet_genL_numcrop_tracklets": Mode.JERSEY, "rbnr_runner_crops": Mode.BIB}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
-    parser.add_argument("--text", nargs="+", default=["rapidocr", "crnn", "rapidocr+crnn"],
-                        help="text engine sets to compare; '+' joins engines that vote together")
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--all", action="store_true", help="score every genL tracklet, trained-on ones too")
     parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "tracklets.json")
@@ -43,8 +46,8 @@ def main() -> None:
         tracklets = list_tracklets(args.data / name / "tracklets")
         if mode is Mode.JERSEY and not args.all:
             tracklets = [t for t in tracklets if splits.soccernet_scored(t.id)]
-        for text in args.text:
-            pipeline = Pipeline(PipelineConfig(mode=mode, text=tuple(text.split("+"))))
+        for text in args.configs:
+            pipeline = Pipeline(PipelineConfig(mode=mode, **CONFIGS[text]))
             correct, seconds = 0, []
             for tracklet in tqdm(tracklets, desc=f"{name} / {text}", leave=False):
                 start = time.perf_counter()
@@ -53,7 +56,7 @@ def main() -> None:
             row = {"set": name, "text": text, "tracklets": len(tracklets), "accuracy": round(correct / len(tracklets), 4),
                    "s_per_tracklet_median": round(statistics.median(seconds), 3)}  # fmt: skip
             results.append(row)
-            print(f"{name:34} {text:14} {len(tracklets):4} tracklets  accuracy {row['accuracy']:.4f}  "
+            print(f"{name:34} {text:18} {len(tracklets):4} tracklets  accuracy {row['accuracy']:.4f}  "
                   f"{row['s_per_tracklet_median']:.3f} s per tracklet (median)")  # fmt: skip
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1) + "\n")

@@ -10,8 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+from jerseynum.config import PipelineConfig
 from jerseynum.io import TrackletFolderError, list_tracklets, write_json_atomic
 from jerseynum.stages.crnn import DEFAULT_WEIGHTS
+from jerseynum.stages.legibility import DEFAULT_CHECKPOINT as DEFAULT_LEGIBILITY_CHECKPOINT
 from jerseynum.stages.legibility import DEFAULT_WEIGHTS as DEFAULT_LEGIBILITY_WEIGHTS
 
 log = logging.getLogger("jerseynum")
@@ -28,19 +30,23 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pose backend (default: mediapipe for jerseys, none for bibs)")
     parser.add_argument("--mmpose-config", type=Path, help="mmpose model config (with --pose mmpose)")
     parser.add_argument("--mmpose-checkpoint", type=Path, help="mmpose checkpoint file (with --pose mmpose)")
-    parser.add_argument("--text", nargs="+", choices=["rapidocr", "crnn", "easyocr"], default=["rapidocr", "crnn"],
-                        help="text engines; each reads every line and all readings vote (default: rapidocr crnn; "
-                             "crnn is the project's trained recognizer in models/)")  # fmt: skip
-    parser.add_argument("--legibility-weights", type=Path,
-                        help="legibility classifier checkpoint; without it the legibility stage is off")
+    parser.add_argument("--text", nargs="+", choices=["rapidocr", "crnn", "easyocr"],
+                        help="text engines in cascade order (default: crnn rapidocr for jerseys, rapidocr crnn for "
+                             "bibs; crnn is the project's trained recognizer in models/)")
+    parser.add_argument("--text-settle", type=float, default=PipelineConfig.text_settle,
+                        help="a later engine skips crops an earlier one read with this confidence; 1.1: all read")
+    parser.add_argument("--legibility", choices=["on", "off"],
+                        help="the legibility stage (default: on for jerseys, off for bibs)")
+    parser.add_argument("--legibility-weights", type=Path, default=DEFAULT_LEGIBILITY_WEIGHTS,
+                        help="legibility classifier: a .pt checkpoint or its .onnx export (default: the shipped one)")
+    parser.add_argument("--legibility-threshold", type=float, default=PipelineConfig.legibility_threshold,
+                        help="frames scoring below this are not read")
     parser.add_argument("--max-frames", type=int, default=64, help="frames sampled from a longer tracklet")
     parser.add_argument("--no-early-stop", action="store_true", help="read every sampled frame")
     parser.add_argument("--device", default="cpu", help="torch device for the legibility classifier")  # fmt: skip
 
 
-def pipeline_config(args: argparse.Namespace):
-    from jerseynum.config import PipelineConfig
-
+def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     pose_options = {}
     if args.pose == "mmpose":
         if not (args.mmpose_config and args.mmpose_checkpoint):
@@ -51,7 +57,10 @@ def pipeline_config(args: argparse.Namespace):
         pose=args.pose,
         pose_options=pose_options,
         text=args.text,
+        text_settle=args.text_settle,
+        legibility=None if args.legibility is None else args.legibility == "on",
         legibility_weights=args.legibility_weights,
+        legibility_threshold=args.legibility_threshold,
         max_frames=args.max_frames,
         early_stop=not args.no_early_stop,
         device=args.device,
@@ -141,8 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    help="cut each image of --crops to its torso with the pipeline's pose + torso")
     legibility_parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
                                    help=f"the shared data folder, used without --crops (default: {DEFAULT_DATA})")
-    legibility_parser.add_argument("--out", type=Path, default=DEFAULT_LEGIBILITY_WEIGHTS,
-                                   help=f"checkpoint to write (default: {DEFAULT_LEGIBILITY_WEIGHTS})")
+    legibility_parser.add_argument("--out", type=Path, default=DEFAULT_LEGIBILITY_CHECKPOINT,
+                                   help=f"checkpoint to write, its ONNX export beside (default: {DEFAULT_LEGIBILITY_CHECKPOINT})")
     legibility_parser.add_argument("--work", type=Path, default=REPO / ".cache" / "train-legibility",
                                    help="where the pseudo-labelling readings are cached (a rerun reuses them)")
     legibility_parser.add_argument("--mode", choices=["jersey", "bib"], default="jersey",
@@ -151,14 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    help="EasyOCR confidence from which a read number makes a crop legible")
     legibility_parser.add_argument("--illegible-max", type=float, default=0.1,
                                    help="EasyOCR confidence under which a crop is illegible")
-    legibility_parser.add_argument("--agreement", action="store_true",
+    legibility_parser.add_argument("--agreement", action=argparse.BooleanOptionalAction, default=True,
                                    help="pseudo-labels also need our text stage (rapidocr + crnn) to agree")
     legibility_parser.add_argument("--rounds", type=int, default=1, help="2 or more: self-training rounds")
     legibility_parser.add_argument("--arch", default="resnet_nano", help="resnet_nano (shipped) | resnet10t | resnet18")
     legibility_parser.add_argument("--epochs", type=int, default=12)
     legibility_parser.add_argument("--seed", type=int, default=0)
     legibility_parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    legibility_parser.add_argument("--onnx", action="store_true", help="also export the weights to ONNX (.onnx beside)")
     legibility_parser.set_defaults(handler=train_legibility)
     return parser
 
@@ -194,8 +202,7 @@ def train_legibility(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as error:
         log.error("%s", error)
         return 2
-    if args.onnx:
-        export_onnx(args.out, args.out.with_suffix(".onnx"))
+    export_onnx(args.out, args.out.with_suffix(".onnx"))  # what the pipeline runs
     print(json.dumps([{k: v for k, v in r.items() if k != "history"} for r in report["rounds"]], indent=1))
     return 0
 

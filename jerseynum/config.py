@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jerseynum.stages.legibility import DEFAULT_WEIGHTS as LEGIBILITY_WEIGHTS
 from jerseynum.stages.torso import BIB_TORSO, TorsoSettings
 from jerseynum.stages.vote import VoteSettings
 from jerseynum.types import Mode
@@ -18,30 +19,47 @@ class PipelineConfig:
     # the hips), so bib mode searches the whole runner crop for text unless a pose backend is asked for.
     pose: str | None = None
     pose_options: dict = field(default_factory=dict)  # backend arguments, e.g. mmpose's config and checkpoint
-    legibility_weights: Path | None = None  # None: the legibility stage is off and every torso crop is read
-    legibility_threshold: float = 0.5
-    # Text engines, each reading every line: rapidocr | crnn (the project's recognizer, models/digits_crnn.pt)
-    # | easyocr. Alone, rapidocr reads 0.964 of the scored genL tracklets and crnn 0.955; together, voting with
-    # all their readings, 0.977 (README, "Text engines"): they err on different crops.
-    text: tuple[str, ...] = ("rapidocr", "crnn")
+    # Legibility stage: None = on for jerseys, off for bibs (README, "Legibility"); off reads every torso crop.
+    legibility: bool | None = None
+    legibility_weights: Path = LEGIBILITY_WEIGHTS  # a .pt checkpoint (torch) or its .onnx export (ONNX Runtime)
+    # Frames scoring below this are not read. Number-crop sets hold only legible crops, so every drop there is a
+    # loss: 0.05 drops 64 % of bib-free photo regions and costs one of 966 number crops (README, "Legibility").
+    legibility_threshold: float = 0.05
+    # Text engines in cascade order: rapidocr | crnn (the project's recognizer, models/digits_crnn.pt) | easyocr.
+    # Default: crnn then rapidocr for jerseys, rapidocr then crnn for bibs (the surer engine on each first).
+    # Alone, rapidocr reads 0.964 of the scored genL tracklets and crnn 0.955; together, every reading voting,
+    # 0.977 (README, "Text engines"): they err on different crops.
+    text: tuple[str, ...] | None = None
+    # A crop read as an accepted number with at least this confidence is not read by the later engines
+    # (None: all engines read every crop). At 0.95 genL, the number crops and RBNR keep their accuracy while
+    # the second engine reads 10-45 % of the crops (README, "Text engines").
+    text_settle: float | None = 0.95
     text_options: dict[str, dict] = field(default_factory=dict)  # per engine, e.g. {"crnn": {"weights": path}}
     det_side: int = 640  # a crop searched for text lines is scaled to this long side for the line detector
+    # ... and searched again at this side where no number was read with confidence >= 0.95 (None: never). On
+    # RBNR the detector misses some bibs at 640 px that it finds at 480, 800 or 960 (+2 runners, 5 % retried).
+    det_retry_side: int | None = 800
     # Torso crops at least this big are searched for text lines; smaller ones are read whole as one line
     # (SoccerNet number crops are ~20-30 px; a runner's bib region is over 100 px).
     detect_min_side: int = 48
     device: str = "cpu"
     max_frames: int = 64  # frames sampled evenly from a longer tracklet
-    batch_size: int = 16  # frames per batch; the vote is checked for an early stop after each batch
+    batch_size: int = 16  # frames decoded, posed and scored for legibility together
+    read_chunk: int = 4  # frames read together, most legible first; the vote is checked for an early stop after each
     early_stop: bool = True
     torso: TorsoSettings | None = None  # default: TorsoSettings() for jerseys, BIB_TORSO for bibs
     vote: VoteSettings = field(default_factory=VoteSettings)
 
     def __post_init__(self) -> None:
         self.mode = Mode(self.mode)
+        if self.text is None:
+            self.text = ("crnn", "rapidocr") if self.mode is Mode.JERSEY else ("rapidocr", "crnn")
         self.text = (self.text,) if isinstance(self.text, str) else tuple(self.text)
         if self.pose is None:
             self.pose = "mediapipe" if self.mode is Mode.JERSEY else "none"
+        if self.legibility is None:
+            self.legibility = self.mode is Mode.JERSEY
         if self.torso is None:
             self.torso = TorsoSettings() if self.mode is Mode.JERSEY else BIB_TORSO
-        if self.max_frames < 1 or self.batch_size < 1:
-            raise ValueError("max_frames and batch_size must be at least 1")
+        if self.max_frames < 1 or self.batch_size < 1 or self.read_chunk < 1:
+            raise ValueError("max_frames, batch_size and read_chunk must be at least 1")

@@ -1,7 +1,8 @@
 """The pipeline: pose -> torso -> legibility -> text -> vote over the frames of a tracklet.
 
-It owns everything between the stages: sampling long tracklets, batching, the early stop once the vote is
-settled, bad frames, and the time spent in each stage. The stages know nothing of each other.
+It owns everything between the stages: sampling long tracklets, batching, reading the most legible frames
+first and stopping once the vote is settled, bad frames, and the time spent in each stage. The stages know
+nothing of each other.
 """
 
 from __future__ import annotations
@@ -48,10 +49,8 @@ class Pipeline:
         self.config = config or PipelineConfig()
         cfg = self.config
         self.pose = pose_estimator(cfg.pose, **cfg.pose_options)
-        self.legibility = (
-            LegibilityClassifier(cfg.legibility_weights, cfg.device) if cfg.legibility_weights else None
-        )
-        self.text = TextStage(cfg.text, cfg.mode, cfg.det_side, cfg.text_options)
+        self.legibility = LegibilityClassifier(cfg.legibility_weights, cfg.device) if cfg.legibility else None
+        self.text = TextStage(cfg.text, cfg.mode, cfg.det_side, cfg.text_options, cfg.text_settle, cfg.det_retry_side)
         self.vote = Vote(cfg.mode, cfg.vote)
 
     def run(self, tracklet: Tracklet) -> Prediction:
@@ -62,12 +61,24 @@ class Pipeline:
         frames = sample_frames(tracklet.frames, cfg.max_frames)
         evidence: list[FrameEvidence] = []
         readings: list[Reading] = []
+        settled = False
         for start in range(0, len(frames), cfg.batch_size):
             batch_frames = frames[start : start + cfg.batch_size]
             batch = [FrameEvidence(f.source, f.index) for f in batch_frames]
-            evidence += batch
-            readings += self._read_batch(batch_frames, batch, timings)
-            if cfg.early_stop and self.vote.settled(readings):
+            crops = self._prepare_batch(batch_frames, batch, timings)
+            # The most legible frames are read first, a chunk at a time, until the vote is settled.
+            order = sorted(crops, key=lambda i: -batch[i].legibility) if self.legibility else list(crops)
+            read: set[int] = set()
+            for chunk_start in range(0, len(order), cfg.read_chunk):
+                chunk = order[chunk_start : chunk_start + cfg.read_chunk]
+                readings += self._read(chunk, crops, batch, timings)
+                read.update(chunk)
+                settled = cfg.early_stop and self.vote.settled(readings)
+                if settled:
+                    break
+            # Evidence of the frames looked at: read, dropped as illegible, or unreadable.
+            evidence += [record for i, record in enumerate(batch) if i in read or i not in crops]
+            if settled:
                 break
         with _timed(timings, "vote"):
             result = self.vote.decide(readings)
@@ -78,7 +89,8 @@ class Pipeline:
             tracklet.id, result.number, result.confidence, reason, result.text, result.votes, evidence, dict(timings)
         )
 
-    def _read_batch(self, frames: list[Frame], evidence: list[FrameEvidence], timings: dict) -> list[Reading]:
+    def _prepare_batch(self, frames: list[Frame], evidence: list[FrameEvidence], timings: dict) -> dict[int, np.ndarray]:
+        """Decode, pose, cut the torso and score legibility: the torso crops worth reading, by frame position."""
         cfg = self.config
         images: list[np.ndarray | None] = []
         with _timed(timings, "load"):
@@ -115,15 +127,19 @@ class Pipeline:
                     evidence[i].legibility = float(score)
                     if score < cfg.legibility_threshold:
                         del crops[i]
+        return crops
 
+    def _read(self, chosen: list[int], crops: dict[int, np.ndarray], evidence: list[FrameEvidence],
+              timings: dict) -> list[Reading]:  # fmt: skip
+        """Read the chosen torso crops: small ones whole as one line, larger ones searched for lines."""
         with _timed(timings, "text"):
-            small = [i for i in crops if min(crops[i].shape[:2]) < cfg.detect_min_side]
-            large = [i for i in crops if i not in small]
+            small = [i for i in chosen if min(crops[i].shape[:2]) < self.config.detect_min_side]
+            large = [i for i in chosen if i not in small]
             for i, readings in zip(small, self.text.read_lines([crops[i] for i in small])):
                 evidence[i].readings = readings  # the vote keeps the ones its mode accepts
             for i, readings in zip(large, self.text.read_regions([crops[i] for i in large])):
                 evidence[i].readings = readings
-        return [reading for record in evidence for reading in record.readings]
+        return [reading for i in chosen for reading in evidence[i].readings]
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from jerseynum.types import Mode
 
 
 def test_label_rule_keeps_confident_numbers_and_empty_reads_and_leaves_out_the_rest():
-    rule = LabelRule(legible_min=0.5, illegible_max=0.1)
+    rule = LabelRule(legible_min=0.5, illegible_max=0.1, agreement=False)
     assert rule.label(Readings("23", 0.9, "23", 0.9), Mode.JERSEY) is True
     assert rule.label(Readings("", 0.0, "", 0.0), Mode.JERSEY) is False
     assert rule.label(Readings("7", 0.05, "", 0.0), Mode.JERSEY) is False  # a faint guess is no reading
@@ -71,7 +71,7 @@ def _rendered_crops(count: int, seed: int) -> tuple[list[Crop], list[Readings]]:
         legible = i % 2 == 0
         image = render_jersey_crop(str(i % 90 + 10), rng) if legible else render_negative_crop(rng)
         crops.append(Crop(f"crop{i}", f"group{i % 20}", image, legible))
-        readings.append(Readings(str(i % 90 + 10), 0.9, "", 0.0) if legible else Readings("", 0.0, "", 0.0))
+        readings.append(Readings(str(i % 90 + 10), 0.9, str(i % 90 + 10), 0.9) if legible else Readings("", 0.0, "", 0.0))
     return crops, readings
 
 

@@ -255,42 +255,68 @@ def text_recognizer(name: str, mode: Mode, **options) -> TextRecognizer:
 
 
 class TextStage:
-    """One or more engines behind one line detector (built on first use: number crops never need it)."""
+    """Engines in order behind one line detector (built on first use: number crops never need it).
+
+    A cascade: a crop that an engine has read as an accepted number with confidence >= `settle` is not read by
+    the engines after it (None: every engine reads every crop). Put the cheaper or surer engine first.
+    """
+
+    RETRY_BELOW = 0.95  # a region whose best reading is less sure than this is searched again at `retry_side`
 
     def __init__(self, engines: Sequence[str], mode: Mode, det_side: int = 640,
-                 engine_options: dict[str, dict] | None = None) -> None:  # fmt: skip
+                 engine_options: dict[str, dict] | None = None, settle: float | None = None,
+                 retry_side: int | None = None) -> None:  # fmt: skip
         if not engines:
             raise ValueError("the text stage needs at least one engine")
         options = engine_options or {}
         self.mode = mode
         self.engines = [text_recognizer(name, mode, **options.get(name, {})) for name in engines]
         self.det_side = det_side
-        self._detector: RapidOCRDetector | None = None
+        self.settle = settle
+        self.retry_side = retry_side
+        self._detectors: dict[int, RapidOCRDetector] = {}
+
+    def _unsettled(self, per_crop: list[list[Reading]], settle: float | None) -> list[int]:
+        """The crops without an accepted reading of confidence >= `settle` (None: all crops)."""
+        if settle is None:
+            return list(range(len(per_crop)))
+        return [i for i, readings in enumerate(per_crop)
+                if not any(r.confidence >= settle and self.mode.accepts(r.text) for r in readings)]  # fmt: skip
 
     def read_lines(self, crops: list[np.ndarray]) -> list[list[Reading]]:
         """Each crop read whole as one line: per crop, the readings with digits, one per engine at most."""
         per_crop: list[list[Reading]] = [[] for _ in crops]
         for engine in self.engines:
-            for readings, reading in zip(per_crop, engine.recognize(crops) if crops else []):
+            todo = self._unsettled(per_crop, self.settle)
+            for i, reading in zip(todo, engine.recognize([crops[i] for i in todo]) if todo else []):
                 if reading.text:
-                    readings.append(reading)
+                    per_crop[i].append(reading)
         return per_crop
 
     def read_regions(self, crops: list[np.ndarray]) -> list[list[Reading]]:
-        """The text lines of each crop found once and read by every engine: per crop, each engine's likeliest
-        number (`best_reading`), with its box in the crop."""
-        self._detector = self._detector or RapidOCRDetector(self.det_side)
-        lines: list[np.ndarray] = []
-        found: list[tuple[int, Box]] = []
-        for index, crop in enumerate(crops):
-            for line, box in self._detector.lines(crop):
-                lines.append(line)
-                found.append((index, box))
+        """The text lines of each crop found once and read by the engines: per crop, each engine's likeliest
+        number (`best_reading`), with its box in the crop. With `retry_side`, crops without a sure number are
+        searched again at that scale (the detector misses some bibs at one scale and finds them at another)."""
+        per_crop = self._read_regions_at(crops, self.det_side)
+        unsure = self._unsettled(per_crop, self.RETRY_BELOW) if self.retry_side else []
+        for i, again in zip(unsure, self._read_regions_at([crops[i] for i in unsure], self.retry_side)):
+            merged = per_crop[i] + again
+            per_crop[i] = [best for engine in self.engines
+                           if (best := best_reading([r for r in merged if r.engine == engine.name], self.mode))]  # fmt: skip
+        return per_crop
+
+    def _read_regions_at(self, crops: list[np.ndarray], det_side: int) -> list[list[Reading]]:
+        if det_side not in self._detectors:
+            self._detectors[det_side] = RapidOCRDetector(det_side)
+        found = [self._detectors[det_side].lines(crop) for crop in crops]
         per_crop: list[list[Reading]] = [[] for _ in crops]
         for engine in self.engines:
+            todo = self._unsettled(per_crop, self.settle)
+            owners = [(i, box) for i in todo for _, box in found[i]]
+            lines = [line for i in todo for line, _ in found[i]]
             candidates: list[list[Reading]] = [[] for _ in crops]
-            for (index, box), reading in zip(found, engine.recognize(lines) if lines else []):
-                candidates[index].append(replace(reading, box=box))
+            for (i, box), reading in zip(owners, engine.recognize(lines) if lines else []):
+                candidates[i].append(replace(reading, box=box))
             for readings, engine_candidates in zip(per_crop, candidates):
                 best = best_reading(engine_candidates, self.mode)
                 if best is not None:

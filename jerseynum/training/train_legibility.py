@@ -6,8 +6,8 @@
    `training/splits.py`) and regions of the trained half of the RBNR race photos that avoid every bib box.
 2. Pseudo-labels. EasyOCR (english_g2, digit allowlist, offline weights) reads each crop: *legible* where it
    reads a number the mode accepts with confidence >= `legible_min`, *illegible* where it reads no digit or
-   with confidence < `illegible_max`; the rest is left out. With `agreement`, the project's text stage
-   (rapidocr + crnn) must agree: legible also needs it to read the same number, illegible needs it to read no
+   with confidence < `illegible_max`; the rest is left out. With `agreement` (the default), the project's text
+   stage (rapidocr + crnn) must agree: legible also needs it to read the same number, illegible needs it to read no
    number with confidence >= 0.5. Readings are cached beside the work files, so a rerun reads nothing twice.
 3. Training: the classifier on the pseudo-labels, classes balanced by the loss, mild augmentation, a
    validation part (10 % of the groups: tracklets, photos) that picks the epoch and stops training.
@@ -68,7 +68,7 @@ class Readings:
 class LabelRule:
     legible_min: float = 0.5
     illegible_max: float = 0.1
-    agreement: bool = False
+    agreement: bool = True
 
     def label(self, readings: Readings, mode: Mode) -> bool | None:
         """True (legible), False (illegible) or None (ambiguous: left out)."""
