@@ -43,6 +43,9 @@ class PipelineConfig:
     # (SoccerNet number crops are ~20-30 px; a runner's bib region is over 100 px).
     detect_min_side: int = 48
     device: str = "cpu"
+    # Threads of each model (0: each library's choice, all cores). Race-photo tagging runs one pipeline per core
+    # in worker processes, each with 1 thread, rather than one pipeline whose models share the cores.
+    threads: int = 0
     max_frames: int = 64  # frames sampled evenly from a longer tracklet
     batch_size: int = 16  # frames decoded, posed and scored for legibility together
     read_chunk: int = 4  # frames read together, most legible first; the vote is checked for an early stop after each

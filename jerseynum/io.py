@@ -43,13 +43,14 @@ def load_image(frame: Frame) -> np.ndarray:
     return frame.image
 
 
-def _natural_key(path: Path) -> list[object]:
+def natural_key(name: str) -> list[object]:
     """Sort key putting frame 2 before frame 10."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def image_paths(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), key=_natural_key)
+    images = (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return sorted(images, key=lambda p: natural_key(p.name))
 
 
 def list_tracklets(root: Path) -> list[Tracklet]:
@@ -57,7 +58,7 @@ def list_tracklets(root: Path) -> list[Tracklet]:
     root = Path(root)
     if not root.is_dir():
         raise TrackletFolderError(f"not a folder: {root}")
-    folders = sorted((p for p in root.iterdir() if p.is_dir()), key=_natural_key)
+    folders = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name))
     if not folders:
         raise TrackletFolderError(f"no tracklet sub-folders in {root} (expected {root}/<tracklet id>/<frame>.jpg)")
     return [Tracklet.from_paths(folder.name, image_paths(folder)) for folder in folders]

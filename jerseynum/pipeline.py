@@ -49,8 +49,10 @@ class Pipeline:
         self.config = config or PipelineConfig()
         cfg = self.config
         self.pose = pose_estimator(cfg.pose, **cfg.pose_options)
-        self.legibility = LegibilityClassifier(cfg.legibility_weights, cfg.device) if cfg.legibility else None
-        self.text = TextStage(cfg.text, cfg.mode, cfg.det_side, cfg.text_options, cfg.text_settle, cfg.det_retry_side)
+        self.legibility = (LegibilityClassifier(cfg.legibility_weights, cfg.device, cfg.threads)
+                           if cfg.legibility else None)  # fmt: skip
+        self.text = TextStage(cfg.text, cfg.mode, cfg.det_side, cfg.text_options, cfg.text_settle, cfg.det_retry_side,
+                              cfg.threads)  # fmt: skip
         self.vote = Vote(cfg.mode, cfg.vote)
 
     def run(self, tracklet: Tracklet) -> Prediction:
@@ -67,7 +69,7 @@ class Pipeline:
             batch = [FrameEvidence(f.source, f.index) for f in batch_frames]
             crops = self._prepare_batch(batch_frames, batch, timings)
             # The most legible frames are read first, a chunk at a time, until the vote is settled.
-            order = sorted(crops, key=lambda i: -batch[i].legibility) if self.legibility else list(crops)
+            order = sorted(crops, key=lambda i: -batch[i].legibility) if self.legibility is not None else list(crops)
             read: set[int] = set()
             for chunk_start in range(0, len(order), cfg.read_chunk):
                 chunk = order[chunk_start : chunk_start + cfg.read_chunk]
@@ -83,8 +85,12 @@ class Pipeline:
         with _timed(timings, "vote"):
             result = self.vote.decide(readings)
         reason = result.reason
+        illegible = sum(record.legibility is not None and record.legibility < cfg.legibility_threshold
+                        for record in evidence)  # fmt: skip
         if all(record.error for record in evidence):
             reason = f"no readable image: {evidence[0].error}"
+        elif not readings and illegible:
+            reason = f"illegible: {illegible} of {len(evidence)} frames scored under {cfg.legibility_threshold}"
         return Prediction(
             tracklet.id, result.number, result.confidence, reason, result.text, result.votes, evidence, dict(timings)
         )

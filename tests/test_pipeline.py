@@ -74,8 +74,28 @@ def test_legibility_stage_drops_frames_below_its_threshold(tmp_path):
     torch.save({"arch": "resnet10t", "input_size": [64, 64], "state_dict": model.state_dict()}, weights)
     tracklet = number_tracklet("31", 3)
     prediction = Pipeline(PipelineConfig(pose="none", legibility_weights=weights)).run(tracklet)
-    assert prediction.number == NO_NUMBER
+    assert prediction.number == NO_NUMBER and prediction.reason.startswith("illegible: 3 of 3 frames")
     assert all(record.legibility is not None and record.legibility < 0.01 for record in prediction.evidence)
     assert all(record.readings == [] for record in prediction.evidence)
     lenient = Pipeline(PipelineConfig(pose="none", legibility_weights=weights, legibility_threshold=0.0))
     assert lenient.run(tracklet).number == 31
+
+
+class PlainnessScorer:
+    """A stand-in legibility classifier: a plain crop scores low (but above the threshold), a printed one high."""
+
+    def score(self, crops):
+        return np.array([0.75 if crop.std(axis=(0, 1)).max() > 5 else 0.0625 for crop in crops], np.float32)  # exact in float32
+
+
+def test_the_most_legible_frames_are_read_first_and_the_rest_not_once_the_vote_settles():
+    rng = np.random.default_rng(0)
+    plain = [np.full((36, 40, 3), (200, 40, 30), np.uint8) for _ in range(6)]
+    printed = [jitter(render_number("42", 36), rng) for _ in range(6)]
+    tracklet = Tracklet.from_images("t", [image for pair in zip(plain, printed) for image in pair])
+    pipeline = Pipeline(PipelineConfig(pose="none", read_chunk=2))
+    pipeline.legibility = PlainnessScorer()
+    prediction = pipeline.run(tracklet)
+    assert prediction.number == 42
+    assert prediction.evidence and all(record.legibility == 0.75 for record in prediction.evidence)
+    assert len(prediction.evidence) < 6  # settled before reading every printed frame, and no plain one

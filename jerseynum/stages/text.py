@@ -217,9 +217,13 @@ class CRNNText:
 class EasyOCRText:
     name = "easyocr"
 
-    def __init__(self, mode: Mode = Mode.JERSEY, gpu: bool = False) -> None:
+    def __init__(self, mode: Mode = Mode.JERSEY, gpu: bool = False, threads: int = 0) -> None:
         import easyocr
         import easyocr_en_models
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
 
         self._reader = easyocr.Reader(
             ["en"],
@@ -265,12 +269,13 @@ class TextStage:
 
     def __init__(self, engines: Sequence[str], mode: Mode, det_side: int = 640,
                  engine_options: dict[str, dict] | None = None, settle: float | None = None,
-                 retry_side: int | None = None) -> None:  # fmt: skip
+                 retry_side: int | None = None, threads: int = 0) -> None:  # fmt: skip
         if not engines:
             raise ValueError("the text stage needs at least one engine")
         options = engine_options or {}
         self.mode = mode
-        self.engines = [text_recognizer(name, mode, **options.get(name, {})) for name in engines]
+        self.engines = [text_recognizer(name, mode, **{"threads": threads, **options.get(name, {})}) for name in engines]
+        self.threads = threads
         self.det_side = det_side
         self.settle = settle
         self.retry_side = retry_side
@@ -307,7 +312,7 @@ class TextStage:
 
     def _read_regions_at(self, crops: list[np.ndarray], det_side: int) -> list[list[Reading]]:
         if det_side not in self._detectors:
-            self._detectors[det_side] = RapidOCRDetector(det_side)
+            self._detectors[det_side] = RapidOCRDetector(det_side, self.threads)
         found = [self._detectors[det_side].lines(crop) for crop in crops]
         per_crop: list[list[Reading]] = [[] for _ in crops]
         for engine in self.engines:
