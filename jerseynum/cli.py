@@ -1,4 +1,5 @@
-"""The `jerseynum` command (also `python -m jerseynum`); `inference.py` is a thin wrapper over `infer`."""
+"""The `jerseynum` command (also `python -m jerseynum`): infer (tracklets), tag / search / export / serve (race
+photos), train-recognizer, train-legibility. `inference.py` is a thin wrapper over `infer`."""
 
 from __future__ import annotations
 
@@ -128,6 +129,36 @@ def build_parser() -> argparse.ArgumentParser:
     add_pipeline_arguments(infer_parser)
     infer_parser.set_defaults(handler=infer)
 
+    tag_parser = commands.add_parser("tag", parents=[common],
+                                     help="read the bib numbers of every race photo in a folder into an index")
+    tag_parser.add_argument("photos", type=Path, help="folder of race photos (searched recursively)")
+    tag_parser.add_argument("--index", type=Path, required=True, help="SQLite index file (created if absent)")
+    tag_parser.add_argument("--workers", type=int, default=2, help="processes tagging in parallel (default: 2)")
+    tag_parser.set_defaults(handler=tag)
+
+    search_parser = commands.add_parser("search", parents=[common], help="find the photos of a bib number")
+    search_parser.add_argument("number", help="the bib number (digits)")
+    search_parser.add_argument("--index", type=Path, required=True)
+    search_parser.add_argument("--exact", action="store_true", help="exact matches only (no partial, no fuzzy)")
+    search_parser.add_argument("--fuzzy", type=int, default=1, metavar="K",
+                               help="also numbers within K edits of the query (default 1; 0: none)")
+    search_parser.add_argument("--limit", type=int, default=50, help="at most this many photos listed")
+    search_parser.add_argument("--copy-to", type=Path, help="copy the matching photos into this folder")
+    search_parser.set_defaults(handler=search)
+
+    export_parser = commands.add_parser("export", parents=[common], help="write the index as JSON or CSV")
+    export_parser.add_argument("--index", type=Path, required=True)
+    export_parser.add_argument("--format", choices=["json", "csv"], default="json")
+    export_parser.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
+    export_parser.set_defaults(handler=export)
+
+    serve_parser = commands.add_parser("serve", parents=[common], help="a local web page to search the photos")
+    serve_parser.add_argument("--index", type=Path, required=True)
+    serve_parser.add_argument("--photos", type=Path, help="the photo folder (default: the one the index was made of)")
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=8000)
+    serve_parser.set_defaults(handler=serve)
+
     train_parser = commands.add_parser("train-recognizer", parents=[common],
                                        help="train the digit recognizer on the shared data plus rendered crops")
     train_parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
@@ -169,6 +200,81 @@ def build_parser() -> argparse.ArgumentParser:
     legibility_parser.add_argument("--device", default="cpu", help="cpu or cuda")
     legibility_parser.set_defaults(handler=train_legibility)
     return parser
+
+
+def _open_index(path: Path):
+    from jerseynum.photos.index import PhotoIndex
+
+    if not path.is_file():
+        raise SystemExit(f"no index at {path}: create it with `jerseynum tag PHOTOS --index {path}`")
+    return PhotoIndex(path)
+
+
+def tag(args: argparse.Namespace) -> int:
+    from jerseynum.photos.tagger import tag_folder
+
+    if not args.photos.is_dir():
+        log.error("not a folder: %s", args.photos)
+        return 2
+    try:
+        report = tag_folder(args.photos, args.index, workers=args.workers, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"interrupted: every photo tagged so far is saved in {args.index}; run the same command to resume")
+        return 130
+    with _open_index(args.index) as index:
+        total = len(index)
+    timing = f", median {statistics.median(report.seconds):.2f} s per photo" if report.seconds else ""
+    print(f"{report.photos} photos: {report.tagged} tagged ({report.numbers} numbers, {report.unreadable} unreadable)"
+          f", {report.unchanged} unchanged, {report.removed} gone from the folder{timing}; {total} in {args.index}")
+    return 0
+
+
+def search(args: argparse.Namespace) -> int:
+    import shutil
+
+    digits = "".join(c for c in args.number if c.isdigit())
+    if not digits:
+        log.error("a bib number has digits: %r has none", args.number)
+        return 2
+    with _open_index(args.index) as index:
+        root = index.photos_root
+        matches = index.search(digits, partial=not args.exact, max_distance=0 if args.exact else args.fuzzy)
+    matches = matches[: args.limit]
+    for match in matches:
+        print(f"{match.kind:7} {match.number.number:>8} {match.number.confidence:.2f}  {root / match.photo.path}")
+    print(f"{len(matches)} photos for {digits}")
+    if args.copy_to and matches:
+        args.copy_to.mkdir(parents=True, exist_ok=True)
+        for match in matches:
+            # the relative path flattened, so photos of the same name in different folders do not collide
+            shutil.copy2(root / match.photo.path, args.copy_to / match.photo.path.replace("/", "__"))
+        print(f"copied to {args.copy_to}")
+    return 0 if matches else 1
+
+
+def export(args: argparse.Namespace) -> int:
+    with _open_index(args.index) as index:
+        text = index.export(args.format)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        temporary = args.output.with_name(args.output.name + ".tmp")
+        temporary.write_text(text)
+        temporary.replace(args.output)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    from jerseynum.photos.web import serve_forever
+
+    with _open_index(args.index) as index:
+        photos = args.photos or index.photos_root
+    if photos is None or not Path(photos).is_dir():
+        log.error("photo folder not found: %s (pass --photos)", photos)
+        return 2
+    serve_forever(args.index, Path(photos), args.host, args.port)
+    return 0
 
 
 def train_recognizer(args: argparse.Namespace) -> int:

@@ -8,6 +8,11 @@ if ! ldconfig -p | grep -q 'libGL.so.1 ' || ! ldconfig -p | grep -q 'libglib-2.0
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq && $sudo apt-get install -y -qq libgl1 libglib2.0-0
 fi
+# The browser test of the photo search page (tests/test_web.py) drives Debian's Chromium through chromedriver.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium chromium-driver
+fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 # The pinned set in requirements.txt was verified to install and run together (see its comments).
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" || true

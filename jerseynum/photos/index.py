@@ -1,0 +1,276 @@
+"""The race-photo index: an SQLite file of every photo of a folder, the bib numbers read in it, and search.
+
+Each photo's result is written in one transaction, so an interrupted run (Ctrl-C, kill, power loss) leaves
+every photo either fully tagged or not at all, and a rerun picks up where it stopped. A photo is identified by
+its path under the folder; its size and modification time tell a rerun whether it may have changed (then its
+content hash decides), and the model version whether it was tagged by another model.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from jerseynum.types import Box
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS photos (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,          -- relative to the folder in meta('photos_root'), '/'-separated
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    width INTEGER,                      -- NULL where the file could not be decoded
+    height INTEGER,
+    error TEXT,                         -- why the photo could not be tagged (an unreadable file), else NULL
+    model_version TEXT NOT NULL,
+    seconds REAL NOT NULL               -- time spent tagging it
+);
+CREATE TABLE IF NOT EXISTS numbers (
+    photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+    number TEXT NOT NULL,               -- digits as printed, leading zeros kept
+    confidence REAL NOT NULL,
+    x1 INTEGER NOT NULL, y1 INTEGER NOT NULL, x2 INTEGER NOT NULL, y2 INTEGER NOT NULL  -- the bib, photo pixels
+);
+CREATE INDEX IF NOT EXISTS numbers_by_number ON numbers(number);
+CREATE INDEX IF NOT EXISTS numbers_by_photo ON numbers(photo_id);
+"""
+
+
+class IndexFileError(RuntimeError):
+    """An index file that is not ours, or belongs to another photo folder."""
+
+
+@dataclass(frozen=True)
+class BibNumber:
+    """One number read in a photo."""
+
+    number: str
+    confidence: float
+    box: Box
+
+
+@dataclass(frozen=True)
+class PhotoRecord:
+    """What the index holds of one photo (`numbers` best first)."""
+
+    id: int
+    path: str
+    sha256: str
+    width: int | None
+    height: int | None
+    error: str | None
+    model_version: str
+    numbers: tuple[BibNumber, ...] = ()
+
+
+@dataclass(frozen=True)
+class Match:
+    """A photo found by a search, with the reading that matched and how (exact, partial or fuzzy)."""
+
+    photo: PhotoRecord
+    number: BibNumber
+    kind: str  # "exact" | "partial" | "fuzzy"
+    distance: int  # edit distance between the query and the number (0 for exact)
+
+    @property
+    def rank(self) -> tuple:
+        """Sort key, best first: exact, then partial (closest length first), then fuzzy by distance; then the
+        more confident reading, then the path (so ties are stable)."""
+        kind_order = {"exact": 0, "partial": 1, "fuzzy": 2}[self.kind]
+        return kind_order, self.distance, -self.number.confidence, self.photo.path
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions each cost 1)."""
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
+        previous = current
+    return previous[-1]
+
+
+class PhotoIndex:
+    """An open index file. Use as a context manager, or call `close()`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30)
+            # WAL: readers (the web page) never block the tagger, and a killed writer leaves the file consistent.
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as error:
+            raise IndexFileError(f"{self.path} is not a jerseynum index: {error}") from error
+
+    def __enter__(self) -> PhotoIndex:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- the folder this index describes ---------------------------------------------------------------
+
+    @property
+    def photos_root(self) -> Path | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'photos_root'").fetchone()
+        return Path(row[0]) if row else None
+
+    def bind_root(self, root: Path) -> None:
+        """Record the photo folder; an index of another folder is refused rather than mixed."""
+        root = Path(root).resolve()
+        known = self.photos_root
+        if known is None:
+            with self._db:
+                self._db.execute("INSERT INTO meta VALUES ('photos_root', ?)", (str(root),))
+        elif known != root:
+            raise IndexFileError(f"{self.path} indexes {known}, not {root}: use another --index file")
+
+    # --- writing -------------------------------------------------------------------------------------
+
+    def known(self) -> dict[str, tuple[int, int, str, str]]:
+        """path -> (size, mtime_ns, sha256, model_version) of every photo in the index."""
+        rows = self._db.execute("SELECT path, size, mtime_ns, sha256, model_version FROM photos")
+        return {path: (size, mtime, sha, version) for path, size, mtime, sha, version in rows}
+
+    def touch(self, path: str, size: int, mtime_ns: int) -> None:
+        """A file whose timestamp changed but whose content did not: remember the new stat, keep the tags."""
+        with self._db:
+            self._db.execute("UPDATE photos SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path))
+
+    def put(self, path: str, sha256: str, size: int, mtime_ns: int, shape: tuple[int, int] | None,
+            numbers: list[BibNumber], error: str | None, model_version: str, seconds: float) -> None:  # fmt: skip
+        """Replace the photo's row and numbers in one transaction."""
+        width, height = (shape[1], shape[0]) if shape else (None, None)
+        with self._db:
+            self._db.execute("DELETE FROM photos WHERE path = ?", (path,))
+            cursor = self._db.execute(
+                "INSERT INTO photos (path, sha256, size, mtime_ns, width, height, error, model_version, seconds)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (path, sha256, size, mtime_ns, width, height, error, model_version, seconds),
+            )
+            self._db.executemany(
+                "INSERT INTO numbers VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(cursor.lastrowid, n.number, n.confidence, *n.box) for n in numbers],
+            )
+
+    def remove(self, paths: list[str]) -> None:
+        with self._db:
+            self._db.executemany("DELETE FROM photos WHERE path = ?", [(p,) for p in paths])
+
+    # --- reading -------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM photos").fetchone()[0]
+
+    def _records(self, where: str = "", params: tuple = ()) -> Iterator[PhotoRecord]:
+        photos = self._db.execute(
+            "SELECT id, path, sha256, width, height, error, model_version FROM photos " + where + " ORDER BY path",
+            params,
+        ).fetchall()
+        numbers: dict[int, list[BibNumber]] = {}
+        ids = [row[0] for row in photos]
+        for start in range(0, len(ids), 500):  # SQLite caps the parameters of one statement
+            chunk = ids[start : start + 500]
+            rows = self._db.execute(
+                f"SELECT photo_id, number, confidence, x1, y1, x2, y2 FROM numbers"
+                f" WHERE photo_id IN ({','.join('?' * len(chunk))}) ORDER BY confidence DESC",
+                chunk,
+            )
+            for photo_id, number, confidence, *box in rows:
+                numbers.setdefault(photo_id, []).append(BibNumber(number, confidence, tuple(box)))
+        for row in photos:
+            yield PhotoRecord(*row, numbers=tuple(numbers.get(row[0], ())))
+
+    def photos(self) -> list[PhotoRecord]:
+        return list(self._records())
+
+    def photo(self, photo_id: int) -> PhotoRecord | None:
+        return next(self._records("WHERE id = ?", (photo_id,)), None)
+
+    def counts(self) -> tuple[int, int]:
+        """(photos in the index, photos with at least one number)."""
+        photos = self._db.execute("SELECT COUNT(*) FROM photos").fetchone()[0]
+        numbered = self._db.execute("SELECT COUNT(DISTINCT photo_id) FROM numbers").fetchone()[0]
+        return photos, numbered
+
+    def search(self, query: str, partial: bool = True, max_distance: int = 1) -> list[Match]:
+        """Photos showing `query` (digits), best first, one match per photo: exact readings, then readings that
+        contain the query (`partial`), then readings within `max_distance` edits of it (fuzzy; 0: none)."""
+        query = "".join(c for c in query if c.isdigit())
+        if not query:
+            return []
+        # Compare the query with each distinct number once (a race has thousands of bibs, not millions), then
+        # load only the photos of the numbers that match.
+        kinds: dict[str, tuple[str, int]] = {}
+        for (number,) in self._db.execute("SELECT DISTINCT number FROM numbers"):
+            distance = edit_distance(query, number)
+            if distance == 0:
+                kinds[number] = ("exact", 0)
+            elif partial and query in number:
+                kinds[number] = ("partial", distance)
+            elif distance <= max_distance:
+                kinds[number] = ("fuzzy", distance)
+        if not kinds:
+            return []
+        wanted = list(kinds)
+        photo_ids: set[int] = set()
+        for start in range(0, len(wanted), 500):  # SQLite caps the parameters of one statement
+            chunk = wanted[start : start + 500]
+            rows = self._db.execute(
+                f"SELECT DISTINCT photo_id FROM numbers WHERE number IN ({','.join('?' * len(chunk))})", chunk
+            )
+            photo_ids.update(row[0] for row in rows)
+        best: dict[int, Match] = {}
+        for photo in self._records_by_id(sorted(photo_ids)):
+            for number in photo.numbers:
+                if number.number in kinds:
+                    match = Match(photo, number, *kinds[number.number])
+                    if photo.id not in best or match.rank < best[photo.id].rank:
+                        best[photo.id] = match
+        return sorted(best.values(), key=lambda m: m.rank)
+
+    def _records_by_id(self, ids: list[int]) -> Iterator[PhotoRecord]:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            yield from self._records(f"WHERE id IN ({','.join('?' * len(chunk))})", tuple(chunk))
+
+    def export(self, fmt: str) -> str:
+        """json: {"<photo file name>": ["1234", ...]} for every photo (empty where none was read); csv: one row
+        per number (photo, number, confidence, box), and one with an empty number per photo without any."""
+        records = self.photos()
+        if fmt == "json":
+            return json.dumps({r.path: sorted({n.number for n in r.numbers}) for r in records}, indent=1) + "\n"
+        if fmt == "csv":
+            out = io.StringIO()
+            writer = csv.writer(out)
+            writer.writerow(["photo", "number", "confidence", "x1", "y1", "x2", "y2", "error"])
+            for r in records:
+                for n in r.numbers:
+                    writer.writerow([r.path, n.number, f"{n.confidence:.3f}", *n.box, ""])
+                if not r.numbers:
+                    writer.writerow([r.path, "", "", "", "", "", "", r.error or ""])
+            return out.getvalue()
+        raise ValueError(f"unknown export format {fmt!r}: json or csv")

@@ -1,0 +1,119 @@
+"""Finding runners in a race photo, each as the region of the photo where their bib can be.
+
+No offline COCO person detector ships on PyPI, so runners are anchored on their faces: mediapipe 0.10.21's
+full-range BlazeFace (weights inside its wheel, Apache-2.0) on the whole photo and on n x n overlapping tiles
+(2 x 2 up to 1600 px, more for larger photos), which finds the small faces of runners further back
+(../shared/FINDINGS.md: 97 % of the development bibs have a face found this way, 85 % with the whole photo
+alone). A bib hangs below its runner's face: on the
+development photos its centre lies 1.4-3.8 face heights below the face and within 0.7 face widths of it
+horizontally, so the region searched is the face centre +- `side` face widths, from `top` to `bottom` face
+heights below the face's bottom edge.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from jerseynum.types import Box
+
+
+@dataclass(frozen=True)
+class Runner:
+    """A runner found in a photo: the face that anchors them and the region searched for their bib."""
+
+    face: Box
+    face_score: float
+    region: Box
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    tiles: bool = True  # also look for faces in n x n overlapping tiles (small faces further back)
+    tile_px: int = 800  # n: at least 2, and enough that a tile's long side is about this many pixels
+    tile_overlap: float = 1.2  # a tile's side is this / n of the photo's (tiles overlap by a fifth)
+    merge_iou: float = 0.3  # faces found twice (photo and tile) overlapping this much are one face
+    min_face_px: int = 12  # smaller faces cannot come with a readable bib
+    side: float = 1.6  # region half-width, in face widths from the face centre
+    top: float = 0.2  # region top, in face heights below the face's bottom
+    bottom: float = 5.0  # region bottom, in face heights below the face's bottom
+
+
+def iou(a: Box, b: Box) -> float:
+    inter_w = min(a[2], b[2]) - max(a[0], b[0])
+    inter_h = min(a[3], b[3]) - max(a[1], b[1])
+    if inter_w <= 0 or inter_h <= 0:
+        return 0.0
+    inter = inter_w * inter_h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def bib_region(face: Box, height: int, width: int, settings: RunnerSettings = RunnerSettings()) -> Box:
+    """Where the bib of the runner with this face can be, clipped to the photo."""
+    x1, y1, x2, y2 = face
+    face_w, face_h = x2 - x1, y2 - y1
+    centre = (x1 + x2) / 2
+    return (
+        max(0, int(centre - settings.side * face_w)),
+        max(0, int(y2 + settings.top * face_h)),
+        min(width, int(centre + settings.side * face_w + 1)),
+        min(height, int(y2 + settings.bottom * face_h + 1)),
+    )
+
+
+class FaceRunnerFinder:
+    """Runners anchored on faces found by mediapipe's full-range face detector."""
+
+    def __init__(self, settings: RunnerSettings = RunnerSettings()) -> None:
+        from mediapipe.python.solutions import face_detection
+
+        self.settings = settings
+        # model_selection=1: the full-range model (faces up to ~5 m away), what race photos need.
+        self._detector = face_detection.FaceDetection(model_selection=1)
+
+    def faces(self, photo: np.ndarray) -> list[tuple[Box, float]]:
+        """Face boxes with their scores, in photo pixels, found on the photo and its tiles and merged."""
+        height, width = photo.shape[:2]
+        views = [(0, 0, width, height)]
+        if self.settings.tiles:
+            n = max(2, math.ceil(max(height, width) / self.settings.tile_px))
+            tile_w = int(width * min(1.0, self.settings.tile_overlap / n))
+            tile_h = int(height * min(1.0, self.settings.tile_overlap / n))
+            xs = np.linspace(0, width - tile_w, n).astype(int)
+            ys = np.linspace(0, height - tile_h, n).astype(int)
+            views += [(x, y, x + tile_w, y + tile_h) for y in ys for x in xs]
+        found: list[tuple[Box, float]] = []
+        rgb = cv2.cvtColor(photo, cv2.COLOR_BGR2RGB)
+        for vx1, vy1, vx2, vy2 in views:
+            view = np.ascontiguousarray(rgb[vy1:vy2, vx1:vx2])
+            result = self._detector.process(view)
+            for detection in result.detections or []:
+                box = detection.location_data.relative_bounding_box
+                vw, vh = vx2 - vx1, vy2 - vy1
+                x1 = max(0, int(vx1 + box.xmin * vw))
+                y1 = max(0, int(vy1 + box.ymin * vh))
+                x2 = min(width, int(vx1 + (box.xmin + box.width) * vw))
+                y2 = min(height, int(vy1 + (box.ymin + box.height) * vh))
+                if min(x2 - x1, y2 - y1) >= self.settings.min_face_px:
+                    found.append(((x1, y1, x2, y2), float(detection.score[0])))
+        # The same face seen in the photo and in one or more tiles: keep its best-scored box.
+        merged: list[tuple[Box, float]] = []
+        for box, score in sorted(found, key=lambda item: -item[1]):
+            if all(iou(box, kept) < self.settings.merge_iou for kept, _ in merged):
+                merged.append((box, score))
+        return merged
+
+    def find(self, photo: np.ndarray) -> list[Runner]:
+        height, width = photo.shape[:2]
+        runners = []
+        for face, score in self.faces(photo):
+            region = bib_region(face, height, width, self.settings)
+            if region[2] - region[0] >= 8 and region[3] - region[1] >= 8:  # a face at the photo's bottom edge
+                runners.append(Runner(face, score, region))
+        return runners
+
+    def close(self) -> None:
+        self._detector.close()

@@ -1,0 +1,233 @@
+"""The photo search page: HTTP-level checks (routes, escaping, traversal), then a real headless browser."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from jerseynum.photos.index import BibNumber, PhotoIndex
+from jerseynum.photos.web import make_server
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+BIB = (120, 100, 280, 200)  # where every rendered photo has its bib, photo pixels (400x300 photos)
+BOX_BGR = (85, 45, 255)  # the page's box colour, #ff2d55
+
+
+def render_photo(number: str, background: tuple[int, int, int]) -> np.ndarray:
+    """A 400x300 'race photo': a coloured background and a white bib with the number on it."""
+    image = np.full((300, 400, 3), background, np.uint8)
+    x1, y1, x2, y2 = BIB
+    cv2.rectangle(image, (x1, y1), (x2 - 1, y2 - 1), (255, 255, 255), -1)  # x2, y2 exclusive
+    cv2.putText(image, number, (x1 + 10, y2 - 30), cv2.FONT_HERSHEY_SIMPLEX, 1.3, (0, 0, 0), 3)
+    return image
+
+
+def put(index: PhotoIndex, root: Path, path: str, image: np.ndarray | None, numbers: list[tuple[str, float]],
+        error: str | None = None) -> None:  # fmt: skip
+    file = root / path
+    file.parent.mkdir(parents=True, exist_ok=True)
+    if image is not None:
+        cv2.imwrite(str(file), image)
+    shape = image.shape[:2] if image is not None else None
+    bibs = [BibNumber(number, confidence, BIB) for number, confidence in numbers]
+    index.put(path, "0" * 64, 0, 0, shape, bibs, error, "test", 0.0)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A served index of a few rendered photos; yields (base url, {path: id}, tmp folder)."""
+    tmp = tmp_path_factory.mktemp("web")
+    root = tmp / "photos"
+    root.mkdir()
+    (tmp / "secret.txt").write_text("not a photo")
+    with PhotoIndex(tmp / "index.sqlite") as index:
+        index.bind_root(root)
+        put(index, root, "a/bib_1234.jpg", render_photo("1234", (160, 80, 20)), [("1234", 0.97)])
+        put(index, root, "b/bib_1284.jpg", render_photo("1284", (40, 140, 40)), [("1284", 0.99)])  # fuzzy
+        put(index, root, "c/bib_51234.jpg", render_photo("51234", (30, 90, 160)), [("51234", 0.9), ("77", 0.8)])
+        put(index, root, "empty.jpg", np.full((300, 400, 3), 90, np.uint8), [])
+        (root / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+        put(index, root, "broken.jpg", None, [], error="could not decode the image")
+        # An index entry pointing outside the folder (a tampered or stale index): must never be served.
+        index.put("../secret.txt", "0" * 64, 0, 0, (300, 400), [BibNumber("999", 0.9, BIB)], None, "test", 0.0)
+        for i in range(30):  # enough for two pages of results
+            put(index, root, f"crowd/{i:03d}.jpg", render_photo("888", (100, 100, 100 + 4 * i)), [("888", 0.8)])
+        ids = {photo.path: photo.id for photo in index.photos()}
+    server = make_server(tmp / "index.sqlite", root)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", ids, tmp
+    server.shutdown()
+    server.server_close()
+
+
+def get(url: str) -> tuple[int, dict, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def page(url: str) -> str:
+    status, headers, body = get(url)
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    return body.decode()
+
+
+def test_home_shows_the_counts_and_the_security_headers(site):
+    base, ids, _ = site
+    status, headers, body = get(base + "/")
+    assert status == 200
+    assert f"{len(ids)} photos in the index, 34 with numbers" in body.decode()
+    assert headers["Content-Security-Policy"] == "default-src 'self'; style-src 'self' 'unsafe-inline'"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_search_ranks_exact_then_partial_then_fuzzy(site):
+    base, ids, _ = site
+    html = page(base + "/?q=1234")
+    positions = [html.index(f'href="/photo/{ids[p]}"') for p in ("a/bib_1234.jpg", "c/bib_51234.jpg", "b/bib_1284.jpg")]
+    assert positions == sorted(positions)
+    assert "3 photos for 1234" in html and "exact</span> 97%" in html
+    # The box is placed in percentages of the photo: (120, 100, 280, 200) of 400x300.
+    assert "left:30.00%;top:33.33%;width:40.00%;height:33.33%" in html
+    exact = page(base + "/?q=1234&exact=1")
+    assert f'/photo/{ids["a/bib_1234.jpg"]}"' in exact and "1 photo for 1234" in exact
+    assert f'/photo/{ids["b/bib_1284.jpg"]}"' not in exact and f'/photo/{ids["c/bib_51234.jpg"]}"' not in exact
+    assert "no photos for 4321" in page(base + "/?q=4321")
+
+
+def test_results_are_paginated_and_bad_pages_are_clamped(site):
+    base, _, _ = site
+    first, second = page(base + "/?q=888"), page(base + "/?q=888&page=2")
+    assert first.count('class="card"') == 24 and second.count('class="card"') == 6
+    assert 'href="/?q=888&amp;page=2" rel="next"' in first and 'href="/?q=888" rel="prev"' in second
+    assert page(base + "/?q=888&page=99").count('class="card"') == 6  # clamped to the last page
+    for bad in ("abc", "-3", "0", "1e9", "%00"):
+        assert page(base + f"/?q=888&page={bad}").count('class="card"') == 24
+
+
+def test_query_keeps_digits_only_and_everything_is_escaped(site):
+    base, ids, _ = site
+    html = page(base + "/?q=%3Cscript%3Ealert(document.cookie)%3C/script%3E12a34")
+    assert "<script>" not in html and "alert" not in html
+    assert 'value="1234"' in html and f'/photo/{ids["a/bib_1234.jpg"]}"' in html
+    assert 'value="123456789012"' in page(base + "/?q=12345678901234567890")  # at most 12 digits
+
+
+def test_image_thumbnail_and_photo_view(site):
+    base, ids, tmp = site
+    photo_id = ids["c/bib_51234.jpg"]
+    status, headers, body = get(f"{base}/image/{photo_id}")
+    assert status == 200 and headers["Content-Type"] == "image/jpeg"
+    assert body == (tmp / "photos/c/bib_51234.jpg").read_bytes()
+    status, headers, body = get(f"{base}/thumb/{photo_id}")
+    thumb = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    assert status == 200 and headers["Content-Type"] == "image/jpeg" and max(thumb.shape[:2]) == 320
+    html = page(f"{base}/photo/{photo_id}")
+    assert "51234 · 90%" in html and "77 · 80%" in html and 'href="/?q=77"' in html
+    assert "could not decode the image" in page(f"{base}/photo/{ids['broken.jpg']}")
+    assert "no numbers read" in page(f"{base}/photo/{ids['empty.jpg']}")
+
+
+def test_only_indexed_files_inside_the_folder_are_served(site):
+    base, ids, _ = site
+    bad = [
+        "/../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/image/..%2f..%2fsecret.txt", "/image/%2e%2e",
+        "/image/abc", "/image/99999", "/thumb/99999", "/photo/99999", "/photo/-1", "/photos",
+        f"/image/{ids['../secret.txt']}", f"/thumb/{ids['../secret.txt']}",  # in the index, outside the folder
+        f"/thumb/{ids['broken.jpg']}",  # not decodable: no thumbnail
+        "/image/" + "9" * 40,
+    ]  # fmt: skip
+    for path in bad:
+        status, _, body = get(base + path)
+        assert status == 404, path
+        assert b"not found" in body and b"Traceback" not in body and b"not a photo" not in body
+
+
+# --- a real browser -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
+        pytest.skip(f"no browser: {CHROMIUM} or {CHROMEDRIVER} is absent (scripts/install.sh installs them)")
+    if importlib.util.find_spec("selenium") is None:
+        pytest.skip("the selenium package is not installed (it is in requirements.txt)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)  # explicit paths: Selenium Manager never downloads anything
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,900"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    yield driver
+    driver.quit()
+
+
+def screenshot(driver, path: Path) -> np.ndarray:
+    driver.save_screenshot(str(path))
+    image = cv2.imread(str(path))
+    assert image is not None, "the screenshot is not a PNG"
+    viewport = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    assert image.shape[1::-1] == tuple(viewport) and image.shape[1] == 1200
+    assert image.std() > 20, "the screenshot is blank"
+    return image
+
+
+def box_colour_share(image: np.ndarray, rect: dict) -> float:
+    """How much of the box's border, in the screenshot, has the page's box colour."""
+    x, y, w, h = (round(rect[k]) for k in ("x", "y", "width", "height"))
+    border = np.concatenate([image[y + 1, x : x + w], image[y + h - 2, x : x + w],
+                             image[y : y + h, x + 1], image[y : y + h, x + w - 2]])  # fmt: skip
+    return float((np.abs(border.astype(int) - BOX_BGR).max(axis=1) < 40).mean())
+
+
+def test_search_and_photo_view_in_a_browser(site, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, ids, _ = site
+    wait = WebDriverWait(browser, 10)
+    loaded = "return [...document.images].every(i => i.complete && i.naturalWidth > 0)"
+    browser.get(base + "/")
+    field = browser.find_element(By.NAME, "q")
+    field.send_keys("1234")
+    field.submit()
+    first = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".grid .card")))
+    wait.until(lambda d: d.execute_script(loaded))
+    assert first.get_attribute("href").endswith(f"/photo/{ids['a/bib_1234.jpg']}")
+    assert first.find_element(By.CLASS_NAME, "caption").text == "1234 exact 97%"
+    box = first.find_element(By.CLASS_NAME, "box")
+    thumb = first.find_element(By.TAG_NAME, "img")
+    assert box.is_displayed() and box.size["width"] > 20
+    # The box covers the bib's place on the thumbnail: 30%..70% across, 33%..67% down.
+    assert box.rect["x"] - thumb.rect["x"] == pytest.approx(0.3 * thumb.rect["width"], abs=2)
+    assert box.rect["width"] == pytest.approx(0.4 * thumb.rect["width"], abs=2)
+    search = screenshot(browser, tmp_path / "search.png")
+    assert box_colour_share(search, box.rect) > 0.9
+
+    first.click()
+    box = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".photo .box")))
+    wait.until(lambda d: d.execute_script(loaded))
+    assert box.text == "1234 · 97%"
+    view = screenshot(browser, tmp_path / "photo.png")
+    assert box_colour_share(view, box.rect) > 0.9
+    # Inside the box is the photo's white bib: the box is drawn where the bib is.
+    x, y, w, h = (round(box.rect[k]) for k in ("x", "y", "width", "height"))
+    inside = view[y + 8 : y + h - 8, x + 8 : x + w - 8]
+    assert np.median(inside) > 200
+    assert np.abs(view.astype(int) - search).mean() > 5  # another page was drawn
+    browser.find_element(By.LINK_TEXT, "1234").click()
+    wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".grid .card")))
+    assert "q=1234" in browser.current_url
