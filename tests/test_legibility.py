@@ -4,7 +4,15 @@ import cv2
 import numpy as np
 import pytest
 
-from jerseynum.stages.legibility import DEFAULT_WEIGHTS, LegibilityClassifier, export_onnx, load_checkpoint
+from jerseynum.stages.legibility import (
+    DEFAULT_WEIGHTS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    LegibilityClassifier,
+    export_onnx,
+    load_checkpoint,
+    to_batch,
+)
 from jerseynum.training.synth import render_jersey_crop, render_negative_crop
 from jerseynum.training.train_legibility import (
     Crop,
@@ -110,3 +118,13 @@ def test_shipped_classifier_tells_a_clear_number_from_a_plain_shirt():
     shirt = np.full((40, 40, 3), (30, 30, 180), np.uint8)
     legible, plain = LegibilityClassifier(DEFAULT_WEIGHTS).score([number, shirt])
     assert legible > 0.5 > plain
+
+
+def test_batches_are_resized_rgb_and_imagenet_normalised():
+    rng = np.random.default_rng(1)
+    crops = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(20, 18), (90, 70), (64, 64)]]
+    batch = to_batch(crops, (64, 64))
+    assert batch.shape == (3, 3, 64, 64) and batch.dtype == np.float32 and batch.flags["C_CONTIGUOUS"]
+    expected = cv2.resize(crops[2], (64, 64))[:, :, ::-1] / 255.0  # BGR -> RGB
+    expected = ((expected - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+    np.testing.assert_allclose(batch[2], expected, atol=1e-5)

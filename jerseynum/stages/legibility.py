@@ -51,13 +51,26 @@ def build_classifier(arch: str) -> torch.nn.Module:
     return ARCHITECTURES[arch]()
 
 
-def to_tensor(crops: list[np.ndarray], input_size: tuple[int, int]) -> torch.Tensor:
-    """BGR crops -> a normalised (N, 3, h, w) batch."""
+# (x / 255 - mean) / std as one multiply-add per value, per RGB channel
+_SCALE = (1.0 / (255.0 * IMAGENET_STD)).astype(np.float32)[:, None, None]
+_OFFSET = (-IMAGENET_MEAN / IMAGENET_STD).astype(np.float32)[:, None, None]
+
+
+def to_batch(crops: list[np.ndarray], input_size: tuple[int, int]) -> np.ndarray:
+    """BGR crops -> a normalised (N, 3, h, w) float32 RGB batch."""
     height, width = input_size
-    batch = np.stack([cv2.resize(c, (width, height), interpolation=cv2.INTER_AREA if c.shape[0] > height
-                                 else cv2.INTER_LINEAR)[:, :, ::-1] for c in crops]).astype(np.float32) / 255.0  # fmt: skip
-    batch = (batch - IMAGENET_MEAN) / IMAGENET_STD
-    return torch.from_numpy(batch.transpose(0, 3, 1, 2).copy())
+    resized = np.stack([cv2.resize(c, (width, height), interpolation=cv2.INTER_AREA if c.shape[0] > height
+                                   else cv2.INTER_LINEAR) for c in crops])  # fmt: skip
+    # Channels first before the arithmetic: numpy broadcasting over a last axis of 3 runs 8x slower.
+    batch = resized.transpose(0, 3, 1, 2)[:, ::-1].astype(np.float32, order="C")
+    batch *= _SCALE
+    batch += _OFFSET
+    return batch
+
+
+def to_tensor(crops: list[np.ndarray], input_size: tuple[int, int]) -> torch.Tensor:
+    """BGR crops -> a normalised (N, 3, h, w) RGB batch for torch."""
+    return torch.from_numpy(to_batch(crops, input_size))
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, arch: str, input_size: tuple[int, int], meta: dict) -> None:
@@ -121,11 +134,11 @@ class LegibilityClassifier:
         """Probability that each crop's number is legible."""
         scores = [np.zeros(0, np.float32)]
         for start in range(0, len(crops), batch_size):
-            batch = to_tensor(crops[start : start + batch_size], self.input_size)
+            batch = to_batch(crops[start : start + batch_size], self.input_size)
             if self._session is not None:
-                logits = self._session.run(None, {"crops": batch.numpy()})[0][:, 0]
+                logits = self._session.run(None, {"crops": batch})[0][:, 0]
             else:
                 with torch.inference_mode():
-                    logits = self.model(batch.to(self.device))[:, 0].cpu().numpy()
+                    logits = self.model(torch.from_numpy(batch).to(self.device))[:, 0].cpu().numpy()
             scores.append(1.0 / (1.0 + np.exp(-logits)))
         return np.concatenate(scores).astype(np.float32)
