@@ -123,6 +123,8 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=DEFAULT_CHECKPOINT, help="the .pt checkpoint")
     parser.add_argument("--threshold", type=float, default=PipelineConfig().legibility_threshold)
     parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument("--end-to-end-only", action="store_true",
+                        help="skip the classifier part (its pseudo-labelling takes ~20 min); keep it from --json")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "legibility.json")
     args = parser.parse_args()
     _, _, meta = load_checkpoint(args.weights)
@@ -130,38 +132,42 @@ def main() -> None:
     classifier = LegibilityClassifier(args.weights)
     results: dict = {"weights": str(args.weights), "threshold": args.threshold, "classifier": [], "end_to_end": []}
 
-    print(f"classifier {args.weights.name}, threshold {args.threshold}: legible = score >= threshold")
-    cache = ReadingCache(REPO / ".cache" / "legibility-benchmark" / "readings.csv")
-    everything = []
     held_apart = held_apart_crops(args.data)
-    for name, crops in held_apart.items():
-        readings = read_crops(crops, cache, Mode.JERSEY)
-        scores = classifier.score([c.image for c in crops])
-        pseudo = [rule.label(r, Mode.JERSEY) for r in readings]
-        labelled = [i for i, label in enumerate(pseudo) if label is not None]
-        row = {"set": name, "crops": len(crops), "kept": round(float(np.mean(scores >= args.threshold)), 4),
-               "vs_pseudo_labels": precision_recall(scores[labelled], np.array([pseudo[i] for i in labelled], bool),
-                                                    args.threshold),
-               "truth": bool(crops[0].truth)}  # fmt: skip
-        results["classifier"].append(row)
-        everything.append((crops, scores, pseudo))
-        print(f"  {name:40} {len(crops):5} crops  kept {row['kept']:.3f}  vs pseudo-labels {row['vs_pseudo_labels']}")
-    crops = [c for part in everything for c in part[0]]
-    scores = np.concatenate([part[1] for part in everything])
-    pseudo = [label for part in everything for label in part[2]]
-    labelled = [i for i, label in enumerate(pseudo) if label is not None]
-    results["all_vs_truth"] = precision_recall(scores, np.array([c.truth for c in crops], bool), args.threshold)
-    results["all_vs_pseudo_labels"] = precision_recall(
-        scores[labelled], np.array([pseudo[i] for i in labelled], bool), args.threshold)  # fmt: skip
-    print(f"  all held-apart crops vs truth: {results['all_vs_truth']}; vs pseudo-labels: {results['all_vs_pseudo_labels']}")
-
-    images = [c.image for c in crops[:1024]]
     folder = tempfile.TemporaryDirectory()
     onnx_path = Path(folder.name) / "legibility.onnx"  # the export, as the pipeline runs it
     export_onnx(args.weights, onnx_path)
-    results["ms_per_crop"] = {"torch": median_ms_per_crop(classifier, images),
-                              "onnxruntime": median_ms_per_crop(LegibilityClassifier(onnx_path), images)}  # fmt: skip
-    print(f"  cost, batches of 64, median ms per crop: {results['ms_per_crop']}")
+    if args.end_to_end_only:  # keep the classifier part of the last run's JSON
+        previous = json.loads(args.json.read_text()) if args.json.is_file() else {}
+        results.update({k: v for k, v in previous.items() if k not in ("end_to_end", "weights", "threshold")})
+    else:
+        print(f"classifier {args.weights.name}, threshold {args.threshold}: legible = score >= threshold")
+        cache = ReadingCache(REPO / ".cache" / "legibility-benchmark" / "readings.csv")
+        everything = []
+        for name, crops in held_apart.items():
+            readings = read_crops(crops, cache, Mode.JERSEY)
+            scores = classifier.score([c.image for c in crops])
+            pseudo = [rule.label(r, Mode.JERSEY) for r in readings]
+            labelled = [i for i, label in enumerate(pseudo) if label is not None]
+            row = {"set": name, "crops": len(crops), "kept": round(float(np.mean(scores >= args.threshold)), 4),
+                   "vs_pseudo_labels": precision_recall(scores[labelled], np.array([pseudo[i] for i in labelled], bool),
+                                                        args.threshold),
+                   "truth": bool(crops[0].truth)}  # fmt: skip
+            results["classifier"].append(row)
+            everything.append((crops, scores, pseudo))
+            print(f"  {name:40} {len(crops):5} crops  kept {row['kept']:.3f}  vs pseudo-labels {row['vs_pseudo_labels']}")
+        crops = [c for part in everything for c in part[0]]
+        scores = np.concatenate([part[1] for part in everything])
+        pseudo = [label for part in everything for label in part[2]]
+        labelled = [i for i, label in enumerate(pseudo) if label is not None]
+        results["all_vs_truth"] = precision_recall(scores, np.array([c.truth for c in crops], bool), args.threshold)
+        results["all_vs_pseudo_labels"] = precision_recall(
+            scores[labelled], np.array([pseudo[i] for i in labelled], bool), args.threshold)  # fmt: skip
+        print(f"  all held-apart crops vs truth: {results['all_vs_truth']}; vs pseudo-labels: {results['all_vs_pseudo_labels']}")
+
+        images = [c.image for c in crops[:1024]]
+        results["ms_per_crop"] = {"torch": median_ms_per_crop(classifier, images),
+                                  "onnxruntime": median_ms_per_crop(LegibilityClassifier(onnx_path), images)}  # fmt: skip
+        print(f"  cost, batches of 64, median ms per crop: {results['ms_per_crop']}")
 
     if not args.skip_end_to_end:
         print("end to end (jersey mode), legibility off vs on (ONNX Runtime):")

@@ -71,7 +71,7 @@ def ours(*engines: str, settle: float | None = None):
 
     def make(mode: Mode):
         order = engines if mode is Mode.JERSEY else engines[::-1]  # the surer engine first, as the pipeline does
-        stage = TextStage(order, mode, settle=settle, retry_side=PipelineConfig.det_retry_side)
+        stage = TextStage(order, mode, settle=settle, retry_side=PipelineConfig(mode=mode).det_retry_side)
         tally = Vote(mode, VoteSettings(min_confidence=0.0)).tally
 
         def read(crop):

@@ -35,10 +35,14 @@ class PipelineConfig:
     # the second engine reads 10-45 % of the crops (README, "Text engines").
     text_settle: float | None = 0.95
     text_options: dict[str, dict] = field(default_factory=dict)  # per engine, e.g. {"crnn": {"weights": path}}
-    det_side: int = 640  # a crop searched for text lines is scaled to this long side for the line detector
-    # ... and searched again at this side where no number was read with confidence >= 0.95 (None: never). On
-    # RBNR the detector misses some bibs at 640 px that it finds at 480, 800 or 960 (+2 runners, 5 % retried).
-    det_retry_side: int | None = 800
+    # A crop searched for text lines is scaled to this long side for the line detector. None: 640 for bibs, whose
+    # small print among sponsor text needs it, 320 for jerseys, whose number is the torso's largest print (on
+    # the rendered 500-frame tracklet 320 reads the same numbers as 640 at 0.59 s instead of 1.5 s).
+    det_side: int | None = None
+    # ... and searched again at this side where no number was read with confidence >= 0.95 (0: never; None:
+    # 800 for bibs, 400 for jerseys). On RBNR the detector misses some bibs at 640 px that it finds at 480, 800
+    # or 960 (+2 runners, 5 % retried).
+    det_retry_side: int | None = None
     # Torso crops at least this big are searched for text lines; smaller ones are read whole as one line
     # (SoccerNet number crops are ~20-30 px; a runner's bib region is over 100 px).
     detect_min_side: int = 48
@@ -48,6 +52,10 @@ class PipelineConfig:
     threads: int = 0
     max_frames: int = 64  # frames sampled evenly from a longer tracklet
     batch_size: int = 16  # frames decoded, posed and scored for legibility together
+    first_batch: int = 8  # ... except the first batch, so a clear tracklet does not pose 16 frames to read 4
+    # Stop once this many frames (spread over the tracklet by the sampling order) were scored and none was
+    # legible: the answer is -1 either way, and the rest would cost pose and legibility for nothing. None: never.
+    illegible_stop: int | None = 24
     read_chunk: int = 4  # frames read together, most legible first; the vote is checked for an early stop after each
     early_stop: bool = True
     torso: TorsoSettings | None = None  # default: TorsoSettings() for jerseys, BIB_TORSO for bibs
@@ -58,11 +66,15 @@ class PipelineConfig:
         if self.text is None:
             self.text = ("crnn", "rapidocr") if self.mode is Mode.JERSEY else ("rapidocr", "crnn")
         self.text = (self.text,) if isinstance(self.text, str) else tuple(self.text)
+        if self.det_side is None:
+            self.det_side = 320 if self.mode is Mode.JERSEY else 640
+        if self.det_retry_side is None:
+            self.det_retry_side = 400 if self.mode is Mode.JERSEY else 800
         if self.pose is None:
             self.pose = "mediapipe" if self.mode is Mode.JERSEY else "none"
         if self.legibility is None:
             self.legibility = self.mode is Mode.JERSEY
         if self.torso is None:
             self.torso = TorsoSettings() if self.mode is Mode.JERSEY else BIB_TORSO
-        if self.max_frames < 1 or self.batch_size < 1 or self.read_chunk < 1:
-            raise ValueError("max_frames, batch_size and read_chunk must be at least 1")
+        if min(self.max_frames, self.batch_size, self.first_batch, self.read_chunk) < 1:
+            raise ValueError("max_frames, batch_size, first_batch and read_chunk must be at least 1")

@@ -93,9 +93,19 @@ def test_the_most_legible_frames_are_read_first_and_the_rest_not_once_the_vote_s
     plain = [np.full((36, 40, 3), (200, 40, 30), np.uint8) for _ in range(6)]
     printed = [jitter(render_number("42", 36), rng) for _ in range(6)]
     tracklet = Tracklet.from_images("t", [image for pair in zip(plain, printed) for image in pair])
-    pipeline = Pipeline(PipelineConfig(pose="none", read_chunk=2))
+    pipeline = Pipeline(PipelineConfig(pose="none", read_chunk=2, first_batch=12))  # one batch: all 12 frames
     pipeline.legibility = PlainnessScorer()
     prediction = pipeline.run(tracklet)
     assert prediction.number == 42
     assert prediction.evidence and all(record.legibility == 0.75 for record in prediction.evidence)
     assert len(prediction.evidence) < 6  # settled before reading every printed frame, and no plain one
+
+
+def test_a_tracklet_with_nothing_legible_stops_after_illegible_stop_frames():
+    tracklet = Tracklet.from_images("blank", [np.full((36, 40, 3), (200, 40, 30), np.uint8)] * 100)
+    pipeline = Pipeline(PipelineConfig(pose="none", illegible_stop=20))
+    pipeline.legibility = PlainnessScorer()
+    pipeline.config.legibility_threshold = 0.1  # the scorer's 0.0625 for a plain crop is now illegible
+    prediction = pipeline.run(tracklet)
+    assert prediction.number == NO_NUMBER and prediction.reason.startswith("illegible")
+    assert len(prediction.evidence) == 24  # batches of 8 and 16: the first batch boundary past 20 frames

@@ -59,13 +59,20 @@ class PhotoTagger:
         self.rules = rules
         self.version = model_version(self.config, runners, rules)
 
-    def tag(self, photo: np.ndarray) -> list[BibNumber]:
+    def tag(self, photo: np.ndarray, timings: dict[str, float] | None = None) -> list[BibNumber]:
         """The bib numbers in the photo, one per number (the surest reading where several runners show it),
-        each with its box in photo pixels, best first."""
+        each with its box in photo pixels, best first. `timings`, if given, gains the seconds spent finding
+        runners ("runners") and in each pipeline stage, summed over the runners."""
         found: dict[str, BibNumber] = {}
-        for k, runner in enumerate(self.finder.find(photo)):
+        start = time.perf_counter()
+        runners = self.finder.find(photo)
+        if timings is not None:
+            timings["runners"] = timings.get("runners", 0.0) + time.perf_counter() - start
+        for k, runner in enumerate(runners):
             x1, y1, x2, y2 = runner.region
             prediction = self.pipeline.run(Tracklet.from_images(f"runner{k}", [photo[y1:y2, x1:x2]]))
+            for stage, seconds in prediction.timings.items() if timings is not None else ():
+                timings[stage] = timings.get(stage, 0.0) + seconds
             text = prediction.text
             if prediction.number == NO_NUMBER or len(text) < self.rules.min_digits:
                 continue
