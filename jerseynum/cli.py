@@ -1,5 +1,5 @@
 """The `jerseynum` command (also `python -m jerseynum`): infer (tracklets), tag / search / export / serve (race
-photos), train-recognizer, train-legibility. `inference.py` is a thin wrapper over `infer`."""
+photos), video, train-recognizer, train-legibility. `inference.py` is a thin wrapper over `infer`."""
 
 from __future__ import annotations
 
@@ -159,6 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--port", type=int, default=8000)
     serve_parser.set_defaults(handler=serve)
 
+    video_parser = commands.add_parser("video", parents=[common],
+                                       help="track the people of a video and read each one's number")
+    video_parser.add_argument("video", help="video file (or stream URL)")
+    video_parser.add_argument("-o", "--output", type=Path, default=Path("video.json"),
+                              help="result JSON: per track its frames, boxes and number (default: video.json)")
+    video_parser.add_argument("--mode", choices=["jersey", "bib"], default="jersey")
+    video_parser.add_argument("--detector", choices=["motion", "faces"], default="motion",
+                              help="motion: fixed camera (default); faces: people facing the camera")
+    video_parser.add_argument("--save-tracklets", type=Path, metavar="DIR",
+                              help="write each track's crops as DIR/<track>/<frame>.jpg (inference.py reads it)")
+    video_parser.set_defaults(handler=video)
+
     train_parser = commands.add_parser("train-recognizer", parents=[common],
                                        help="train the digit recognizer on the shared data plus rendered crops")
     train_parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
@@ -276,6 +288,23 @@ def serve(args: argparse.Namespace) -> int:
     serve_forever(args.index, Path(photos), args.host, args.port)
     return 0
 
+
+def video(args: argparse.Namespace) -> int:
+    from jerseynum.video.tracking import read_video
+
+    try:
+        result = read_video(args.video, PipelineConfig(mode=args.mode), args.detector, args.save_tracklets,
+                            progress=not args.quiet)  # fmt: skip
+    except FileNotFoundError as error:
+        log.error("%s", error)
+        return 2
+    write_json_atomic(args.output, result)
+    print(f"{result['frames']} frames at {result['fps']:.1f} FPS: {len(result['tracks'])} tracks,"
+          f" {len(result['people'])} numbers -> {args.output}")  # fmt: skip
+    for person in result["people"]:
+        print(f"  number {person['number']}: frames {person['first_frame']}-{person['last_frame']},"
+              f" tracks {person['tracks']}")  # fmt: skip
+    return 0
 
 def train_recognizer(args: argparse.Namespace) -> int:
     from jerseynum.training.train_recognizer import train

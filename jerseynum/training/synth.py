@@ -237,6 +237,46 @@ def render_training_crop(rng: np.random.Generator) -> tuple[np.ndarray, str]:
     return render_negative_crop(rng), ""
 
 
+def render_video(path: Path, sprites: list[np.ndarray], size: tuple[int, int] = (640, 360), frames: int = 90,
+                 fps: float = 25.0, seed: int = 0) -> list[dict]:  # fmt: skip
+    """A fixed-camera video of `sprites` (people crops, e.g. `render_player`) walking across a pitch.
+
+    Sprite k enters from the left, staggered; a grey pole in the middle occludes everyone passing it; the first
+    sprite walks out on the right and comes back in from the right halfway through. Written with OpenCV's mp4v
+    codec. Returns per sprite its number-free ground truth: the frames where it is fully in view.
+    """
+    rng = np.random.default_rng(seed)
+    width, height = size
+    pitch = np.full((height, width, 3), (60, 140, 60), np.uint8)
+    pitch = np.clip(pitch + rng.normal(0, 6, pitch.shape), 0, 255).astype(np.uint8)
+    for x in range(0, width, width // 6):
+        cv2.line(pitch, (x, 0), (x, height), (200, 220, 200), 2)
+    sprite_height = int(height * 0.55)
+    scaled = [cv2.resize(s, (max(1, int(s.shape[1] * sprite_height / s.shape[0])), sprite_height)) for s in sprites]
+    pole = (width // 2 - width // 40, width // 2 + width // 40)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise RuntimeError(f"cannot write video {path}")
+    truth = [{"sprite": k, "frames_in_view": 0} for k in range(len(sprites))]
+    speed = width / (frames * 0.45)  # px per frame: a sprite crosses the frame in about half the video
+    for index in range(frames):
+        frame = pitch.copy()
+        for k, sprite in enumerate(scaled):
+            h, w = sprite.shape[:2]
+            if k == 0 and index >= frames // 2:  # back in from the right, walking left
+                x = int(width - (index - frames // 2) * speed)
+            else:
+                x = int(-w + (index - 14 * k) * speed)
+            y = int(height * 0.3) + (k % 2) * int(height * 0.08)
+            if x >= 0 and x + w <= width and y + h <= height:
+                frame[y : y + h, x : x + w] = sprite
+                truth[k]["frames_in_view"] += 1
+        cv2.rectangle(frame, (pole[0], 0), (pole[1], height), (120, 120, 120), -1)
+        writer.write(frame)
+    writer.release()
+    return truth
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out_dir", type=Path)

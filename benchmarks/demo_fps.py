@@ -1,0 +1,48 @@
+"""Frames per second of the live demo on rendered 640x360 and 1280x720 clips (three players crossing a pitch,
+150 frames at 25 FPS), headless, every frame processed (no frame dropped), in one run; plus, for each size, the
+realtime mode's share of frames dropped to keep pace with the clip's 25 FPS.
+
+    python benchmarks/demo_fps.py [--frames 150] [--read-budget-ms 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from jerseynum.training.synth import SHIRT_COLOURS, render_player, render_video
+from jerseynum.video.live import run_demo
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--read-budget-ms", type=float, default=30.0)
+    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "demo_fps.json")
+    args = parser.parse_args()
+    sprites = [render_player(str(n), 200, *SHIRT_COLOURS[i]) for i, n in enumerate([7, 23, 58])]
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for size in ((640, 360), (1280, 720)):
+            clip = Path(folder) / f"clip_{size[0]}x{size[1]}.mp4"
+            render_video(clip, sprites, size=size, frames=args.frames)
+            every = run_demo(str(clip), headless=True, read_budget_ms=args.read_budget_ms, realtime=False)
+            paced = run_demo(str(clip), headless=True, read_budget_ms=args.read_budget_ms, realtime=True)
+            row = {"size": f"{size[0]}x{size[1]}", "fps_every_frame": round(every.fps, 1),
+                   "numbers_read": sorted(p["number"] for p in every.people),
+                   "realtime_dropped_share": round(paced.frames_dropped / args.frames, 3),
+                   "realtime_numbers_read": sorted(p["number"] for p in paced.people)}  # fmt: skip
+            rows.append(row)
+            print(f"  {row['size']:>9}: {row['fps_every_frame']:5.1f} FPS, every frame processed, numbers "
+                  f"{row['numbers_read']}; realtime at 25 FPS drops {row['realtime_dropped_share']:.0%} of frames, "
+                  f"numbers {row['realtime_numbers_read']}")  # fmt: skip
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"read_budget_ms": args.read_budget_ms, "rows": rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Video: people detected in each frame, tracked across frames, and each track's number read online.
+
+Detection (no offline COCO person detector ships on PyPI, so two detectors the machine has):
+- `motion` (default): OpenCV's MOG2 background subtractor, foreground blobs of person shape. For a fixed
+  camera, the live demo's case; it cannot work on a panning broadcast camera.
+- `faces`: mediapipe's full-range face detector (Apache-2.0 weights in its wheel), the body box hung below each
+  face as in race photos (`photos/runners.py`). For people facing the camera; the camera may move.
+Tracking: norfair's Kalman-filter tracker (BSD-3-Clause, a maintained package) on box IoU.
+Reading: every track is a growing tracklet. Each frame, the tracks without a settled number are read, one
+crop each, most starved first, until the frame's reading budget is spent; a track whose vote is settled is not
+read again. The number shown is the track's vote over everything read so far, so it appears as evidence arrives.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from jerseynum.config import PipelineConfig
+from jerseynum.pipeline import Pipeline
+from jerseynum.types import NO_NUMBER, Box, Reading, Tracklet
+
+
+class PersonDetector(Protocol):
+    def detect(self, frame: np.ndarray) -> list[Box]:
+        """Boxes of the people in a BGR frame."""
+        ...
+
+
+class MotionDetector:
+    """People as moving foreground blobs over a learnt background (fixed camera)."""
+
+    def __init__(self, min_height: int = 40, min_aspect: float = 1.0, history: int = 200) -> None:
+        self.min_height = min_height
+        self.min_aspect = min_aspect  # height / width: people stand upright
+        self._subtractor = cv2.createBackgroundSubtractorMOG2(history=history, varThreshold=32, detectShadows=False)
+        self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+
+    def detect(self, frame: np.ndarray) -> list[Box]:
+        mask = self._subtractor.apply(frame)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._kernel)
+        mask = cv2.dilate(mask, self._kernel, iterations=2)  # join the pieces of one body
+        count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+        boxes = []
+        for x, y, w, h, _ in stats[1:count]:
+            if h >= self.min_height and h >= self.min_aspect * w:
+                boxes.append((int(x), int(y), int(x + w), int(y + h)))
+        return boxes
+
+
+class FaceDetector:
+    """People found by their faces; the box runs from the face down to where a number is worn."""
+
+    def __init__(self) -> None:
+        from jerseynum.photos.runners import FaceRunnerFinder, RunnerSettings
+
+        self._finder = FaceRunnerFinder(RunnerSettings(tiles=False))
+
+    def detect(self, frame: np.ndarray) -> list[Box]:
+        return [(r.region[0], r.face[1], r.region[2], r.region[3]) for r in self._finder.find(frame)]
+
+
+DETECTORS = {"motion": MotionDetector, "faces": FaceDetector}
+
+
+@dataclass
+class Track:
+    """One tracked person: where it was seen, and what was read of its number so far."""
+
+    id: int
+    first_frame: int
+    last_frame: int
+    boxes: list[tuple[int, Box]] = field(default_factory=list)  # (frame index, box)
+    readings: list[Reading] = field(default_factory=list)
+    frames_read: int = 0
+    number: int = NO_NUMBER
+    confidence: float = 0.0
+    settled: bool = False  # the vote cannot change any more: the track is not read again
+
+    def as_dict(self) -> dict:
+        return {"track": self.id, "first_frame": self.first_frame, "last_frame": self.last_frame,
+                "number": self.number, "confidence": round(self.confidence, 4), "frames_read": self.frames_read,
+                "boxes": [[frame, *box] for frame, box in self.boxes]}  # fmt: skip
+
+
+class VideoReader:
+    """Feed frames in order with `process`; it returns the tracks seen in that frame."""
+
+    def __init__(self, config: PipelineConfig | None = None, detector: str = "motion",
+                 read_budget_ms: float = 40.0, save_tracklets: Path | None = None) -> None:  # fmt: skip
+        from norfair import Tracker
+
+        self.pipeline = Pipeline(config or PipelineConfig())
+        self.detector: PersonDetector = DETECTORS[detector]()
+        # IoU distance on the box corners; a track survives a short occlusion (hit_counter_max frames unseen)
+        self._tracker = Tracker(distance_function="iou", distance_threshold=0.7, hit_counter_max=15,
+                                initialization_delay=2)  # fmt: skip
+        self.read_budget = read_budget_ms / 1000
+        self.save_tracklets = Path(save_tracklets) if save_tracklets else None
+        self.tracks: dict[int, Track] = {}
+
+    def process(self, frame: np.ndarray, index: int) -> list[Track]:
+        from norfair import Detection
+
+        height, width = frame.shape[:2]
+        detections = [Detection(np.array([[x1, y1], [x2, y2]], float)) for x1, y1, x2, y2 in self.detector.detect(frame)]
+        matched_now = {id(detection) for detection in detections}
+        visible = []
+        for tracked in self._tracker.update(detections):
+            if id(tracked.last_detection) not in matched_now:
+                continue  # kept alive by the Kalman filter but not seen in this frame (occluded, or gone)
+            (x1, y1), (x2, y2) = tracked.last_detection.points
+            box = (max(0, int(x1)), max(0, int(y1)), min(width, int(x2)), min(height, int(y2)))
+            if box[2] - box[0] < 4 or box[3] - box[1] < 4:
+                continue
+            track = self.tracks.setdefault(tracked.id, Track(tracked.id, index, index))
+            track.last_frame = index
+            track.boxes.append((index, box))
+            visible.append(track)
+            if self.save_tracklets:
+                folder = self.save_tracklets / str(track.id)
+                folder.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(folder / f"{index}.jpg"), frame[box[1] : box[3], box[0] : box[2]])
+        self._read(frame, visible)
+        return visible
+
+    def _read(self, frame: np.ndarray, visible: list[Track]) -> None:
+        """Read one crop of the unsettled tracks in view, those read least first, within the frame's budget."""
+        start = time.perf_counter()
+        for track in sorted((t for t in visible if not t.settled), key=lambda t: t.frames_read):
+            if time.perf_counter() - start > self.read_budget:
+                break  # the rest wait for the next frame: reading never makes the video fall behind
+            x1, y1, x2, y2 = track.boxes[-1][1]
+            prediction = self.pipeline.run(Tracklet.from_images(str(track.id), [frame[y1:y2, x1:x2]]))
+            track.frames_read += 1
+            track.readings += [r for record in prediction.evidence for r in record.readings]
+            result = self.pipeline.vote.decide(track.readings)
+            track.number, track.confidence = result.number, result.confidence
+            track.settled = self.pipeline.vote.settled(track.readings)
+
+    def results(self) -> dict:
+        """Every track, and the people: tracks that read the same number joined (a player who left the view,
+        or was lost behind an occlusion, and came back is one person with several tracks)."""
+        tracks = sorted(self.tracks.values(), key=lambda t: t.id)
+        people: dict[int, dict] = {}
+        for track in tracks:
+            if track.number == NO_NUMBER:
+                continue
+            person = people.setdefault(track.number, {"number": track.number, "tracks": [], "first_frame": track.first_frame,
+                                                      "last_frame": track.last_frame, "confidence": 0.0})  # fmt: skip
+            person["tracks"].append(track.id)
+            person["first_frame"] = min(person["first_frame"], track.first_frame)
+            person["last_frame"] = max(person["last_frame"], track.last_frame)
+            person["confidence"] = round(max(person["confidence"], track.confidence), 4)
+        return {"tracks": [track.as_dict() for track in tracks], "people": sorted(people.values(), key=lambda p: p["first_frame"])}
+
+
+def read_video(source: str | int, config: PipelineConfig | None = None, detector: str = "motion",
+               save_tracklets: Path | None = None, progress: bool = True) -> dict:  # fmt: skip
+    """Every frame of a video file through a `VideoReader` (no reading budget: every track gets read)."""
+    from tqdm import tqdm
+
+    capture = cv2.VideoCapture(source)
+    if not capture.isOpened():
+        raise FileNotFoundError(f"cannot open video {source}")
+    reader = VideoReader(config, detector, read_budget_ms=float("inf"), save_tracklets=save_tracklets)
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    index, start = 0, time.perf_counter()
+    with tqdm(total=total, desc="frames", unit="frame", disable=not progress) as bar:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            reader.process(frame, index)
+            index += 1
+            bar.update()
+    capture.release()
+    seconds = time.perf_counter() - start
+    info = {"video": str(source), "frames": index, "seconds": round(seconds, 2),
+            "fps": round(index / seconds, 2) if seconds else 0.0}  # fmt: skip
+    return {**info, **reader.results()}
