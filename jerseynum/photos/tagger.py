@@ -29,14 +29,6 @@ from jerseynum.types import NO_NUMBER, Box, Mode, Prediction, Tracklet
 log = logging.getLogger("jerseynum")
 
 
-def model_version(config: PipelineConfig, settings: RunnerSettings, rules: PhotoRules) -> str:
-    """Names everything that decides a photo's tags: a change of it makes `jerseynum tag` retag the photo."""
-    weights = hashlib.sha256(Path(CRNN_WEIGHTS).read_bytes()).hexdigest()[:10] if "crnn" in config.text else "-"
-    described = repr((config.text, config.text_settle, config.det_side, config.det_retry_side, config.vote, settings,
-                      rules))  # fmt: skip
-    return f"jerseynum {__version__}; crnn {weights}; settings {hashlib.sha256(described.encode()).hexdigest()[:10]}"
-
-
 @dataclass(frozen=True)
 class PhotoRules:
     """Which per-runner numbers a photo keeps (chosen on the RBNR development photos, benchmarks/photos.py)."""
@@ -44,6 +36,14 @@ class PhotoRules:
     min_digits: int = 2  # single digits are fragments or sponsor print far more often than bibs (F1 0.74 -> 0.82)
     min_confidence: float = 0.8  # the vote's confidence in the runner's number (F1 0.82 -> 0.86)
     drop_fragments: bool = True  # a number inside another number of the same photo is a partial read of it
+
+
+def model_version(config: PipelineConfig, settings: RunnerSettings, rules: PhotoRules) -> str:
+    """Names everything that decides a photo's tags: a change of it makes `jerseynum tag` retag the photo."""
+    weights = hashlib.sha256(Path(CRNN_WEIGHTS).read_bytes()).hexdigest()[:10] if "crnn" in config.text else "-"
+    described = repr((config.text, config.text_settle, config.det_side, config.det_retry_side, config.vote, settings,
+                      rules))  # fmt: skip
+    return f"jerseynum {__version__}; crnn {weights}; settings {hashlib.sha256(described.encode()).hexdigest()[:10]}"
 
 
 class PhotoTagger:
