@@ -58,13 +58,20 @@ def test_demo_reports_a_missing_source(tmp_path, capsys):
 
 
 @pytest.mark.data
-def test_real_runners_crossing_a_background_are_read_by_their_bibs(tmp_path):
+def test_real_runners_crossing_a_background_are_read_by_their_bibs(tmp_path, capsys):
     root = data_set("rbnr_runner_crops")
     labels = json.loads((root / "labels.json").read_text())
-    chosen = ["set1_01_0", "set1_05_0"]  # two runners with clear bibs
+    chosen = ["set1_01_0", "set1_05_0"]  # two runners with clear bibs; the first leaves and comes back
     sprites = [cv2.imread(str(root / "tracklets" / runner / "0.jpg")) for runner in chosen]
     render_video(tmp_path / "runners.mp4", sprites, size=(960, 540), frames=FRAMES)
     out = tmp_path / "result.json"
     assert main(["video", str(tmp_path / "runners.mp4"), "--mode", "bib", "-o", str(out), "-q"]) == 0
-    numbers = {person["number"] for person in json.loads(out.read_text())["people"]}
-    assert {labels[runner] for runner in chosen} <= numbers
+    people = {person["number"]: person for person in json.loads(out.read_text())["people"]}
+    assert {labels[runner] for runner in chosen} <= set(people)
+    first = people[labels[chosen[0]]]
+    assert first["first_frame"] < FRAMES // 2 < first["last_frame"]
+    recorded = tmp_path / "demo.mp4"
+    args = [str(tmp_path / "runners.mp4"), "--mode", "bib", "--headless", "--output", str(recorded), "--no-realtime"]
+    assert demo.main(args) == 0
+    assert int(cv2.VideoCapture(str(recorded)).get(cv2.CAP_PROP_FRAME_COUNT)) == FRAMES
+    assert f"number {labels[chosen[0]]}" in capsys.readouterr().out
