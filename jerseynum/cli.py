@@ -45,6 +45,9 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, default=64, help="frames sampled from a longer tracklet")
     parser.add_argument("--no-early-stop", action="store_true", help="read every sampled frame")
     parser.add_argument("--device", default="cpu", help="torch device for the legibility classifier")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=2,
+                        help="processes reading tracklets in parallel, one thread per model each (default 2: both"
+                             " cores; 1: one process whose models share the cores)")
 
 
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
@@ -72,30 +75,30 @@ def infer(args: argparse.Namespace) -> int:
     """Predict a number for every tracklet folder and write SoccerNet's challenge JSON."""
     from tqdm import tqdm
 
-    from jerseynum.pipeline import STAGES, Pipeline
+    from jerseynum.pipeline import STAGES, predict_all
 
     try:
         tracklets = list_tracklets(args.tracklets)
     except TrackletFolderError as error:
         log.error("%s", error)
         return 2
-    pipeline = Pipeline(pipeline_config(args))
     predictions: dict[str, int] = {}
     stage_totals = dict.fromkeys(STAGES, 0.0)
     seconds_per_tracklet = []
-    for tracklet in tqdm(tracklets, desc="tracklets", unit="tracklet", disable=args.quiet):
-        start = time.perf_counter()
-        prediction = pipeline.run(tracklet)
-        seconds_per_tracklet.append(time.perf_counter() - start)
-        predictions[tracklet.id] = prediction.number
-        for stage, seconds in prediction.timings.items():
-            stage_totals[stage] += seconds
+    results = predict_all(pipeline_config(args), tracklets, args.workers)
+    for prediction, seconds in tqdm(results, total=len(tracklets), desc="tracklets", unit="tracklet",
+                                    disable=args.quiet):  # fmt: skip
+        seconds_per_tracklet.append(seconds)
+        predictions[prediction.tracklet_id] = prediction.number
+        for stage, stage_seconds in prediction.timings.items():
+            stage_totals[stage] += stage_seconds
         for record in prediction.evidence:
             if record.error:
-                log.warning("tracklet %s: %s", tracklet.id, record.error)
+                log.warning("tracklet %s: %s", prediction.tracklet_id, record.error)
         if all(record.error for record in prediction.evidence):  # also true of an empty tracklet
-            log.warning("tracklet %s -> -1: %s", tracklet.id, prediction.reason)
-        log.debug("tracklet %s -> %s (%s)", tracklet.id, prediction.number, prediction.reason)
+            log.warning("tracklet %s -> -1: %s", prediction.tracklet_id, prediction.reason)
+        log.debug("tracklet %s -> %s (%s)", prediction.tracklet_id, prediction.number, prediction.reason)
+    predictions = {tracklet.id: predictions[tracklet.id] for tracklet in tracklets}  # the folders' order
     write_json_atomic(args.output, predictions)
 
     legible = sum(number != -1 for number in predictions.values())

@@ -7,9 +7,14 @@ nothing of each other.
 
 from __future__ import annotations
 
+import multiprocessing
+import signal
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
+from dataclasses import replace
 
 import numpy as np
 
@@ -166,3 +171,42 @@ def _timed(timings: dict[str, float], stage: str):
         yield
     finally:
         timings[stage] += time.perf_counter() - start
+
+
+_worker_pipeline: Pipeline | None = None  # one per worker process of `predict_all`
+
+
+def _start_worker(config: PipelineConfig) -> None:
+    global _worker_pipeline
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    _worker_pipeline = Pipeline(replace(config, threads=1))
+
+
+def _timed_run(pipeline: Pipeline, tracklet: Tracklet) -> tuple[Prediction, float]:
+    start = time.perf_counter()
+    prediction = pipeline.run(tracklet)
+    return prediction, time.perf_counter() - start
+
+
+def _run_in_worker(tracklet: Tracklet) -> tuple[Prediction, float]:
+    return _timed_run(_worker_pipeline, tracklet)
+
+
+def predict_all(config: PipelineConfig, tracklets: list[Tracklet], workers: int = 1) -> Iterator[tuple[Prediction, float]]:
+    """Every tracklet's prediction and the seconds it took, in the order they finish. With `workers` > 1, that
+    many processes each run their own pipeline with one thread per model: on this 2-core CPU two workers tag
+    1.27x more race photos per minute than one process whose models share both cores (README, "Results")."""
+    if workers <= 1 or len(tracklets) <= 1:
+        pipeline = Pipeline(config)
+        for tracklet in tracklets:
+            yield _timed_run(pipeline, tracklet)
+        return
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(config,)) as pool:
+        futures = [pool.submit(_run_in_worker, tracklet) for tracklet in tracklets]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()

@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from jerseynum.config import PipelineConfig
-from jerseynum.pipeline import Pipeline, sample_frames
+from jerseynum.pipeline import Pipeline, predict_all, sample_frames
 from jerseynum.stages.legibility import build_classifier
 from jerseynum.training.synth import jitter, render_number
 from jerseynum.types import NO_NUMBER, Frame, TorsoSource, Tracklet
@@ -109,3 +109,11 @@ def test_a_tracklet_with_nothing_legible_stops_after_illegible_stop_frames():
     prediction = pipeline.run(tracklet)
     assert prediction.number == NO_NUMBER and prediction.reason.startswith("illegible")
     assert len(prediction.evidence) == 24  # batches of 8 and 16: the first batch boundary past 20 frames
+
+
+def test_two_worker_processes_predict_what_one_process_does():
+    tracklets = [Tracklet(text, number_tracklet(text, 3, seed).frames) for seed, text in enumerate(["7", "23", "58", "99"])]
+    config = PipelineConfig(pose="none", legibility=False)
+    alone = {p.tracklet_id: (p.number, p.text) for p, _ in predict_all(config, tracklets, workers=1)}
+    shared = {p.tracklet_id: (p.number, p.text) for p, _ in predict_all(config, tracklets, workers=2)}
+    assert shared == alone and sorted(number for number, _ in alone.values()) == [7, 23, 58, 99]
