@@ -92,6 +92,22 @@ def test_a_corrupt_jpeg_is_recorded_and_skipped(tmp_path, caplog):
     assert tag_folder(photos, tmp_path / "index.db", ShadeTagger, version="v1", workers=1).tagged == 0
 
 
+class BrokenTagger(ShadeTagger):
+    def tag(self, image: np.ndarray) -> list[BibNumber]:
+        if image.mean() > 15:
+            raise RuntimeError("model exploded")
+        return super().tag(image)
+
+
+def test_a_photo_that_breaks_the_tagger_is_recorded_and_the_run_goes_on(tmp_path):
+    write_photos(tmp_path / "photos", [10, 20, 5])
+    report = tag_folder(tmp_path / "photos", tmp_path / "index.db", BrokenTagger, version="v1", workers=1)
+    assert (report.tagged, report.unreadable) == (3, 1)
+    with PhotoIndex(tmp_path / "index.db") as index:
+        errors = {r.path: r.error for r in index.photos()}
+    assert errors == {"photo0.png": None, "photo1.png": "tagging failed: model exploded", "photo2.png": None}
+
+
 def test_an_interrupted_run_resumes_to_the_same_index_as_an_uninterrupted_one(tmp_path):
     photos = tmp_path / "photos"
     write_photos(photos, [5 * k for k in range(8)])

@@ -141,7 +141,11 @@ def _tag_file(root: Path, path: str, tagger: PhotoTagger) -> tuple:
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
         return path, sha256, stat.st_size, stat.st_mtime_ns, None, [], "not a decodable image", 0.0
-    numbers = tagger.tag(image)
+    try:
+        numbers = tagger.tag(image)
+    except Exception as error:  # one photo that breaks a model is recorded, not the end of a long batch job
+        log.exception("%s: tagging failed", path)
+        return path, sha256, stat.st_size, stat.st_mtime_ns, image.shape[:2], [], f"tagging failed: {error}", 0.0
     return path, sha256, stat.st_size, stat.st_mtime_ns, image.shape[:2], numbers, None, time.perf_counter() - start
 
 
