@@ -24,14 +24,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", nargs="?", help="camera index, video file or stream URL (default: a rendered clip)")
     parser.add_argument("--mode", choices=["jersey", "bib"], default="jersey")
-    parser.add_argument("--detector", choices=sorted(DETECTORS), default="motion",
-                        help="motion: fixed camera (default); faces: people facing the camera")
+    parser.add_argument(
+        "--detector",
+        choices=sorted(DETECTORS),
+        default="motion",
+        help="motion: fixed camera (default); faces: people facing the camera",
+    )
     parser.add_argument("--output", type=Path, help="record the annotated video to this .mp4")
     parser.add_argument("--headless", action="store_true", help="no window (record with --output)")
-    parser.add_argument("--read-budget-ms", type=float, default=30.0,
-                        help="time per frame spent reading numbers; the rest waits for later frames")
-    parser.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
-                        help="drop frames to keep pace with the source (default: on for cameras and streams)")
+    parser.add_argument(
+        "--read-budget-ms",
+        type=float,
+        default=30.0,
+        help="time per frame spent reading numbers; the rest waits for later frames",
+    )
+    parser.add_argument(
+        "--realtime",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="drop frames to keep pace with the source (default: on for cameras and streams)",
+    )
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -62,7 +62,9 @@ def _measured(function, *args) -> dict:
 
 
 def _summary(seconds: list[float], stages: list[dict[str, float]], correct: int) -> dict:
-    median_stage = {s: round(statistics.median(t.get(s, 0.0) for t in stages), 4) for s in sorted({*STAGES, *stages[0]})}
+    median_stage = {
+        s: round(statistics.median(t.get(s, 0.0) for t in stages), 4) for s in sorted({*STAGES, *stages[0]})
+    }
     return {"median_s": round(statistics.median(seconds), 4), "mean_s": round(statistics.mean(seconds), 4),
             "items": len(seconds), "accuracy": round(correct / len(seconds), 4), "median_stage_s": median_stage}  # fmt: skip
 
@@ -149,7 +151,9 @@ def main() -> None:
     if rbnr.is_dir():
         photo_labels = json.loads((rbnr / "labels.json").read_text())
         photos = [rbnr / "images" / name for name in sorted(photo_labels)][: args.photos]
-        print(f"race photos at 1024 px ({len(photos)} RBNR development photos; accuracy: every bib of the photo right):")
+        print(
+            f"race photos at 1024 px ({len(photos)} RBNR development photos; accuracy: every bib of the photo right):"
+        )
         for name, make in settings:
             row = results[f"photo_1024/{name}"] = _in_child(time_photos, make(Mode.BIB) if make else None, photos,
                                                             photo_labels)  # fmt: skip

@@ -8,7 +8,6 @@ import json
 import logging
 import statistics
 import sys
-import time
 from pathlib import Path
 
 from jerseynum.config import PipelineConfig

@@ -7,6 +7,7 @@ nothing of each other.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import signal
 import time
@@ -72,7 +73,7 @@ class Pipeline:
         # A smaller first batch: a clear tracklet settles after reading 4-8 frames, and posing 16 frames to read
         # 4 wastes most of the pose stage.
         bounds = [0, *range(min(cfg.first_batch, cfg.batch_size), len(frames), cfg.batch_size), len(frames)]
-        for start, end in zip(bounds, bounds[1:]):
+        for start, end in itertools.pairwise(bounds):
             batch_frames = frames[start:end]
             batch = [FrameEvidence(f.source, f.index) for f in batch_frames]
             crops = self._prepare_batch(batch_frames, batch, timings)

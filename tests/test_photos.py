@@ -87,7 +87,11 @@ def test_a_corrupt_jpeg_is_recorded_and_skipped(tmp_path, caplog):
     assert "truncated.jpg: not a decodable image" in caplog.text
     with PhotoIndex(tmp_path / "index.db") as index:
         errors = {r.path: r.error for r in index.photos()}
-    assert errors == {"photo0.png": None, "truncated.jpg": "not a decodable image", "empty.jpg": "not a decodable image"}
+    assert errors == {
+        "photo0.png": None,
+        "truncated.jpg": "not a decodable image",
+        "empty.jpg": "not a decodable image",
+    }
     # recorded, so a rerun does not try them again
     assert tag_folder(photos, tmp_path / "index.db", ShadeTagger, version="v1", workers=1).tagged == 0
 
@@ -195,7 +199,9 @@ def test_search_ranks_exact_then_partial_then_fuzzy_and_confident_first(small_in
 
 
 def test_edit_distance():
-    assert [edit_distance(a, b) for a, b in [("", ""), ("1234", "1234"), ("1234", "124"), ("1234", "1243"), ("", "12")]] == [0, 0, 1, 2, 2]
+    assert [
+        edit_distance(a, b) for a, b in [("", ""), ("1234", "1234"), ("1234", "124"), ("1234", "1243"), ("", "12")]
+    ] == [0, 0, 1, 2, 2]
 
 
 def test_export_lists_every_photo_json_and_csv(small_index, tmp_path, capsys):

@@ -82,7 +82,9 @@ class PhotoTagger:
             if text not in found or number.confidence > found[text].confidence:
                 found[text] = number
         if self.rules.drop_fragments:
-            found = {text: n for text, n in found.items() if not any(text != other and text in other for other in found)}
+            found = {
+                text: n for text, n in found.items() if not any(text != other and text in other for other in found)
+            }
         return sorted(found.values(), key=lambda n: -n.confidence)
 
     @staticmethod

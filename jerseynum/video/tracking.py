@@ -91,10 +91,12 @@ class Track:
 class VideoReader:
     """Feed frames in order with `process`; it returns the tracks seen in that frame."""
 
-    def __init__(self, config: PipelineConfig | None = None, detector: str = "motion",
-                 read_budget_ms: float = 30.0, save_tracklets: Path | None = None, detect_width: int = 640) -> None:  # fmt: skip
+    def __init__(self, config: PipelineConfig | None = None, detector: str = "motion", read_budget_ms: float = 30.0,
+                 save_tracklets: Path | None = None, detect_width: int = 640) -> None:  # fmt: skip
         from norfair import Tracker
 
+        if detector not in DETECTORS:
+            raise ValueError(f"unknown person detector {detector!r}; choose from {sorted(DETECTORS)}")
         self.pipeline = Pipeline(config or PipelineConfig())
         self.detector: PersonDetector = DETECTORS[detector]()
         # IoU distance on the box corners; a track survives a short occlusion (hit_counter_max frames unseen)
@@ -170,7 +172,10 @@ class VideoReader:
             person["first_frame"] = min(person["first_frame"], track.first_frame)
             person["last_frame"] = max(person["last_frame"], track.last_frame)
             person["confidence"] = round(max(person["confidence"], track.confidence), 4)
-        return {"tracks": [track.as_dict() for track in tracks], "people": sorted(people.values(), key=lambda p: p["first_frame"])}
+        return {
+            "tracks": [track.as_dict() for track in tracks],
+            "people": sorted(people.values(), key=lambda p: p["first_frame"]),
+        }
 
 
 def read_video(source: str | int, config: PipelineConfig | None = None, detector: str = "motion",
