@@ -36,8 +36,9 @@ class PipelineConfig:
     text_settle: float | None = 0.95
     text_options: dict[str, dict] = field(default_factory=dict)  # per engine, e.g. {"crnn": {"weights": path}}
     # A crop searched for text lines is scaled to this long side for the line detector. None: 640 for bibs, whose
-    # small print among sponsor text needs it, 320 for jerseys, whose number is the torso's largest print (on
-    # the rendered 500-frame tracklet 320 reads the same numbers as 640 at 0.59 s instead of 1.5 s).
+    # small print among sponsor text needs it, 320 for jerseys, whose number is the torso's largest print (real
+    # SoccerNet digits in torso-sized crops: 0.783 read at 320 px, 0.664 at 640, in a quarter of the time;
+    # benchmarks/detector_side.py).
     det_side: int | None = None
     # ... and searched again at this side where no number was read with confidence >= 0.95 (0: never; None:
     # 800 for bibs, 400 for jerseys). On RBNR the detector misses some bibs at 640 px that it finds at 480, 800
