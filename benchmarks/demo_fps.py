@@ -12,7 +12,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from jerseynum.training.synth import SHIRT_COLOURS, render_player, render_video
+from jerseynum.training.synth import render_players_clip
 from jerseynum.video.live import run_demo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,12 +24,11 @@ def main() -> None:
     parser.add_argument("--read-budget-ms", type=float, default=30.0)
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "demo_fps.json")
     args = parser.parse_args()
-    sprites = [render_player(str(n), 200, *SHIRT_COLOURS[i]) for i, n in enumerate([7, 23, 58])]
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for size in ((640, 360), (1280, 720)):
             clip = Path(folder) / f"clip_{size[0]}x{size[1]}.mp4"
-            render_video(clip, sprites, size=size, frames=args.frames)
+            render_players_clip(clip, size=size, frames=args.frames)
             every = run_demo(str(clip), headless=True, read_budget_ms=args.read_budget_ms, realtime=False)
             paced = run_demo(str(clip), headless=True, read_budget_ms=args.read_budget_ms, realtime=True)
             row = {"size": f"{size[0]}x{size[1]}", "fps_every_frame": round(every.fps, 1),

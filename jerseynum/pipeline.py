@@ -8,12 +8,9 @@ nothing of each other.
 from __future__ import annotations
 
 import itertools
-import multiprocessing
-import signal
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -21,6 +18,7 @@ import numpy as np
 
 from jerseynum.config import PipelineConfig
 from jerseynum.io import ImageError, load_image
+from jerseynum.parallel import map_in_workers
 from jerseynum.stages.legibility import LegibilityClassifier
 from jerseynum.stages.pose import pose_estimator
 from jerseynum.stages.text import TextStage
@@ -174,40 +172,17 @@ def _timed(timings: dict[str, float], stage: str):
         timings[stage] += time.perf_counter() - start
 
 
-_worker_pipeline: Pipeline | None = None  # one per worker process of `predict_all`
-
-
-def _start_worker(config: PipelineConfig) -> None:
-    global _worker_pipeline
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    _worker_pipeline = Pipeline(replace(config, threads=1))
-
-
 def _timed_run(pipeline: Pipeline, tracklet: Tracklet) -> tuple[Prediction, float]:
     start = time.perf_counter()
     prediction = pipeline.run(tracklet)
     return prediction, time.perf_counter() - start
 
 
-def _run_in_worker(tracklet: Tracklet) -> tuple[Prediction, float]:
-    return _timed_run(_worker_pipeline, tracklet)
-
-
 def predict_all(config: PipelineConfig, tracklets: list[Tracklet], workers: int = 1) -> Iterator[tuple[Prediction, float]]:
-    """Every tracklet's prediction and the seconds it took, in the order they finish. With `workers` > 1, that
-    many processes each run their own pipeline with one thread per model: on this 2-core CPU two workers tag
-    1.27x more race photos per minute than one process whose models share both cores (README, "Results")."""
-    if workers <= 1 or len(tracklets) <= 1:
-        pipeline = Pipeline(config)
-        for tracklet in tracklets:
-            yield _timed_run(pipeline, tracklet)
-        return
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(config,)) as pool:
-        futures = [pool.submit(_run_in_worker, tracklet) for tracklet in tracklets]
-        try:
-            for future in as_completed(futures):
-                yield future.result()
-        finally:
-            for future in futures:
-                future.cancel()
+    """Every tracklet's prediction and the seconds it took, in the order they finish; with `workers` > 1, that
+    many processes each run their own pipeline with one thread per model (`parallel.map_in_workers`)."""
+
+    def build(threads: int) -> Pipeline:
+        return Pipeline(replace(config, threads=threads) if threads else config)
+
+    return map_in_workers(build, _timed_run, tracklets, workers)

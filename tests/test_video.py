@@ -12,7 +12,7 @@ import pytest
 import demo
 from jerseynum.cli import main
 from jerseynum.io import list_tracklets
-from jerseynum.training.synth import SHIRT_COLOURS, render_player, render_video
+from jerseynum.training.synth import render_players_clip, render_video
 from tests.conftest import data_set
 
 FRAMES = 90
@@ -21,8 +21,7 @@ FRAMES = 90
 @pytest.fixture(scope="module")
 def players_video(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("video") / "players.mp4"
-    sprites = [render_player(str(n), 200, *SHIRT_COLOURS[i]) for i, n in enumerate([7, 23, 58])]
-    render_video(path, sprites, frames=FRAMES)
+    render_players_clip(path, frames=FRAMES)
     return path
 
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
-import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import numpy as np
 from jerseynum import __version__
 from jerseynum.config import PipelineConfig
 from jerseynum.io import IMAGE_SUFFIXES, natural_key
+from jerseynum.parallel import map_in_workers
 from jerseynum.photos.index import BibNumber, PhotoIndex, file_sha256
 from jerseynum.photos.runners import FaceRunnerFinder, RunnerSettings
 from jerseynum.pipeline import Pipeline
@@ -123,14 +122,6 @@ def photo_files(root: Path) -> list[str]:
 
 
 TaggerFactory = Callable[..., PhotoTagger]  # called with threads=N (0: all cores)
-_worker_tagger: PhotoTagger | None = None  # one per worker process, built once by `_start_worker`
-
-
-def _start_worker(factory: TaggerFactory) -> None:
-    global _worker_tagger
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    cv2.setNumThreads(1)
-    _worker_tagger = factory(threads=1)
 
 
 def _tag_file(root: Path, path: str, tagger: PhotoTagger) -> tuple:
@@ -149,10 +140,6 @@ def _tag_file(root: Path, path: str, tagger: PhotoTagger) -> tuple:
         log.exception("%s: tagging failed", path)
         return path, sha256, stat.st_size, stat.st_mtime_ns, image.shape[:2], [], f"tagging failed: {error}", 0.0
     return path, sha256, stat.st_size, stat.st_mtime_ns, image.shape[:2], numbers, None, time.perf_counter() - start
-
-
-def _tag_in_worker(root: Path, path: str) -> tuple:
-    return _tag_file(root, path, _worker_tagger)
 
 
 def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagger, version: str | None = None,
@@ -203,22 +190,13 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
                 report.seconds.append(seconds)
             bar.update()
 
+        def tag_one(tagger: PhotoTagger, path: str) -> tuple:
+            return _tag_file(root, path, tagger)
+
         try:
-            if workers <= 1 or len(todo) <= 1:
-                tagger = factory(threads=0) if todo else None
-                for path in todo:
-                    store(_tag_file(root, path, tagger))
-            else:
-                with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                         initializer=_start_worker, initargs=(factory,)) as pool:  # fmt: skip
-                    futures = [pool.submit(_tag_in_worker, root, path) for path in todo]
-                    try:
-                        for future in as_completed(futures):
-                            store(future.result())
-                    except BaseException:
-                        for future in futures:
-                            future.cancel()
-                        raise
+            with closing(map_in_workers(factory, tag_one, todo, workers)) as results:
+                for result in results:
+                    store(result)
         finally:
             bar.close()
     return report

@@ -277,6 +277,16 @@ def render_video(path: Path, sprites: list[np.ndarray], size: tuple[int, int] = 
     return truth
 
 
+CLIP_NUMBERS = (7, 23, 58)
+
+
+def render_players_clip(path: Path, size: tuple[int, int] = (640, 360), frames: int = 90) -> list[dict]:
+    """`render_video` of three drawn players numbered CLIP_NUMBERS: the demo's default input, the video tests'
+    and the demo benchmark's clip."""
+    sprites = [render_player(str(n), 200, *SHIRT_COLOURS[i]) for i, n in enumerate(CLIP_NUMBERS)]
+    return render_video(path, sprites, size=size, frames=frames)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out_dir", type=Path)

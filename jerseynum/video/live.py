@@ -71,12 +71,11 @@ def open_source(source: str) -> tuple[cv2.VideoCapture, bool]:
 
 def sample_video() -> Path:
     """The demo's default input: a rendered clip of three players (numbers 7, 23, 58) crossing a pitch."""
-    from jerseynum.training.synth import SHIRT_COLOURS, render_player, render_video
+    from jerseynum.training.synth import render_players_clip
 
     path = Path(tempfile.gettempdir()) / "jerseynum-demo-sample.mp4"
     if not path.is_file():
-        sprites = [render_player(str(n), 200, *SHIRT_COLOURS[i]) for i, n in enumerate([7, 23, 58])]
-        render_video(path, sprites, frames=150)
+        render_players_clip(path, frames=150)
     return path
 
 
