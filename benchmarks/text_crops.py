@@ -1,7 +1,8 @@
 """Text stage alone on real number crops: ours beside plain EasyOCR and plain RapidOCR, in one run.
 
 Exact match of the digit string (bibracer labels are scored on their digits: the letter prefix is dropped).
-Ours is the text stage as the pipeline runs it (bib crops: text lines found, the likeliest bib line read), with
+Ours is the text stage as the pipeline runs it (bib crops: text lines found, the likeliest bib line read; the crnn
+reads one view of each crop as the pipeline does, and also votes over 5 test views of each crop), with
 each engine alone, with both reading every crop (their readings vote), and as the pipeline's cascade (the second
 engine reads only the crops the first was unsure of; crnn first on jerseys, rapidocr first on bibs).
 Plain means as a user calls the package: EasyOCR `recognize` with a digit allowlist, RapidOCR rec-only with
@@ -64,14 +65,20 @@ def plain_easyocr():
     return read
 
 
-def ours(*engines: str, settle: float | None = None):
+def ours(*engines: str, settle: float | None = None, crnn_views: int = PipelineConfig.crnn_views,
+         crnn_weights: Path | None = None):  # fmt: skip
     """Our text stage as the pipeline uses it: a jersey number crop is read whole; a bib crop is searched for
     text lines and each engine's likeliest bib line is kept (the whole crop is read if no line is found). With
-    several engines, agreeing readings add up and the strongest string wins, as in the vote."""
+    several engines, agreeing readings add up and the strongest string wins, as in the vote. The crnn reads
+    the pipeline's number of views of each crop (one) unless `crnn_views` says otherwise; `crnn_weights` replaces
+    the shipped recognizer."""
 
     def make(mode: Mode):
         order = engines if mode is Mode.JERSEY else engines[::-1]  # the surer engine first, as the pipeline does
-        stage = TextStage(order, mode, settle=settle, retry_side=PipelineConfig(mode=mode).det_retry_side)
+        options = {"crnn": {"weights": crnn_weights}} if crnn_weights else {}
+        config = PipelineConfig(mode=mode, crnn_views=crnn_views, text_options=options)
+        stage = TextStage(order, mode, engine_options=config.engine_options(), settle=settle,
+                          retry_side=config.det_retry_side)  # fmt: skip
         tally = Vote(mode, VoteSettings(min_confidence=0.0)).tally
 
         def read(crop):
@@ -88,14 +95,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "text_crops.json")
+    parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS))
+    parser.add_argument("--crnn-weights", type=Path, help="a recognizer checkpoint other than the shipped one")
     args = parser.parse_args()
+    weights = {"crnn_weights": args.crnn_weights}
     engines = {"easyocr (plain)": lambda mode: plain_easyocr(), "rapidocr (plain)": lambda mode: plain_rapidocr(),
-               "jerseynum rapidocr": ours("rapidocr"), "jerseynum crnn": ours("crnn"),
-               "jerseynum both, all read": ours("crnn", "rapidocr"),
-               "jerseynum cascade": ours("crnn", "rapidocr", settle=PipelineConfig.text_settle)}  # fmt: skip
+               "jerseynum rapidocr": ours("rapidocr"), "jerseynum crnn": ours("crnn", **weights),
+               "jerseynum crnn, 5 views": ours("crnn", crnn_views=5, **weights),
+               "jerseynum both, all read": ours("crnn", "rapidocr", **weights),
+               "jerseynum cascade": ours("crnn", "rapidocr", settle=PipelineConfig.text_settle, **weights)}  # fmt: skip
     results = []
-    print(f"{'set':30} {'engine':24} {'crops':>5} {'accuracy':>8} {'ms/crop':>8} {'errors removed':>14}")
-    for name, (mode, scored) in SETS.items():
+    print(f"{'set':30} {'engine':26} {'crops':>5} {'accuracy':>8} {'ms/crop':>8} {'errors removed':>14}")
+    for name in args.sets:
+        mode, scored = SETS[name]
         root = args.data / name
         labels = json.loads((root / "labels.json").read_text())
         crops = [(cv2.imread(str(root / "images" / file)), re.sub(r"\D", "", texts[0]))
@@ -118,7 +130,7 @@ def main() -> None:
                    "ms_per_crop_median": round(statistics.median(times), 1),
                    "errors_removed_vs_best_plain": round(removed, 3)}  # fmt: skip
             results.append(row)
-            print(f"{name:30} {engine_name:24} {len(crops):5} {accuracy:8.3f} {row['ms_per_crop_median']:8.1f} "
+            print(f"{name:30} {engine_name:26} {len(crops):5} {accuracy:8.3f} {row['ms_per_crop_median']:8.1f} "
                   f"{removed:14.0%}")  # fmt: skip
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1) + "\n")

@@ -25,9 +25,10 @@ from jerseynum.training import splits
 from jerseynum.types import Mode
 
 # name -> PipelineConfig arguments: each engine alone, both reading every crop, and the default cascade (the
-# second engine reads only crops the first was unsure of).
-CONFIGS = {"rapidocr": {"text": ("rapidocr",)}, "crnn": {"text": ("crnn",)}, "both, all read": {"text_settle": None},
-           "default (cascade)": {}}  # fmt: skip
+# second engine reads only crops the first was unsure of); the crnn also with 5 test views of each crop.
+CONFIGS = {"rapidocr": {"text": ("rapidocr",)}, "crnn": {"text": ("crnn",)},
+           "crnn, 5 views": {"text": ("crnn",), "crnn_views": 5}, "both, all read": {"text_settle": None},
+           "default (cascade)": {}, "cascade, crnn 5 views": {"crnn_views": 5}}  # fmt: skip
 SETS = {"soccernet_genL_numcrop_tracklets": Mode.JERSEY, "rbnr_runner_crops": Mode.BIB}
 
 

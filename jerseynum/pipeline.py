@@ -55,8 +55,8 @@ class Pipeline:
         self.pose = pose_estimator(cfg.pose, **cfg.pose_options)
         self.legibility = (LegibilityClassifier(cfg.legibility_weights, cfg.device, cfg.threads)
                            if cfg.legibility else None)  # fmt: skip
-        self.text = TextStage(cfg.text, cfg.mode, cfg.det_side, cfg.text_options, cfg.text_settle, cfg.det_retry_side,
-                              cfg.threads)  # fmt: skip
+        self.text = TextStage(cfg.text, cfg.mode, cfg.det_side, cfg.engine_options(), cfg.text_settle,
+                              cfg.det_retry_side, cfg.threads)  # fmt: skip
         self.vote = Vote(cfg.mode, cfg.vote)
 
     def run(self, tracklet: Tracklet) -> Prediction:

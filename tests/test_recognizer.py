@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from jerseynum.stages.crnn import DEFAULT_WEIGHTS, INPUT_SIZE, build_recognizer, input_spec, load_checkpoint, prepare
-from jerseynum.stages.text import CRNNText
+from jerseynum.stages.crnn import (DEFAULT_WEIGHTS, INPUT_SIZE, build_recognizer, crop_views, input_spec, load_checkpoint,
+                                   prepare)
+from jerseynum.stages.text import CRNNText, _agreed
 from jerseynum.training import splits
 from jerseynum.training.synth import render_number, render_training_crop
 from jerseynum.training.train_recognizer import Sample, augment, greedy_decode, train
-from jerseynum.types import Mode
+from jerseynum.types import Mode, Reading
 
 
 def test_prepare_keeps_the_aspect_and_pads_with_the_mean_colour():
@@ -93,3 +94,33 @@ def test_shipped_weights_read_rendered_jersey_numbers_and_bibs():
     assert all(r.confidence > 0.8 for r in readings)
     bib = render_number("T2182", 48, shirt=(255, 255, 255), ink=(20, 20, 20))
     assert text.recognize([bib])[0].text == "2182"  # the letter prefix is not a digit
+
+
+def test_crop_views_move_the_framing_and_a_bad_count_is_refused():
+    crop = render_number("23", 24)
+    views = crop_views(crop, 5)
+    assert len(views) == 5 and views[0] is crop
+    h, w = crop.shape[:2]
+    assert views[1].shape[0] > h and views[1].shape[1] > w  # padded all round
+    assert views[2].shape[0] < h and views[2].shape[1] < w  # trimmed
+    assert views[3].shape[0] == h and views[3].shape[1] > w  # padded at the sides
+    assert views[4].shape == crop.shape and not np.array_equal(views[4], crop)  # blurred
+    with pytest.raises(ValueError, match="test views must be 1 to 5"):
+        crop_views(crop, 6)
+
+
+def test_views_vote_by_summed_confidence_and_disagreement_lowers_it():
+    views = [Reading("23", 0.9, (0.9, 0.9), "crnn"), Reading("2", 0.95, (0.95,), "crnn"),
+             Reading("23", 0.7, (0.8, 0.6), "crnn")]  # fmt: skip
+    agreed = _agreed(views)
+    assert agreed.text == "23"  # 1.6 beats a single surer "2"
+    assert agreed.confidence == pytest.approx(1.6 / 3)
+    assert agreed.char_confidences == pytest.approx((1.7 / 3, 1.5 / 3))
+    assert _agreed(views[:1]) == views[0]
+
+
+@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="no shipped recognizer weights")
+def test_the_crnn_reads_one_reading_per_crop_with_views():
+    numbers = ["7", "23", "58"]
+    readings = CRNNText(Mode.JERSEY, views=5).recognize([render_number(n, 40) for n in numbers])
+    assert [r.text for r in readings] == numbers

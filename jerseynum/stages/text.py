@@ -31,7 +31,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from jerseynum.stages.crnn import ALPHABET, DEFAULT_WEIGHTS, load_checkpoint, prepare
+from jerseynum.stages.crnn import ALPHABET, DEFAULT_WEIGHTS, crop_views, load_checkpoint, prepare
 from jerseynum.types import Box, Mode, Reading
 
 DIGITS = "0123456789"
@@ -187,12 +187,17 @@ def _reading(probs: np.ndarray, classes: np.ndarray, labels: list[str], engine: 
 
 
 class CRNNText:
-    """The project's own digit recognizer (`stages/crnn.py`, weights in `models/digits_crnn.pt`)."""
+    """The project's own digit recognizer (`stages/crnn.py`, weights in `models/digits_crnn.pt`).
+
+    With `views` > 1 each crop is read in that many views (`crnn.crop_views`) and the views vote: the string
+    with the highest summed confidence wins, its confidence being that sum over all views, so views that
+    disagree make the reading less sure (README, "Text engines").
+    """
 
     name = "crnn"
 
     def __init__(self, mode: Mode = Mode.JERSEY, weights: Path = DEFAULT_WEIGHTS, threads: int = 0,
-                 device: str = "cpu") -> None:  # fmt: skip
+                 device: str = "cpu", views: int = 1) -> None:  # fmt: skip
         import torch
 
         if threads:
@@ -200,19 +205,37 @@ class CRNNText:
         self._torch = torch
         self.model, self.input_size, self.grey, self.meta = load_checkpoint(weights, device)
         self.device = device
+        self.views = views
+        crop_views(np.zeros((8, 8, 3), np.uint8), views)  # a bad count fails here, not at the first crop
         self._classes = np.arange(len(ALPHABET) + 1)
         self._labels = ["", *ALPHABET]
 
     def recognize(self, crops: list[np.ndarray], batch_size: int = 64) -> list[Reading]:
+        inputs = [view for crop in crops for view in crop_views(crop, self.views)]
         readings: list[Reading] = []
         with self._torch.inference_mode():
-            for start in range(0, len(crops), batch_size):
-                chunk = crops[start : start + batch_size]
+            for start in range(0, len(inputs), batch_size):
+                chunk = inputs[start : start + batch_size]
                 batch = np.stack([prepare(crop, self.input_size, self.grey) for crop in chunk])
                 log_probs = self.model(self._torch.from_numpy(batch).to(self.device))
                 probs = log_probs.exp().permute(1, 0, 2).cpu().numpy()  # (N, T, classes)
                 readings += [_reading(p, self._classes, self._labels, self.name) for p in probs]
-        return readings
+        return [_agreed(readings[i : i + self.views]) for i in range(0, len(readings), self.views)]
+
+
+def _agreed(views: list[Reading]) -> Reading:
+    """One reading from the readings of a crop's views: the string with the highest summed confidence, with
+    that sum and its per-character sums divided by the number of views."""
+    if len(views) == 1:
+        return views[0]
+    totals: dict[str, float] = {}
+    for reading in views:
+        totals[reading.text] = totals.get(reading.text, 0.0) + reading.confidence
+    text = max(totals, key=totals.get)
+    agreeing = [reading.char_confidences for reading in views if reading.text == text]
+    char_confidences = tuple(float(c) for c in np.sum(agreeing, axis=0) / len(views)) if text else ()
+    return Reading(text, totals[text] / len(views), char_confidences, views[0].engine)
+
 
 class EasyOCRText:
     name = "easyocr"
