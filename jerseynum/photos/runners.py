@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from jerseynum.native_logs import native_stderr_muted
 from jerseynum.types import Box
 
 
@@ -73,6 +74,8 @@ class FaceRunnerFinder:
         self.settings = settings
         # model_selection=1: the full-range model (faces up to ~5 m away), what race photos need.
         self._detector = face_detection.FaceDetection(model_selection=1)
+        with native_stderr_muted():  # its first run logs TensorFlow Lite set-up lines
+            self._detector.process(np.zeros((64, 64, 3), np.uint8))
 
     def faces(self, photo: np.ndarray) -> list[tuple[Box, float]]:
         """Face boxes with their scores, in photo pixels, found on the photo and its tiles and merged."""
