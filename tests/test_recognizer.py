@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from jerseynum.stages.crnn import (DEFAULT_WEIGHTS, INPUT_SIZE, build_recognizer, crop_views, input_spec, load_checkpoint,
-                                   prepare)
+from jerseynum.stages.crnn import (
+    DEFAULT_WEIGHTS,
+    INPUT_SIZE,
+    build_recognizer,
+    crop_views,
+    input_spec,
+    load_checkpoint,
+    prepare,
+)
 from jerseynum.stages.text import CRNNText, _agreed
 from jerseynum.training import splits
 from jerseynum.training.synth import render_number, render_training_crop

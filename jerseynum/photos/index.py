@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from jerseynum.types import Box
 
@@ -122,7 +123,7 @@ class PhotoIndex:
         except sqlite3.DatabaseError as error:
             raise IndexFileError(f"{self.path} is not a jerseynum index: {error}") from error
 
-    def __enter__(self) -> PhotoIndex:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
