@@ -7,7 +7,8 @@
    share of each set kept. Cost in ms per crop, batched (64), torch and ONNX Runtime, in one run.
 2. End to end, on versus off, in one run (each tracklet both ways, back to back): the scored genL tracklets, the scored SoccerNet and basketball
    number crops each as a one-frame tracklet, and the bib-free RBNR regions each as a one-frame tracklet whose
-   right answer is -1 (jersey mode): accuracy and median seconds per tracklet.
+   right answer is -1 (jersey mode): accuracy and median seconds per tracklet. On the one-frame number crops,
+   how many crops each higher threshold would drop that were read right and wrong with the stage off.
 
     python benchmarks/legibility.py [--data ../shared/data] [--weights models/legibility.pt]
 """
@@ -60,7 +61,9 @@ def held_apart_crops(data: Path) -> dict[str, list[Crop]]:
         if splits.rbnr_scored(name):
             photo = cv2.imread(str(rbnr / "images" / name))
             for x1, y1, x2, y2 in bib_free_regions(photo, [b["box_xyxy"] for b in boxes[name]], 30, name):
-                regions.append(Crop(f"{rbnr / 'images' / name}#{x1},{y1},{x2},{y2}", name, photo[y1:y2, x1:x2].copy(), False))
+                regions.append(
+                    Crop(f"{rbnr / 'images' / name}#{x1},{y1},{x2},{y2}", name, photo[y1:y2, x1:x2].copy(), False)
+                )
     sets["RBNR bib-free regions (scored half)"] = regions
     return sets
 
@@ -75,7 +78,9 @@ def median_ms_per_crop(classifier: LegibilityClassifier, crops: list[np.ndarray]
     return round(statistics.median(times), 3)
 
 
-def end_to_end(name: str, tracklets: list[Tracklet], labels: dict[str, int], weights: Path, threshold: float) -> list[dict]:
+def end_to_end(
+    name: str, tracklets: list[Tracklet], labels: dict[str, int], weights: Path, threshold: float
+) -> list[dict]:
     """Each tracklet is run with the stage off and then on, back to back, so that whatever else loads the
     machine weighs on both settings alike (run one setting after the other, a busy spell once made "off" look
     six times slower on genL)."""
@@ -88,6 +93,7 @@ def end_to_end(name: str, tracklets: list[Tracklet], labels: dict[str, int], wei
     correct = dict.fromkeys(settings, 0)
     seconds: dict[str, list[float]] = {setting: [] for setting in settings}
     text_seconds: dict[str, list[float]] = {setting: [] for setting in settings}
+    right_off, scores = [], []  # per one-frame tracklet: read right with the stage off; its legibility score
     for tracklet in tqdm(tracklets, desc=f"{name}, legibility off / on", leave=False, mininterval=10):
         for setting, pipeline in pipelines.items():
             start = time.perf_counter()
@@ -95,6 +101,11 @@ def end_to_end(name: str, tracklets: list[Tracklet], labels: dict[str, int], wei
             seconds[setting].append(time.perf_counter() - start)
             text_seconds[setting].append(prediction.timings.get("text", 0.0))
             correct[setting] += prediction.number == labels[tracklet.id]
+            if len(tracklet.frames) == 1:
+                if setting == "off":
+                    right_off.append(prediction.number == labels[tracklet.id])
+                elif prediction.evidence and prediction.evidence[0].legibility is not None:
+                    scores.append(prediction.evidence[0].legibility)
     rows = []
     for setting in settings:
         rows.append({"set": name, "legibility": setting, "tracklets": len(tracklets),
@@ -104,6 +115,25 @@ def end_to_end(name: str, tracklets: list[Tracklet], labels: dict[str, int], wei
                      "text_s_mean": round(statistics.mean(text_seconds[setting]), 4)})  # fmt: skip
         print(f"  {name:40} legibility {setting:3}  accuracy {rows[-1]['accuracy']:.4f}  "
               f"{rows[-1]['s_per_tracklet_median']:.4f} s per tracklet (median), mean {rows[-1]['s_per_tracklet_mean']:.4f}")  # fmt: skip
+    if len(scores) == len(right_off) == len(tracklets):
+        rows[-1]["threshold_sweep"] = threshold_sweep(np.array(scores), np.array(right_off, bool))
+        print(
+            f"  {'':40} crops a threshold would drop (read right / wrong with the stage off): "
+            + ", ".join(
+                f"{r['threshold']}: {r['dropped_right']}/{r['dropped_wrong']}" for r in rows[-1]["threshold_sweep"]
+            )
+        )
+    return rows
+
+
+def threshold_sweep(scores: np.ndarray, right: np.ndarray, thresholds=(0.05, 0.1, 0.2, 0.3, 0.5, 0.7)) -> list[dict]:
+    """On one-frame crops a dropped crop saves its reading and answers -1. The stage could only make such a set
+    faster at equal accuracy if the crops it drops were the ones the text stage misreads anyway: count both."""
+    rows = []
+    for threshold in thresholds:
+        dropped = scores < threshold
+        rows.append({"threshold": threshold, "dropped_right": int((dropped & right).sum()),
+                     "dropped_wrong": int((dropped & ~right).sum())})  # fmt: skip
     return rows
 
 
@@ -123,8 +153,11 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=DEFAULT_CHECKPOINT, help="the .pt checkpoint")
     parser.add_argument("--threshold", type=float, default=PipelineConfig().legibility_threshold)
     parser.add_argument("--skip-end-to-end", action="store_true")
-    parser.add_argument("--end-to-end-only", action="store_true",
-                        help="skip the classifier part (its pseudo-labelling takes ~20 min); keep it from --json")
+    parser.add_argument(
+        "--end-to-end-only",
+        action="store_true",
+        help="skip the classifier part (its pseudo-labelling takes ~20 min); keep it from --json",
+    )
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "legibility.json")
     args = parser.parse_args()
     _, _, meta = load_checkpoint(args.weights)
@@ -154,7 +187,9 @@ def main() -> None:
                    "truth": bool(crops[0].truth)}  # fmt: skip
             results["classifier"].append(row)
             everything.append((crops, scores, pseudo))
-            print(f"  {name:40} {len(crops):5} crops  kept {row['kept']:.3f}  vs pseudo-labels {row['vs_pseudo_labels']}")
+            print(
+                f"  {name:40} {len(crops):5} crops  kept {row['kept']:.3f}  vs pseudo-labels {row['vs_pseudo_labels']}"
+            )
         crops = [c for part in everything for c in part[0]]
         scores = np.concatenate([part[1] for part in everything])
         pseudo = [label for part in everything for label in part[2]]
@@ -162,7 +197,9 @@ def main() -> None:
         results["all_vs_truth"] = precision_recall(scores, np.array([c.truth for c in crops], bool), args.threshold)
         results["all_vs_pseudo_labels"] = precision_recall(
             scores[labelled], np.array([pseudo[i] for i in labelled], bool), args.threshold)  # fmt: skip
-        print(f"  all held-apart crops vs truth: {results['all_vs_truth']}; vs pseudo-labels: {results['all_vs_pseudo_labels']}")
+        print(
+            f"  all held-apart crops vs truth: {results['all_vs_truth']}; vs pseudo-labels: {results['all_vs_pseudo_labels']}"
+        )
 
         images = [c.image for c in crops[:1024]]
         results["ms_per_crop"] = {"torch": median_ms_per_crop(classifier, images),
