@@ -180,7 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS,
                               help=f"checkpoint to write (default: {DEFAULT_WEIGHTS})")
     train_parser.add_argument("--arch", default="easyocr_g2", help="easyocr_g2 (shipped) | crnn_small | crnn_tiny")
-    train_parser.add_argument("--epochs", type=int, default=8)
+    train_parser.add_argument("--epochs", type=int, nargs="+", default=[8, 12],
+                              help="epochs of one run; several values: one run each, their weights averaged "
+                              "(a model soup; the shipped model averages 8 and 12)")
+    train_parser.add_argument("--work", type=Path, default=REPO / ".cache" / "train-recognizer",
+                              help="where a soup keeps its runs (a finished one is reused)")
     train_parser.add_argument("--synthetic", type=int, default=10000, help="rendered crops added to the real ones")
     train_parser.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (one-cycle schedule)")
     train_parser.add_argument("--seed", type=int, default=0)
@@ -309,14 +313,20 @@ def video(args: argparse.Namespace) -> int:
     return 0
 
 def train_recognizer(args: argparse.Namespace) -> int:
-    from jerseynum.training.train_recognizer import train
+    from jerseynum.training.train_recognizer import train, train_soup
 
     if not args.data.is_dir():
         log.error("data folder not found: %s (pass --data)", args.data)
         return 2
-    report = train(args.data, args.out, args.arch, args.epochs, args.synthetic, learning_rate=args.lr,
-                   seed=args.seed, device=args.device, progress=not args.quiet)  # fmt: skip
-    print(json.dumps({k: report[k] for k in ("best_epoch", "validation", "minutes")}, indent=1))
+    options = {"arch": args.arch, "synthetic": args.synthetic, "learning_rate": args.lr, "seed": args.seed,
+               "device": args.device, "progress": not args.quiet}  # fmt: skip
+    if len(args.epochs) == 1:
+        report = train(args.data, args.out, epochs=args.epochs[0], **options)
+        print(json.dumps({k: report[k] for k in ("best_epoch", "validation", "minutes")}, indent=1))
+    else:
+        meta = train_soup(args.data, args.out, args.epochs, args.work, **options)
+        runs = [{k: run[k] for k in ("epochs", "best_epoch", "validation", "minutes")} for run in meta["soup"]]
+        print(json.dumps({"averaged": runs, "minutes": meta["minutes"]}, indent=1))
     return 0
 
 

@@ -131,3 +131,41 @@ def test_the_crnn_reads_one_reading_per_crop_with_views():
     numbers = ["7", "23", "58"]
     readings = CRNNText(Mode.JERSEY, views=5).recognize([render_number(n, 40) for n in numbers])
     assert [r.text for r in readings] == numbers
+
+
+def test_a_soup_averages_its_runs_and_reuses_finished_ones(tmp_path, monkeypatch):
+    from jerseynum.training import train_recognizer
+
+    rng = np.random.default_rng(2)
+    real = {"rendered": [(Sample(render_number(str(n), 40), str(n), "rendered"), str(n)) for n in rng.integers(0, 100, 32)]}
+    options = {"arch": "crnn_tiny", "synthetic": 32, "batch_size": 32, "learning_rate": 5e-3, "real": real,
+               "progress": False}  # fmt: skip
+    out, work = tmp_path / "soup.pt", tmp_path / "runs"
+    meta = train_recognizer.train_soup(tmp_path, out, [1, 2], work, **options)
+    assert [run["epochs"] for run in meta["soup"]] == [1, 2] and all(run["finished"] for run in meta["soup"])
+    runs = [torch.load(work / f"soup-{n}-epochs.pt", weights_only=True)["state_dict"] for n in (1, 2)]
+    soup = torch.load(out, weights_only=True)["state_dict"]
+    key = next(k for k, v in soup.items() if v.is_floating_point() and not torch.equal(runs[0][k], runs[1][k]))
+    assert torch.allclose(soup[key], (runs[0][key] + runs[1][key]) / 2)
+    assert CRNNText(Mode.JERSEY, weights=out).recognize([render_number("42", 40)])[0].engine == "crnn"
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(train_recognizer, "train", no_training)
+    train_recognizer.train_soup(tmp_path, out, [1, 2], work, **options)  # both runs reused
+    with pytest.raises(AssertionError, match="trained again"):  # another seed is another run
+        train_recognizer.train_soup(tmp_path, out, [1, 2], work, **{**options, "seed": 1})
+
+
+def test_checkpoints_of_different_architectures_are_not_averaged(tmp_path):
+    from jerseynum.stages.crnn import save_checkpoint
+    from jerseynum.training.train_recognizer import average_checkpoints
+
+    paths = []
+    for arch in ("crnn_tiny", "crnn_small"):
+        paths.append(tmp_path / f"{arch}.pt")
+        save_checkpoint(paths[-1], build_recognizer(arch), arch, input_spec(arch)[0], {"arch": arch})
+    with pytest.raises(ValueError, match="cannot average"):
+        average_checkpoints(paths, tmp_path / "soup.pt")
+    assert not (tmp_path / "soup.pt").exists()

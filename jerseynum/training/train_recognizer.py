@@ -14,6 +14,7 @@ epoch and stops training once it stops improving.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -223,9 +224,10 @@ def train(
         scores = evaluate(model, arch, validation)
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **{k: round(v, 4) for k, v in scores.items()}})
         log.info("epoch %d: loss %.3f, validation %s", epoch + 1, np.mean(losses), history[-1])
-        report = {"arch": arch, "best_epoch": best_epoch, "validation": None, "history": history,
+        report = {"arch": arch, "epochs": epochs, "best_epoch": best_epoch, "validation": None, "history": history,
                   "real_crops": {k: len(v) for k, v in real.items()}, "repeats": REPEATS, "synthetic": synthetic,
-                  "seed": seed, "minutes": round((time.time() - started) / 60, 1)}  # fmt: skip
+                  "learning_rate": learning_rate, "seed": seed, "minutes": round((time.time() - started) / 60, 1),
+                  "finished": False}  # fmt: skip
         if scores["all"] > best:
             best, best_epoch = scores["all"], epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -234,8 +236,55 @@ def train(
         elif epoch + 1 - best_epoch >= patience:
             log.info("no validation gain in %d epochs: stopping", patience)
             break
-    report.update(best_epoch=best_epoch, validation=history[best_epoch - 1])
+    report.update(best_epoch=best_epoch, validation=history[best_epoch - 1], finished=True)
     model.load_state_dict(best_state)
     save_checkpoint(out, model, arch, input_size, report)  # the best weights, with the whole history
     log.info("best epoch %d (validation %.4f) saved to %s in %.1f min", best_epoch, best, out, report["minutes"])
     return report
+
+
+TRAIN_DEFAULTS = {name: p.default for name, p in inspect.signature(train).parameters.items() if p.default is not p.empty}
+
+
+def train_soup(data: Path, out: Path, epochs: list[int], work: Path, **options) -> dict:
+    """A model soup: one run per schedule length in `epochs` (same data, seed and settings), the best weights of
+    each averaged into `out`. Fine-tunes of one pretrained start stay close enough for their mean to be a model,
+    and it errs less than either run (model card: 8 and 12 epochs). A run already finished in `work` with the
+    same settings is reused, so an interrupted soup resumes at the run it was in."""
+    settings = {**TRAIN_DEFAULTS, **options}
+    ingredients = []
+    for count in epochs:
+        path = work / f"{out.stem}-{count}-epochs{out.suffix}"
+        wanted = {"epochs": count, **{key: settings[key] for key in ("arch", "synthetic", "learning_rate", "seed")}}
+        if path.is_file() and _finished_with(path, wanted):
+            log.info("reusing the finished %d-epoch run in %s", count, path)
+        else:
+            train(data, path, epochs=count, **options)
+        ingredients.append(path)
+    return average_checkpoints(ingredients, out)
+
+
+def _finished_with(path: Path, wanted: dict) -> bool:
+    meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
+    return bool(meta.get("finished")) and all(meta.get(key) == value for key, value in wanted.items())
+
+
+def average_checkpoints(paths: list[Path], out: Path) -> dict:
+    """Average the weights of recognizer checkpoints of one architecture into `out` (integer buffers, BatchNorm's
+    batch counters, are taken from the first); the metadata lists each ingredient's training report."""
+    checkpoints = [torch.load(path, map_location="cpu", weights_only=True) for path in paths]
+    first = checkpoints[0]
+    for path, checkpoint in zip(paths, checkpoints):
+        if checkpoint["arch"] != first["arch"] or checkpoint["state_dict"].keys() != first["state_dict"].keys():
+            raise ValueError(f"{path} is not a {first['arch']} checkpoint like {paths[0]}: cannot average them")
+    state = {}
+    for key, value in first["state_dict"].items():
+        stacked = [checkpoint["state_dict"][key] for checkpoint in checkpoints]
+        state[key] = torch.stack(stacked).mean(0) if value.is_floating_point() else value
+    model = build_recognizer(first["arch"])
+    model.load_state_dict(state)
+    meta = {"arch": first["arch"], "soup": [checkpoint["meta"] for checkpoint in checkpoints],
+            "minutes": round(sum(checkpoint["meta"].get("minutes", 0) for checkpoint in checkpoints), 1)}  # fmt: skip
+    save_checkpoint(out, model, first["arch"], tuple(first["input_size"]), meta)
+    log.info("averaged %d runs into %s", len(paths), out)
+    return meta
