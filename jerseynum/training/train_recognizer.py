@@ -7,7 +7,8 @@ Real material, from `--data` (the shared data folder), split as `training/splits
 Rendered material (`training/synth.py`): jersey numbers, bibs with prefixes and sponsor words, and number-free
 negatives, a fresh pool each run from the seed. Every crop is augmented on the fly (framing, rotation and shear,
 low resolution, blur, colour, noise, JPEG). A validation part (5 % of each real set, by group) picks the best
-epoch and stops training once it stops improving.
+epoch and stops training once it stops improving. The shipped weights are a model soup (`train_soup`): one run
+per `--epochs` value (default 8 and 12), their best weights averaged.
 
     jerseynum train-recognizer --data ../shared/data --out models/digits_crnn.pt
 """
