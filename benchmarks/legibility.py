@@ -7,8 +7,8 @@
    share of each set kept. Cost in ms per crop, batched (64), torch and ONNX Runtime, in one run.
 2. End to end, on versus off, in one run (each tracklet both ways, back to back): the scored genL tracklets, the scored SoccerNet and basketball
    number crops each as a one-frame tracklet, and the bib-free RBNR regions each as a one-frame tracklet whose
-   right answer is -1 (jersey mode): accuracy and median seconds per tracklet. On the one-frame number crops,
-   how many crops each higher threshold would drop that were read right and wrong with the stage off.
+   right answer is -1 (jersey mode): accuracy and median seconds per tracklet. On each one-frame set, how many
+   crops each higher threshold would drop that were read right and wrong with the stage off.
 
     python benchmarks/legibility.py [--data ../shared/data] [--weights models/legibility.pt]
 """

@@ -36,9 +36,9 @@ class PipelineConfig:
     text_settle: float | None = 0.95
     text_options: dict[str, dict] = field(default_factory=dict)  # per engine, e.g. {"crnn": {"weights": path}}
     # Views of each crop the crnn reads and votes over (1-5, `crnn.crop_views`). They pay only for the crnn alone
-    # on a lone crop (scored number crops: SoccerNet 0.874 -> 0.899, basketball 0.769 -> 0.794); in the default
-    # cascade lone crops read the same with 1 or 5 views, and a tracklet, whose frames are views already, loses:
-    # genL falls from 0.977 to 0.968 at 3.3x the time (README, "Text engines").
+    # on a lone crop (scored number crops: SoccerNet 0.888 -> 0.913, basketball 0.802 -> 0.822); in the default
+    # cascade a split view vote hands more crops to RapidOCR (SoccerNet 0.906 -> 0.888), and a tracklet, whose
+    # frames are views already, gains nothing: genL 0.973 either way at 3.6x the time (README, "Text engines").
     crnn_views: int = 1
     # A crop searched for text lines is scaled to this long side for the line detector. None: 640 for bibs, whose
     # small print among sponsor text needs it, 320 for jerseys, whose number is the torso's largest print (real

@@ -10,6 +10,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
+
+
+def warm_up_quietly(solution) -> None:
+    """Run a mediapipe solution (pose, face detection) once on a blank image with its set-up lines muted."""
+    with native_stderr_muted():
+        solution.process(np.zeros((64, 64, 3), np.uint8))
+
 
 @contextmanager
 def native_stderr_muted() -> Iterator[None]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from jerseynum.native_logs import native_stderr_muted
+from jerseynum.native_logs import warm_up_quietly
 from jerseynum.types import Box
 
 
@@ -74,8 +74,7 @@ class FaceRunnerFinder:
         self.settings = settings
         # model_selection=1: the full-range model (faces up to ~5 m away), what race photos need.
         self._detector = face_detection.FaceDetection(model_selection=1)
-        with native_stderr_muted():  # its first run logs TensorFlow Lite set-up lines
-            self._detector.process(np.zeros((64, 64, 3), np.uint8))
+        warm_up_quietly(self._detector)
 
     def faces(self, photo: np.ndarray) -> list[tuple[Box, float]]:
         """Face boxes with their scores, in photo pixels, found on the photo and its tiles and merged."""

@@ -14,7 +14,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from jerseynum.native_logs import native_stderr_muted
+from jerseynum.native_logs import warm_up_quietly
 from jerseynum.types import Keypoints
 
 COCO_KEYPOINTS = (
@@ -40,8 +40,7 @@ class MediapipePose:
 
         self._landmark_ids = {name: mp_pose.PoseLandmark[name.upper()].value for name in COCO_KEYPOINTS}
         self._pose = mp_pose.Pose(static_image_mode=True, model_complexity=model_complexity)
-        with native_stderr_muted():  # its first run logs TensorFlow Lite set-up lines
-            self._pose.process(np.zeros((64, 64, 3), np.uint8))
+        warm_up_quietly(self._pose)
 
     def estimate(self, images: list[np.ndarray]) -> list[Keypoints | None]:
         # BlazePose has no batch API; each crop is one call (~30 ms on this CPU).

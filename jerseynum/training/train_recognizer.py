@@ -251,8 +251,8 @@ def train_soup(data: Path, out: Path, epochs: list[int], work: Path, **options) 
     """A model soup: one run per schedule length in `epochs` (same data, seed and settings), the best weights of
     each averaged into `out`. Fine-tunes of one pretrained start stay close enough for their mean to be a model;
     8 and 12 epochs averaged read more crops than the 8-epoch run and more tracklets than the 12-epoch one
-    (model card). A run already finished in `work` with the
-    same settings is reused, so an interrupted soup resumes at the run it was in."""
+    (model card). A run already finished in `work` with the same settings is reused, so an interrupted soup
+    resumes at the run it was in."""
     settings = {**TRAIN_DEFAULTS, **options}
     ingredients = []
     for count in epochs:
