@@ -11,8 +11,10 @@ its default 0.5 score filter. Every engine is scored on the same crops: the crop
 saw. That is all basketball development crops, and the scored half of the SoccerNet and bibracer crops (split
 by tracklet and by bib number, `jerseynum/training/splits.py`; the other half is training material).
 "errors removed" compares each engine with the best plain engine on that set.
-Prints a table and writes JSON:
+Prints a table and writes JSON; `--gallery DIR` also draws the crops the pipeline's cascade misread, one sheet
+per set with "label>reading" under each crop, to see which errors a reader could avoid at all:
     python benchmarks/text_crops.py [--data ../shared/data] [--json benchmarks/results/text_crops.json]
+                                    [--gallery DIR]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from jerseynum.config import PipelineConfig
 from jerseynum.stages.text import DIGITS, TextStage
@@ -92,12 +95,32 @@ def ours(*engines: str, settle: float | None = None, crnn_views: int = PipelineC
     return make
 
 
+PIPELINE_ENGINE = "jerseynum cascade"  # what the pipeline runs; the gallery shows its misreads
+
+
+def save_gallery(path: Path, misreads: list[tuple], tile: int = 96, per_row: int = 10) -> None:
+    """One sheet of (crop, label, reading) tiles, each crop scaled to `tile` px with "label>reading" under it."""
+    tiles = []
+    for crop, truth, text in misreads:
+        cell = np.full((tile + 20, tile, 3), 255, np.uint8)
+        cell[:tile] = cv2.resize(crop, (tile, tile), interpolation=cv2.INTER_CUBIC)
+        cv2.putText(cell, f"{truth}>{text or '_'}", (2, tile + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 200))
+        tiles.append(cell)
+    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % per_row)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.vstack([np.hstack(tiles[i : i + per_row]) for i in range(0, len(tiles), per_row)]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
-    parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "text_crops.json")
+    parser.add_argument(
+        "--json", type=Path, help="where the rows go (default: benchmarks/results/text_crops.json, unless --engines)"
+    )
     parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS))
     parser.add_argument("--crnn-weights", type=Path, help="a recognizer checkpoint other than the shipped one")
+    parser.add_argument("--engines", nargs="+", help="only these rows (names as printed; default: all)")
+    parser.add_argument("--gallery", type=Path, metavar="DIR", help=f"draw {PIPELINE_ENGINE!r}'s misreads here")
     args = parser.parse_args()
     weights = {"crnn_weights": args.crnn_weights}
     engines = {"easyocr (plain)": lambda mode: plain_easyocr(), "rapidocr (plain)": lambda mode: plain_rapidocr(),
@@ -107,6 +130,12 @@ def main() -> None:
                "jerseynum cascade": ours("crnn", "rapidocr", settle=PipelineConfig.text_settle, **weights),
                "jerseynum cascade, crnn 5 views": ours("crnn", "rapidocr", settle=PipelineConfig.text_settle,
                                                        crnn_views=5, **weights)}  # fmt: skip
+    unknown = set(args.engines or ()) - set(engines)
+    if unknown:
+        parser.error(f"unknown engines {sorted(unknown)}; choose from {list(engines)}")
+    engines = {name: make for name, make in engines.items() if not args.engines or name in args.engines}
+    # A partial run does not replace the full table unless asked to.
+    json_path = args.json or (None if args.engines else Path(__file__).resolve().parent / "results" / "text_crops.json")
     results = []
     print(f"{'set':30} {'engine':32} {'crops':>5} {'accuracy':>8} {'ms/crop':>8} {'errors removed':>14}")
     for name in args.sets:
@@ -115,28 +144,33 @@ def main() -> None:
         labels = json.loads((root / "labels.json").read_text())
         crops = [(cv2.imread(str(root / "images" / file)), re.sub(r"\D", "", texts[0]))
                  for file, texts in labels.items() if scored(file, texts[0])]  # fmt: skip
-        best_plain = 0.0
+        best_plain = None  # errors removed are counted against the best plain engine of this run
         for engine_name, make in engines.items():
             read = make(mode)
             read(crops[0][0])  # warm-up
-            correct, times = 0, []
+            correct, times, misreads = 0, [], []
             for crop, truth in crops:
                 start = time.perf_counter()
                 text = "".join(c for c in read(crop) if c in DIGITS)
                 times.append((time.perf_counter() - start) * 1000)
                 correct += text == truth
+                if text != truth:
+                    misreads.append((crop, truth, text))
+            if args.gallery and engine_name == PIPELINE_ENGINE and misreads:
+                save_gallery(args.gallery / f"{name}.png", misreads)
             accuracy = correct / len(crops)
             if "plain" in engine_name:
-                best_plain = max(best_plain, accuracy)
-            removed = (accuracy - best_plain) / (1 - best_plain) if best_plain < 1 else 0.0
+                best_plain = max(best_plain or 0.0, accuracy)
+            removed = (accuracy - best_plain) / (1 - best_plain) if best_plain is not None and best_plain < 1 else None
             row = {"set": name, "engine": engine_name, "crops": len(crops), "accuracy": round(accuracy, 4),
                    "ms_per_crop_median": round(statistics.median(times), 1),
-                   "errors_removed_vs_best_plain": round(removed, 3)}  # fmt: skip
+                   "errors_removed_vs_best_plain": None if removed is None else round(removed, 3)}  # fmt: skip
             results.append(row)
             print(f"{name:30} {engine_name:32} {len(crops):5} {accuracy:8.3f} {row['ms_per_crop_median']:8.1f} "
-                  f"{removed:14.0%}")  # fmt: skip
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=1) + "\n")
+                  f"{'-' if removed is None else format(removed, '.0%'):>14}")  # fmt: skip
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":
