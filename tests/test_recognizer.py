@@ -169,3 +169,18 @@ def test_checkpoints_of_different_architectures_are_not_averaged(tmp_path):
     with pytest.raises(ValueError, match="cannot average"):
         average_checkpoints(paths, tmp_path / "soup.pt")
     assert not (tmp_path / "soup.pt").exists()
+
+
+def test_checkpoints_of_different_alphabets_are_not_averaged(tmp_path):
+    from jerseynum.stages.crnn import save_checkpoint
+    from jerseynum.training.train_recognizer import average_checkpoints
+
+    paths = [tmp_path / "a.pt", tmp_path / "b.pt"]
+    for path in paths:
+        save_checkpoint(path, build_recognizer("crnn_tiny"), "crnn_tiny", input_spec("crnn_tiny")[0], {})
+    other = torch.load(paths[1], weights_only=True)
+    other["alphabet"] = other["alphabet"][::-1]  # same shapes, characters in another order
+    torch.save(other, paths[1])
+    with pytest.raises(ValueError, match="cannot average"):
+        average_checkpoints(paths, tmp_path / "soup.pt")
+    assert not (tmp_path / "soup.pt").exists()

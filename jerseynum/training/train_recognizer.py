@@ -272,12 +272,16 @@ def _finished_with(path: Path, wanted: dict) -> bool:
 
 
 def average_checkpoints(paths: list[Path], out: Path) -> dict:
-    """Average the weights of recognizer checkpoints of one architecture into `out` (integer buffers, BatchNorm's
-    batch counters, are taken from the first); the metadata lists each ingredient's training report."""
+    """Average the weights of recognizer checkpoints of one architecture, alphabet and input size into `out`
+    (integer buffers, BatchNorm's batch counters, are taken from the first); the metadata lists each
+    ingredient's training report."""
     checkpoints = [torch.load(path, map_location="cpu", weights_only=True) for path in paths]
     first = checkpoints[0]
     for path, checkpoint in zip(paths, checkpoints):
-        if checkpoint["arch"] != first["arch"] or checkpoint["state_dict"].keys() != first["state_dict"].keys():
+        # The same network reading the same characters at the same input size, or their mean means nothing.
+        if any(checkpoint[key] != first[key] for key in ("arch", "alphabet", "input_size")) or (
+            checkpoint["state_dict"].keys() != first["state_dict"].keys()
+        ):
             raise ValueError(f"{path} is not a {first['arch']} checkpoint like {paths[0]}: cannot average them")
     state = {}
     for key, value in first["state_dict"].items():
