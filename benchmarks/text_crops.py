@@ -14,7 +14,7 @@ by tracklet and by bib number, `jerseynum/training/splits.py`; the other half is
 Prints a table and writes JSON; `--gallery DIR` also draws the crops the pipeline's cascade misread, one sheet
 per set with "label>reading" under each crop, to see which errors a reader could avoid at all:
     python benchmarks/text_crops.py [--data ../shared/data] [--json benchmarks/results/text_crops.json]
-                                    [--gallery DIR]
+                                    [--engines NAME ...] [--gallery DIR]
 """
 
 from __future__ import annotations
@@ -134,6 +134,8 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown engines {sorted(unknown)}; choose from {list(engines)}")
     engines = {name: make for name, make in engines.items() if not args.engines or name in args.engines}
+    if args.gallery and PIPELINE_ENGINE not in engines:
+        parser.error(f"--gallery draws {PIPELINE_ENGINE!r}'s misreads: include it in --engines")
     # A partial run does not replace the full table unless asked to.
     json_path = args.json or (None if args.engines else Path(__file__).resolve().parent / "results" / "text_crops.json")
     results = []
