@@ -99,11 +99,14 @@ PIPELINE_ENGINE = "jerseynum cascade"  # what the pipeline runs; the gallery sho
 
 
 def save_gallery(path: Path, misreads: list[tuple], tile: int = 96, per_row: int = 10) -> None:
-    """One sheet of (crop, label, reading) tiles, each crop scaled to `tile` px with "label>reading" under it."""
+    """One sheet of (crop, label, reading) tiles, each crop scaled to fit `tile` px, its shape kept (a wide bib
+    squeezed square would look less readable than it is), with "label>reading" under it."""
     tiles = []
     for crop, truth, text in misreads:
         cell = np.full((tile + 20, tile, 3), 255, np.uint8)
-        cell[:tile] = cv2.resize(crop, (tile, tile), interpolation=cv2.INTER_CUBIC)
+        scale = tile / max(crop.shape[:2])
+        fitted = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)[:tile, :tile]
+        cell[: fitted.shape[0], : fitted.shape[1]] = fitted
         cv2.putText(cell, f"{truth}>{text or '_'}", (2, tile + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 200))
         tiles.append(cell)
     tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % per_row)
