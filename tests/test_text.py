@@ -66,6 +66,14 @@ def test_best_reading_prefers_large_confident_numbers_in_range():
     assert best_reading([Reading("", 0.0, (), "t")], Mode.JERSEY) is None
 
 
+def test_best_reading_prefers_the_line_at_the_centre_of_the_crop_over_a_neighbours_at_its_edge():
+    # A 200-px-wide runner region: its own bib in the middle, a neighbour's slightly larger one cut at the edge.
+    own = Reading("20927", 0.95, (0.95,) * 5, "t", (70, 100, 130, 130))
+    neighbour = Reading("474", 0.97, (0.97,) * 3, "t", (160, 95, 200, 130))
+    assert best_reading([own, neighbour], Mode.BIB) is neighbour  # without the width, the taller line wins
+    assert best_reading([own, neighbour], Mode.BIB, crop_width=200) is own
+
+
 def test_easyocr_loads_and_reads_with_the_network_blocked(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("jerseynum tried to open a network connection")

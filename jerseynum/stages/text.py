@@ -45,17 +45,28 @@ class TextRecognizer(Protocol):
         ...
 
 
-def best_reading(readings: list[Reading], mode: Mode) -> Reading | None:
+OFF_CENTRE_PENALTY = 0.8  # a line at the crop's side edge scores 1 - this of one at the centre
+
+
+def best_reading(readings: list[Reading], mode: Mode, crop_width: int | None = None) -> Reading | None:
     """The reading a torso crop most likely shows as its number: an accepted digit string, favouring large
     text (the number is the biggest print on a shirt or bib; sponsor text and other runners' bibs are smaller)
-    and confident reads."""
+    and confident reads. Given the crop's width, lines off its centre score less: a crop is centred on its
+    person, so a line near its side is more likely a neighbour's bib, or the cut-off end of one (on the race
+    photos, F1 0.865 -> 0.872 and 0.864 -> 0.871)."""
     accepted = [r for r in readings if mode.accepts(r.text)]
     if not accepted:
         return None
 
     def score(reading: Reading) -> float:
-        height = reading.box[3] - reading.box[1] if reading.box else 1
-        return reading.confidence * height
+        if not reading.box:
+            return reading.confidence
+        x1, y1, x2, y2 = reading.box
+        centrality = 1.0
+        if crop_width:
+            offset = abs((x1 + x2) / 2 - crop_width / 2) / (crop_width / 2)
+            centrality = 1.0 - OFF_CENTRE_PENALTY * min(offset, 1.0)
+        return reading.confidence * (y2 - y1) * centrality
 
     return max(accepted, key=score)
 
@@ -329,8 +340,9 @@ class TextStage:
         unsure = self._unsettled(per_crop, self.RETRY_BELOW) if self.retry_side else []
         for i, again in zip(unsure, self._read_regions_at([crops[i] for i in unsure], self.retry_side)):
             merged = per_crop[i] + again
+            width = crops[i].shape[1]
             per_crop[i] = [best for engine in self.engines
-                           if (best := best_reading([r for r in merged if r.engine == engine.name], self.mode))]  # fmt: skip
+                           if (best := best_reading([r for r in merged if r.engine == engine.name], self.mode, width))]  # fmt: skip
         return per_crop
 
     def _read_regions_at(self, crops: list[np.ndarray], det_side: int) -> list[list[Reading]]:
@@ -345,8 +357,8 @@ class TextStage:
             candidates: list[list[Reading]] = [[] for _ in crops]
             for (i, box), reading in zip(owners, engine.recognize(lines) if lines else []):
                 candidates[i].append(replace(reading, box=box))
-            for readings, engine_candidates in zip(per_crop, candidates):
-                best = best_reading(engine_candidates, self.mode)
+            for crop, readings, engine_candidates in zip(crops, per_crop, candidates):
+                best = best_reading(engine_candidates, self.mode, crop.shape[1])
                 if best is not None:
                     readings.append(best)
         return per_crop
