@@ -48,7 +48,7 @@ def main() -> None:
     rows = []
     for sides in args.sides:
         det_side, retry_side = (int(v) for v in sides.split(":"))
-        stage = TextStage(("crnn", "rapidocr"), Mode.JERSEY, det_side, settle=0.95, retry_side=retry_side)
+        stage = TextStage(("crnn", "rapidocr"), Mode.JERSEY, det_side, settle=0.95, retry_sides=(retry_side,))
         stage.read_regions(crops[:2])  # warm-up
         correct, seconds = 0, []
         for crop, name in zip(crops, names):

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 def before(mode: Mode) -> PipelineConfig:
     """The default configuration before the speed work of issue 6 (commit 101ca6a): the line detector at 640 px
     for jerseys too, 16 frames posed before the first read, every sampled frame scored even when none is legible."""
-    return PipelineConfig(mode=mode, det_side=640, det_retry_side=800, first_batch=16, illegible_stop=None)
+    return PipelineConfig(mode=mode, det_side=640, det_retry_sides=(800,), first_batch=16, illegible_stop=None)
 
 
 def naive(mode: Mode) -> PipelineConfig:

@@ -45,10 +45,11 @@ class PipelineConfig:
     # SoccerNet digits in torso-sized crops: 0.783 read at 320 px, 0.664 at 640, in a quarter of the time;
     # benchmarks/detector_side.py).
     det_side: int | None = None
-    # ... and searched again at this side where no number was read with confidence >= 0.95 (0: never; None:
-    # 800 for bibs, 400 for jerseys). On RBNR the detector misses some bibs at 640 px that it finds at 480, 800
-    # or 960 (+2 runners, 5 % retried).
-    det_retry_side: int | None = None
+    # ... and searched again at these sides in turn while no number was read with confidence >= 0.95 ((): never;
+    # None: 480 then 800 for bibs, 400 for jerseys). On RBNR the detector misses some bibs at 640 px that it
+    # finds at 800 or 960 (+2 runners, 5 % retried), and on the smallest crops (under 160 px, upscaled 4x and
+    # more at 640) blurs a bib into its sponsor print where it finds the number's line at 480 (+1 runner).
+    det_retry_sides: tuple[int, ...] | None = None
     # Torso crops at least this big are searched for text lines; smaller ones are read whole as one line
     # (SoccerNet number crops are ~20-30 px; a runner's bib region is over 100 px).
     detect_min_side: int = 48
@@ -74,8 +75,9 @@ class PipelineConfig:
         self.text = (self.text,) if isinstance(self.text, str) else tuple(self.text)
         if self.det_side is None:
             self.det_side = 320 if self.mode is Mode.JERSEY else 640
-        if self.det_retry_side is None:
-            self.det_retry_side = 400 if self.mode is Mode.JERSEY else 800
+        if self.det_retry_sides is None:
+            self.det_retry_sides = (400,) if self.mode is Mode.JERSEY else (480, 800)
+        self.det_retry_sides = tuple(self.det_retry_sides)
         if self.pose is None:
             self.pose = "mediapipe" if self.mode is Mode.JERSEY else "none"
         if self.legibility is None:

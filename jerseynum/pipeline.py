@@ -56,7 +56,7 @@ class Pipeline:
         self.legibility = (LegibilityClassifier(cfg.legibility_weights, cfg.device, cfg.threads)
                            if cfg.legibility else None)  # fmt: skip
         self.text = TextStage(cfg.text, cfg.mode, cfg.det_side, cfg.engine_options(), cfg.text_settle,
-                              cfg.det_retry_side, cfg.threads)  # fmt: skip
+                              cfg.det_retry_sides, cfg.threads)  # fmt: skip
         self.vote = Vote(cfg.mode, cfg.vote)
 
     def run(self, tracklet: Tracklet) -> Prediction:

@@ -85,8 +85,8 @@ def test_easyocr_loads_and_reads_with_the_network_blocked(monkeypatch):
     assert reading.text == "36" and reading.engine == "easyocr"
 
 
-def test_regions_without_a_sure_number_are_searched_again_at_the_retry_scale():
-    stage = TextStage(["rapidocr"], Mode.BIB, retry_side=800)
+def test_regions_without_a_sure_number_are_searched_again_at_each_retry_scale():
+    stage = TextStage(["rapidocr"], Mode.BIB, retry_sides=(480, 800))
     searched = []
     read_at = stage._read_regions_at
     stage._read_regions_at = lambda crops, side: searched.append((side, len(crops))) or read_at(crops, side)
@@ -94,5 +94,5 @@ def test_regions_without_a_sure_number_are_searched_again_at_the_retry_scale():
     page[130:186, 20:200] = cv2.resize(render_number("4071", 56, shirt=(255, 255, 255), ink=(0, 0, 0)), (180, 56))
     blank = np.full((260, 220, 3), (90, 90, 90), np.uint8)
     bib, nothing = stage.read_regions([page, blank])
-    assert searched == [(640, 2), (800, 1)]  # only the blank page is searched twice
+    assert searched == [(640, 2), (480, 1), (800, 1)]  # only the blank page is searched again
     assert [r.text for r in bib] == ["4071"] and nothing == []

@@ -40,7 +40,7 @@ class PhotoRules:
 def model_version(config: PipelineConfig, settings: RunnerSettings, rules: PhotoRules) -> str:
     """Names everything that decides a photo's tags: a change of it makes `jerseynum tag` retag the photo."""
     weights = hashlib.sha256(Path(CRNN_WEIGHTS).read_bytes()).hexdigest()[:10] if "crnn" in config.text else "-"
-    described = repr((config.text, config.text_settle, config.det_side, config.det_retry_side, config.vote, settings,
+    described = repr((config.text, config.text_settle, config.det_side, config.det_retry_sides, config.vote, settings,
                       rules))  # fmt: skip
     return f"jerseynum {__version__}; crnn {weights}; settings {hashlib.sha256(described.encode()).hexdigest()[:10]}"
 

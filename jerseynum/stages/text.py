@@ -299,11 +299,11 @@ class TextStage:
     the engines after it (None: every engine reads every crop). Put the cheaper or surer engine first.
     """
 
-    RETRY_BELOW = 0.95  # a region whose best reading is less sure than this is searched again at `retry_side`
+    RETRY_BELOW = 0.95  # a region whose best reading is less sure than this is searched again (`retry_sides`)
 
     def __init__(self, engines: Sequence[str], mode: Mode, det_side: int = 640,
                  engine_options: dict[str, dict] | None = None, settle: float | None = None,
-                 retry_side: int | None = None, threads: int = 0) -> None:  # fmt: skip
+                 retry_sides: Sequence[int] = (), threads: int = 0) -> None:  # fmt: skip
         if not engines:
             raise ValueError("the text stage needs at least one engine")
         options = engine_options or {}
@@ -312,7 +312,7 @@ class TextStage:
         self.threads = threads
         self.det_side = det_side
         self.settle = settle
-        self.retry_side = retry_side
+        self.retry_sides = tuple(retry_sides)
         self._detectors: dict[int, RapidOCRDetector] = {}
 
     def _unsettled(self, per_crop: list[list[Reading]], settle: float | None) -> list[int]:
@@ -334,15 +334,17 @@ class TextStage:
 
     def read_regions(self, crops: list[np.ndarray]) -> list[list[Reading]]:
         """The text lines of each crop found once and read by the engines: per crop, each engine's likeliest
-        number (`best_reading`), with its box in the crop. With `retry_side`, crops without a sure number are
-        searched again at that scale (the detector misses some bibs at one scale and finds them at another)."""
+        number (`best_reading`), with its box in the crop. Crops without a sure number are searched again at
+        each of `retry_sides` in turn until they have one (the detector misses some bibs at one scale and finds
+        them at another); each engine keeps its likeliest reading over all scales searched."""
         per_crop = self._read_regions_at(crops, self.det_side)
-        unsure = self._unsettled(per_crop, self.RETRY_BELOW) if self.retry_side else []
-        for i, again in zip(unsure, self._read_regions_at([crops[i] for i in unsure], self.retry_side)):
-            merged = per_crop[i] + again
-            width = crops[i].shape[1]
-            per_crop[i] = [best for engine in self.engines
-                           if (best := best_reading([r for r in merged if r.engine == engine.name], self.mode, width))]  # fmt: skip
+        for side in self.retry_sides:
+            unsure = self._unsettled(per_crop, self.RETRY_BELOW)
+            for i, again in zip(unsure, self._read_regions_at([crops[i] for i in unsure], side)):
+                merged = per_crop[i] + again
+                width = crops[i].shape[1]
+                per_crop[i] = [best for engine in self.engines
+                               if (best := best_reading([r for r in merged if r.engine == engine.name], self.mode, width))]  # fmt: skip
         return per_crop
 
     def _read_regions_at(self, crops: list[np.ndarray], det_side: int) -> list[list[Reading]]:
