@@ -340,6 +340,8 @@ class TextStage:
         per_crop = self._read_regions_at(crops, self.det_side)
         for side in self.retry_sides:
             unsure = self._unsettled(per_crop, self.RETRY_BELOW)
+            if not unsure:
+                break
             for i, again in zip(unsure, self._read_regions_at([crops[i] for i in unsure], side)):
                 merged = per_crop[i] + again
                 width = crops[i].shape[1]
