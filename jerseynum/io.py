@@ -1,15 +1,24 @@
-"""Reading images and tracklet folders, and writing SoccerNet's challenge JSON.
+"""Reading images, tracklet folders and videos, and writing files whole or not at all.
 
-A tracklet folder is SoccerNet's layout: `<root>/<tracklet id>/<frame>.jpg`. Bad input never raises out of
-`load_image`'s callers unnoticed: it raises `ImageError`, which the pipeline records in the frame's evidence.
+Every image the project reads (a tracklet frame, a race photo, a thumbnail) is decoded by `decode_image`, with a
+pixel budget checked from the file's header before any pixel is decoded: a 9 KB PNG that claims 60000 x 60000
+pixels is refused in microseconds instead of asking for 10 GB, and a JPEG over the budget is decoded at 1/2, 1/4
+or 1/8 scale (libjpeg's DCT scaling, cheap) rather than refused. Every failure is an `ImageError` with the reason;
+callers record it and go on.
+
+A tracklet folder is SoccerNet's layout: `<root>/<tracklet id>/<frame>.jpg`.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
+import struct
 import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -18,29 +27,169 @@ import numpy as np
 from jerseynum.types import Frame, Tracklet
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+DEFAULT_MAX_PIXELS = 100_000_000  # a 100-megapixel photo: above any camera a race photographer carries
+_JPEG_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
 class ImageError(ValueError):
-    """An image file that is missing, unreadable or empty."""
+    """An image file that is missing, unreadable, empty, corrupt or over the pixel budget."""
+
+
+class VideoError(ValueError):
+    """A video source that cannot be opened or whose frames are over the pixel budget."""
 
 
 class TrackletFolderError(ValueError):
     """A tracklet root that is not a folder, or holds no tracklet folders."""
 
 
-def load_image(frame: Frame) -> np.ndarray:
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's start-of-frame marker, without decoding."""
+    position = 2
+    while position + 9 < len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            position += 2
+            continue
+        (length,) = struct.unpack(">H", data[position + 2 : position + 4])
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOF0..SOF15
+            height, width = struct.unpack(">HH", data[position + 5 : position + 9])
+            return width, height
+        position += 2 + length
+    return None
+
+
+def image_size(data: bytes) -> tuple[int, int, str] | None:
+    """(width, height, format) read from the header alone; None where the header is not understood."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24 and data[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", data[16:24])
+        return width, height, "png"
+    if data[:2] == b"\xff\xd8":
+        size = _jpeg_size(data)
+        return (*size, "jpeg") if size else None
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:  # reads the header only
+                return image.width, image.height, (image.format or "").lower()
+    except Image.DecompressionBombError as error:  # over Pillow's own limit of 179 MP
+        raise ImageError(str(error)) from error
+    except Exception:  # Pillow raises many kinds for a header it does not know; OpenCV decides then
+        return None
+
+
+def decode_image(data: bytes, source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, int]:
+    """A BGR image from encoded bytes, and the factor it was reduced by (1: full size; 2, 4 or 8: a JPEG over
+    `max_pixels` decoded at that fraction of its width and height). Raises `ImageError` saying why it failed."""
+    if not data:
+        raise ImageError(f"empty file: {source}")
+    size = image_size(data)
+    reduction = 1
+    if size is not None:
+        width, height, kind = size
+        pixels = width * height
+        if pixels == 0:
+            raise ImageError(f"{source}: the header says {width} x {height} pixels")
+        if pixels > max_pixels:
+            fitting = [f for f in _JPEG_REDUCED if pixels / (f * f) <= max_pixels] if kind == "jpeg" else []
+            if not fitting:
+                raise ImageError(f"{source}: {width} x {height} pixels ({pixels / 1e6:.0f} MP) is over the pixel"
+                                 f" budget of {max_pixels / 1e6:.0f} MP")  # fmt: skip
+            reduction = fitting[0]
+    flags = _JPEG_REDUCED.get(reduction, cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error as error:  # OpenCV's own limits (e.g. over 2^30 pixels) and decoder failures
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else "decoder error"
+        raise ImageError(f"cannot decode {source}: {reason}") from error
+    if image is None or image.size == 0:
+        raise ImageError(f"not a decodable image: {source}")
+    if size is None and image.shape[0] * image.shape[1] > max_pixels:  # a header we could not read
+        raise ImageError(f"{source}: {image.shape[1]} x {image.shape[0]} pixels is over the pixel budget")
+    return image, reduction
+
+
+def read_image_file(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, int]:
+    """`decode_image` of a file; a missing or unreadable file (deleted mid-run, say) is an `ImageError` too."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise ImageError(f"cannot read {path}: {error.strerror or error}") from error
+    return decode_image(data, str(path), max_pixels)
+
+
+def load_image(frame: Frame, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """The frame's BGR image, decoded from its source on first use."""
     if frame.image is None:
-        # imdecode of the raw bytes, not imread: it handles non-ASCII paths and reports nothing to stderr.
-        try:
-            data = np.fromfile(frame.source, dtype=np.uint8)
-        except OSError as error:
-            raise ImageError(f"cannot read {frame.source}: {error.strerror}") from error
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-        if image is None:
-            raise ImageError(f"not a decodable image: {frame.source}")
-        frame.image = image
+        frame.image, _ = read_image_file(frame.source, max_pixels)
     return frame.image
+
+
+class VideoSource:
+    """Frames of a camera ("0"), a video file or a stream URL, counted against what the container announces,
+    so that a video cut short by corruption is reported instead of passing for a short one."""
+
+    def __init__(self, source: str | int, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self.source = str(source)
+        self.live = isinstance(source, int) or self.source.isdigit() or "://" in self.source
+        camera = isinstance(source, int) or self.source.isdigit()
+        if not camera and "://" not in self.source and not Path(self.source).is_file():
+            raise VideoError(f"no such video file: {self.source}")
+        self._capture = cv2.VideoCapture(int(self.source) if camera else self.source)
+        if not self._capture.isOpened():
+            what = f"camera {self.source} (is it connected?)" if camera else f"{self.source!r}: not a readable video"
+            raise VideoError(f"cannot open {what}")
+        width = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if width * height > max_pixels:
+            self._capture.release()
+            raise VideoError(f"{self.source}: {width} x {height} frames are over the pixel budget")
+        if self.live:
+            self._capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a queue of stale ones
+        self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 25.0
+        count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.expected_frames = count if count > 0 and not self.live else None  # what the file announces
+        self.frames_read = 0
+
+    def read(self) -> np.ndarray | None:
+        """The next frame, or None at the end (or where the video breaks off)."""
+        try:
+            ok, frame = self._capture.read()
+        except cv2.error:
+            return None
+        if not ok or frame is None:
+            return None
+        self.frames_read += 1
+        return frame
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while (frame := self.read()) is not None:
+            yield frame
+
+    def shortfall(self) -> str | None:
+        """Why the frames read fall short of the frames announced; None when they do not (or none were)."""
+        if self.frames_read == 0:
+            return f"{self.source}: no frame could be read"
+        if self.expected_frames and self.frames_read < self.expected_frames:
+            return (f"{self.source}: read {self.frames_read} of the {self.expected_frames} frames it announces"
+                    " (the file is cut short or corrupt)")  # fmt: skip
+        return None
+
+    def close(self) -> None:
+        self._capture.release()
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def natural_key(name: str) -> list[object]:
@@ -58,25 +207,44 @@ def list_tracklets(root: Path) -> list[Tracklet]:
     root = Path(root)
     if not root.is_dir():
         raise TrackletFolderError(f"not a folder: {root}")
-    folders = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name))
-    if not folders:
-        raise TrackletFolderError(f"no tracklet sub-folders in {root} (expected {root}/<tracklet id>/<frame>.jpg)")
-    return [Tracklet.from_paths(folder.name, image_paths(folder)) for folder in folders]
+    try:
+        folders = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name))
+        if not folders:
+            raise TrackletFolderError(f"no tracklet sub-folders in {root} (expected {root}/<tracklet id>/<frame>.jpg)")
+        return [Tracklet.from_paths(folder.name, image_paths(folder)) for folder in folders]
+    except OSError as error:  # a folder that is unreadable or vanishes while listed
+        raise TrackletFolderError(f"cannot list {error.filename or root}: {error.strerror or error}") from error
+
+
+def check_writable(path: Path) -> None:
+    """Fail now, not after hours of work, when `path` cannot be written: its folder is made if need be and a
+    scratch file is created and removed there. Raises OSError with the reason."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".check"):
+        pass
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `path` so that it holds either its old content or the whole new one, never a partial file; the
+    temporary file is removed on every error (a full disk, an interrupt)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    try:
+        with handle:
+            handle.write(text)
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
 
 
 def write_json_atomic(path: Path, data: object) -> None:
-    """Write JSON so that `path` holds either its old content or the whole new one, never a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        try:
-            json.dump(data, handle, indent=1)
-            handle.write("\n")
-        except BaseException:
-            handle.close()
-            os.unlink(handle.name)
-            raise
-    os.replace(handle.name, path)
+    """`data` as JSON, written whole or not at all (`write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def read_labels(path: Path) -> dict[str, int]:

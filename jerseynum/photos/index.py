@@ -13,13 +13,17 @@ import hashlib
 import io
 import json
 import sqlite3
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
+from urllib.parse import quote
 
 from jerseynum.types import Box
 
+APPLICATION_ID = 0x4A4E554D  # "JNUM" in the SQLite header: this file is a jerseynum index
+TABLES = {"meta", "photos", "numbers"}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS photos (
@@ -47,6 +51,16 @@ CREATE INDEX IF NOT EXISTS numbers_by_photo ON numbers(photo_id);
 
 class IndexFileError(RuntimeError):
     """An index file that is not ours, or belongs to another photo folder."""
+
+
+class IndexFullError(IndexFileError):
+    """The disk (or SQLite's size limit) is full: what was committed before stays in the index."""
+
+
+def bib_digits(text: str) -> str:
+    """The ASCII digits of a typed bib number: full-width and other Unicode digits ("３６３８") become ASCII
+    first, so they match what the reader stored; everything else is dropped."""
+    return "".join(c for c in unicodedata.normalize("NFKC", text) if c in "0123456789")
 
 
 @dataclass(frozen=True)
@@ -111,17 +125,54 @@ def edit_distance(a: str, b: str) -> int:
 class PhotoIndex:
     """An open index file. Use as a context manager, or call `close()`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        """Open (and create, unless `read_only`) the index at `path`. Read-only opens never write a byte, so
+        search, export and the page work on an index on a read-only mount or of another user; a file that is
+        not a jerseynum index is refused, never altered."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path, timeout=30)
-            # WAL: readers (the web page) never block the tagger, and a killed writer leaves the file consistent.
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(SCHEMA)
+            if read_only:
+                self._db = self._connect_read_only()
+                self._check_ours(must_exist=True)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.path, timeout=30)
+                self._check_ours(must_exist=False)
+                # WAL: readers (the web page) never block the tagger; a killed writer leaves the file consistent.
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                with self._db:
+                    self._db.executescript(SCHEMA)
+                    self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         except sqlite3.DatabaseError as error:
-            raise IndexFileError(f"{self.path} is not a jerseynum index: {error}") from error
+            self._raise_for(error, "open")
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        db = sqlite3.connect(uri, uri=True, timeout=30)
+        try:
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            # A WAL index on a read-only mount, closed cleanly: its -shm file is gone and cannot be made there.
+            # Nothing can be writing to a read-only mount, so the file may be read as immutable.
+            db.close()
+            return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=30)
+
+    def _check_ours(self, must_exist: bool) -> None:
+        """Refuse a database of someone else's (other tables, or another application's id) before touching it."""
+        tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        (application_id,) = self._db.execute("PRAGMA application_id").fetchone()
+        foreign = application_id not in (0, APPLICATION_ID) or (tables and not TABLES <= tables)
+        if foreign or (must_exist and not TABLES <= tables):
+            self._db.close()
+            raise IndexFileError(f"{self.path} is not a jerseynum index (it holds other data); it was left as it"
+                                 " is: choose another --index file")  # fmt: skip
+
+    def _raise_for(self, error: sqlite3.DatabaseError, doing: str) -> None:
+        if (getattr(error, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_FULL or "disk is full" in str(error):
+            raise IndexFullError(f"{self.path}: the disk is full ({doing} failed)") from error
+        raise IndexFileError(f"{self.path} is not a jerseynum index: {error}") from error
 
     def __enter__(self) -> Self:
         return self
@@ -165,6 +216,13 @@ class PhotoIndex:
             numbers: list[BibNumber], error: str | None, model_version: str, seconds: float) -> None:  # fmt: skip
         """Replace the photo's row and numbers in one transaction."""
         width, height = (shape[1], shape[0]) if shape else (None, None)
+        try:
+            self._put(path, sha256, size, mtime_ns, width, height, numbers, error, model_version, seconds)
+        except sqlite3.OperationalError as failure:
+            self._raise_for(failure, f"saving {path}")
+
+    def _put(self, path: str, sha256: str, size: int, mtime_ns: int, width: int | None, height: int | None,
+             numbers: list[BibNumber], error: str | None, model_version: str, seconds: float) -> None:  # fmt: skip
         with self._db:
             self._db.execute("DELETE FROM photos WHERE path = ?", (path,))
             cursor = self._db.execute(
@@ -220,7 +278,7 @@ class PhotoIndex:
     def search(self, query: str, partial: bool = True, max_distance: int = 1) -> list[Match]:
         """Photos showing `query` (digits), best first, one match per photo: exact readings, then readings that
         contain the query (`partial`), then readings within `max_distance` edits of it (fuzzy; 0: none)."""
-        query = "".join(c for c in query if c.isdigit())
+        query = bib_digits(query)
         if not query:
             return []
         # Compare the query with each distinct number once (a race has thousands of bibs, not millions), then
