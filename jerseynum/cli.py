@@ -6,12 +6,24 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import statistics
 import sys
+import threading
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from jerseynum.config import PipelineConfig
-from jerseynum.io import TrackletFolderError, list_tracklets, write_json_atomic
+from jerseynum.io import (
+    DEFAULT_MAX_PIXELS,
+    TrackletFolderError,
+    VideoError,
+    check_writable,
+    copy_new_file,
+    list_tracklets,
+    write_json_atomic,
+    write_text_atomic,
+)
 from jerseynum.stages.crnn import DEFAULT_WEIGHTS
 from jerseynum.stages.legibility import DEFAULT_CHECKPOINT as DEFAULT_LEGIBILITY_CHECKPOINT
 from jerseynum.stages.legibility import DEFAULT_WEIGHTS as DEFAULT_LEGIBILITY_WEIGHTS
@@ -21,6 +33,27 @@ log = logging.getLogger("jerseynum")
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_TRACKLETS = REPO / "samples" / "tracklets"
 DEFAULT_DATA = REPO.parent / "shared" / "data"
+
+
+def at_least(minimum: int):
+    """An argparse type: an integer >= `minimum` (a negative --limit or --fuzzy is a mistake, not a request)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+
+    return parse
+
+
+def add_max_pixels_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-pixels", type=at_least(1), default=DEFAULT_MAX_PIXELS,
+                        help="pixel budget per image, read from its header before decoding: a JPEG over it is "
+                             f"decoded at 1/2, 1/4 or 1/8 size, any other image skipped (default {DEFAULT_MAX_PIXELS})")
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,10 +74,11 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                         help="legibility classifier: a .pt checkpoint or its .onnx export (default: the shipped one)")
     parser.add_argument("--legibility-threshold", type=float, default=PipelineConfig.legibility_threshold,
                         help="frames scoring below this are not read")
-    parser.add_argument("--max-frames", type=int, default=64, help="frames sampled from a longer tracklet")
+    parser.add_argument("--max-frames", type=at_least(1), default=64, help="frames sampled from a longer tracklet")
+    add_max_pixels_argument(parser)
     parser.add_argument("--no-early-stop", action="store_true", help="read every sampled frame")
     parser.add_argument("--device", default="cpu", help="torch device for the legibility classifier")  # fmt: skip
-    parser.add_argument("--workers", type=int, default=2,
+    parser.add_argument("--workers", type=at_least(1), default=2,
                         help="processes reading tracklets in parallel, one thread per model each (default 2: both"
                              " cores; 1: one process whose models share the cores)")
 
@@ -65,6 +99,7 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
         legibility_weights=args.legibility_weights,
         legibility_threshold=args.legibility_threshold,
         max_frames=args.max_frames,
+        max_pixels=args.max_pixels,
         early_stop=not args.no_early_stop,
         device=args.device,
     )
@@ -80,6 +115,11 @@ def infer(args: argparse.Namespace) -> int:
         tracklets = list_tracklets(args.tracklets)
     except TrackletFolderError as error:
         log.error("%s", error)
+        return 2
+    if args.gt and not args.gt.is_file():
+        log.error("ground truth not found: %s", args.gt)
+        return 2
+    if not _writable(args.output):
         return 2
     predictions: dict[str, int] = {}
     stage_totals = dict.fromkeys(STAGES, 0.0)
@@ -135,17 +175,19 @@ def build_parser() -> argparse.ArgumentParser:
                                      help="read the bib numbers of every race photo in a folder into an index")
     tag_parser.add_argument("photos", type=Path, help="folder of race photos (searched recursively)")
     tag_parser.add_argument("--index", type=Path, required=True, help="SQLite index file (created if absent)")
-    tag_parser.add_argument("--workers", type=int, default=2, help="processes tagging in parallel (default: 2)")
+    tag_parser.add_argument("--workers", type=at_least(1), default=2, help="processes tagging in parallel (default: 2)")
+    add_max_pixels_argument(tag_parser)
     tag_parser.set_defaults(handler=tag)
 
     search_parser = commands.add_parser("search", parents=[common], help="find the photos of a bib number")
     search_parser.add_argument("number", help="the bib number (digits)")
     search_parser.add_argument("--index", type=Path, required=True)
     search_parser.add_argument("--exact", action="store_true", help="exact matches only (no partial, no fuzzy)")
-    search_parser.add_argument("--fuzzy", type=int, default=1, metavar="K",
+    search_parser.add_argument("--fuzzy", type=at_least(0), default=1, metavar="K",
                                help="also numbers within K edits of the query (default 1; 0: none)")
-    search_parser.add_argument("--limit", type=int, default=50, help="at most this many photos listed")
-    search_parser.add_argument("--copy-to", type=Path, help="copy the matching photos into this folder")
+    search_parser.add_argument("--limit", type=at_least(1), default=50, help="at most this many photos listed")
+    search_parser.add_argument("--copy-to", type=Path,
+                               help="copy the matching photos into this folder (never overwriting a file there)")
     search_parser.set_defaults(handler=search)
 
     export_parser = commands.add_parser("export", parents=[common], help="write the index as JSON or CSV")
@@ -158,7 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--index", type=Path, required=True)
     serve_parser.add_argument("--photos", type=Path, help="the photo folder (default: the one the index was made of)")
     serve_parser.add_argument("--host", default="127.0.0.1")
-    serve_parser.add_argument("--port", type=int, default=8000)
+    serve_parser.add_argument("--port", type=at_least(0), default=8000)
+    serve_parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                              help="a host name the page may be reached by besides IP addresses and localhost "
+                                   "(repeatable; other Host headers are refused against DNS rebinding)")
     serve_parser.set_defaults(handler=serve)
 
     video_parser = commands.add_parser("video", parents=[common],
@@ -220,25 +265,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open_index(path: Path):
+def _open_index(path: Path, read_only: bool = True):
     from jerseynum.photos.index import PhotoIndex
 
     if not path.is_file():
         raise SystemExit(f"no index at {path}: create it with `jerseynum tag PHOTOS --index {path}`")
-    return PhotoIndex(path)
+    return PhotoIndex(path, read_only=read_only)
+
+
+def _writable(path: Path) -> bool:
+    """Whether `path` can be written, said before any work starts (not after hours of it)."""
+    try:
+        check_writable(path)
+        return True
+    except OSError as error:
+        log.error("cannot write %s: %s", path, error.strerror or error)
+        return False
 
 
 def tag(args: argparse.Namespace) -> int:
+    from jerseynum.photos.index import IndexFullError
     from jerseynum.photos.tagger import tag_folder
 
     if not args.photos.is_dir():
         log.error("not a folder: %s", args.photos)
         return 2
     try:
-        report = tag_folder(args.photos, args.index, workers=args.workers, progress=not args.quiet)
+        report = tag_folder(args.photos, args.index, workers=args.workers, progress=not args.quiet,
+                            max_pixels=args.max_pixels)  # fmt: skip
     except KeyboardInterrupt:
         print(f"interrupted: every photo tagged so far is saved in {args.index}; run the same command to resume")
         return 130
+    except IndexFullError as error:
+        log.error("%s; %s; free some space and run the same command to resume", error, _saved(args.index))
+        return 1
+    except BrokenProcessPool:
+        log.error("a worker process died (out of memory?); %s; run the same command to resume", _saved(args.index))
+        return 1
     with _open_index(args.index) as index:
         total = len(index)
     timing = f", median {statistics.median(report.seconds):.2f} s per photo" if report.seconds else ""
@@ -247,37 +310,57 @@ def tag(args: argparse.Namespace) -> int:
     return 0
 
 
-def search(args: argparse.Namespace) -> int:
-    import shutil
+def _saved(index_path: Path) -> str:
+    """What an index holds after a failed run, for the one-line error."""
+    from jerseynum.photos.index import IndexFileError
 
-    digits = "".join(c for c in args.number if c.isdigit())
+    try:
+        with _open_index(index_path) as index:
+            return f"{len(index)} photos are saved in it, each whole"
+    except (IndexFileError, OSError, SystemExit):  # the message must come out even where the index cannot open
+        return "every photo committed before is saved in it"
+
+
+def search(args: argparse.Namespace) -> int:
+    from jerseynum.photos.index import bib_digits
+
+    digits = bib_digits(args.number)
     if not digits:
         log.error("a bib number has digits: %r has none", args.number)
         return 2
     with _open_index(args.index) as index:
         root = index.photos_root
-        matches = index.search(digits, partial=not args.exact, max_distance=0 if args.exact else args.fuzzy)
-    matches = matches[: args.limit]
+        found = index.search(digits, partial=not args.exact, max_distance=0 if args.exact else args.fuzzy)
+    matches = found[: args.limit]
     for match in matches:
         print(f"{match.kind:7} {match.number.number:>8} {match.number.confidence:.2f}  {root / match.photo.path}")
-    print(f"{len(matches)} photos for {digits}")
+    more = f" (of {len(found)}: --limit {args.limit})" if len(found) > len(matches) else ""
+    print(f"{len(matches)} photos for {digits}{more}")
     if args.copy_to and matches:
-        args.copy_to.mkdir(parents=True, exist_ok=True)
+        copied = {"copied": 0, "renamed": 0, "already there": 0, "unreadable": 0}
         for match in matches:
             # the relative path flattened, so photos of the same name in different folders do not collide
-            shutil.copy2(root / match.photo.path, args.copy_to / match.photo.path.replace("/", "__"))
-        print(f"copied to {args.copy_to}")
+            try:
+                outcome, target = copy_new_file(root / match.photo.path, args.copy_to / match.photo.path.replace("/", "__"))
+            except OSError as error:
+                log.error("cannot copy %s: %s", match.photo.path, error.strerror or error)
+                copied["unreadable"] += 1
+                continue
+            copied[outcome] += 1
+            if outcome == "renamed":
+                log.info("%s: a different file of that name is in %s; copied as %s", match.photo.path,
+                         args.copy_to, target.name)  # fmt: skip
+        print(f"{args.copy_to}: " + ", ".join(f"{n} {what}" for what, n in copied.items() if n))
     return 0 if matches else 1
 
 
 def export(args: argparse.Namespace) -> int:
+    if args.output and not _writable(args.output):
+        return 2
     with _open_index(args.index) as index:
         text = index.export(args.format)
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        temporary = args.output.with_name(args.output.name + ".tmp")
-        temporary.write_text(text)
-        temporary.replace(args.output)
+        write_text_atomic(args.output, text)
     else:
         sys.stdout.write(text)
     return 0
@@ -291,17 +374,23 @@ def serve(args: argparse.Namespace) -> int:
     if photos is None or not Path(photos).is_dir():
         log.error("photo folder not found: %s (pass --photos)", photos)
         return 2
-    serve_forever(args.index, Path(photos), args.host, args.port)
+    try:
+        serve_forever(args.index, Path(photos), args.host, args.port, tuple(args.allow_host))
+    except OSError as error:  # the port is taken, or the address is not this machine's
+        log.error("cannot serve on %s:%d: %s", args.host, args.port, error.strerror or error)
+        return 2
     return 0
 
 
 def video(args: argparse.Namespace) -> int:
     from jerseynum.video.tracking import read_video
 
+    if not _writable(args.output) or (args.save_tracklets and not _writable(args.save_tracklets / "0" / "0.jpg")):
+        return 2
     try:
         result = read_video(args.video, PipelineConfig(mode=args.mode), args.detector, args.save_tracklets,
                             progress=not args.quiet)  # fmt: skip
-    except FileNotFoundError as error:
+    except VideoError as error:
         log.error("%s", error)
         return 2
     write_json_atomic(args.output, result)
@@ -310,7 +399,11 @@ def video(args: argparse.Namespace) -> int:
     for person in result["people"]:
         print(f"  number {person['number']}: frames {person['first_frame']}-{person['last_frame']},"
               f" tracks {person['tracks']}")  # fmt: skip
+    if result["warning"]:  # a video cut short: what was read is written, and the exit status says it is partial
+        log.warning("%s", result["warning"])
+        return 1
     return 0
+
 
 def train_recognizer(args: argparse.Namespace) -> int:
     from jerseynum.training.train_recognizer import train, train_soup
@@ -354,15 +447,32 @@ def train_legibility(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (timeout, systemd, kill) ends a run the way Ctrl-C does: cleanly
+
+
 def main(argv: list[str] | None = None) -> int:
+    from jerseynum.photos.index import IndexFileError
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
         return args.handler(args)
+    except KeyboardInterrupt:  # a command with nothing to save; `tag` says what it saved itself
+        log.error("interrupted")
+        return 130
+    except IndexFileError as error:  # not an index, another folder's, or a full disk: one line, no traceback
+        log.error("%s", error)
+        return 2
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         sys.stderr.close()
         return 0
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_handler)
 
 
 if __name__ == "__main__":

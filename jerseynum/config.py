@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jerseynum.io import DEFAULT_MAX_PIXELS
 from jerseynum.stages.legibility import DEFAULT_WEIGHTS as LEGIBILITY_WEIGHTS
 from jerseynum.stages.torso import BIB_TORSO, TorsoSettings
 from jerseynum.stages.vote import VoteSettings
@@ -58,6 +59,7 @@ class PipelineConfig:
     # in worker processes, each with 1 thread, rather than one pipeline whose models share the cores.
     threads: int = 0
     max_frames: int = 64  # frames sampled evenly from a longer tracklet
+    max_pixels: int = DEFAULT_MAX_PIXELS  # an image over this is decoded reduced (JPEG) or refused (io.decode_image)
     batch_size: int = 16  # frames decoded, posed and scored for legibility together
     first_batch: int = 8  # ... except the first batch, so a clear tracklet does not pose 16 frames to read 4
     # Stop once this many frames (spread over the tracklet by the sampling order) were scored and none was

@@ -15,11 +15,13 @@ import io
 import json
 import os
 import re
+import shutil
 import struct
 import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Self
 
 import cv2
 import numpy as np
@@ -81,7 +83,7 @@ def image_size(data: bytes) -> tuple[int, int, str] | None:
                 return image.width, image.height, (image.format or "").lower()
     except Image.DecompressionBombError as error:  # over Pillow's own limit of 179 MP
         raise ImageError(str(error)) from error
-    except Exception:  # Pillow raises many kinds for a header it does not know; OpenCV decides then
+    except Exception:  # noqa: BLE001 (Pillow raises many kinds for a header it does not know; OpenCV decides then)
         return None
 
 
@@ -185,7 +187,7 @@ class VideoSource:
     def close(self) -> None:
         self._capture.release()
 
-    def __enter__(self) -> VideoSource:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -232,14 +234,51 @@ def write_text_atomic(path: Path, text: str) -> None:
     temporary file is removed on every error (a full disk, an interrupt)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as handle:
+        try:
             handle.write(text)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+            handle.close()
+            os.replace(handle.name, path)
+        except BaseException:
+            Path(handle.name).unlink(missing_ok=True)
+            raise
+
+
+def copy_new_file(source: Path, target: Path) -> tuple[str, Path]:
+    """Copy `source` to `target` without ever overwriting a file: a file of the same content already there is
+    left ("already there"); a different one keeps its name and the copy gets the next free "name (2).jpg"
+    ("renamed"); else "copied". A copy that fails (a full disk) leaves no partial file. Returns what happened
+    and where the file is."""
+    source, target = Path(source), Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    candidate, attempt = target, 1
+    while True:
+        try:
+            with open(candidate, "xb") as destination:  # exclusive create: never over a file, even one just made
+                try:
+                    with open(source, "rb") as origin:
+                        shutil.copyfileobj(origin, destination)
+                except BaseException:
+                    candidate.unlink(missing_ok=True)
+                    raise
+        except FileExistsError:
+            if _same_content(source, candidate):
+                return "already there", candidate
+            attempt += 1
+            candidate = target.with_name(f"{target.stem} ({attempt}){target.suffix}")
+            continue
+        shutil.copystat(source, candidate)
+        return ("copied" if candidate == target else "renamed"), candidate
+
+
+def _same_content(a: Path, b: Path) -> bool:
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with open(a, "rb") as first, open(b, "rb") as second:
+        while block := first.read(1 << 20):
+            if block != second.read(len(block)):
+                return False
+    return True
 
 
 def write_json_atomic(path: Path, data: object) -> None:

@@ -118,7 +118,7 @@ class Pipeline:
             for frame, record in zip(frames, evidence):
                 in_memory = frame.image is not None
                 try:
-                    images.append(load_image(frame))
+                    images.append(load_image(frame, cfg.max_pixels))
                 except ImageError as error:
                     record.error = str(error)
                     images.append(None)

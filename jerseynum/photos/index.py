@@ -15,6 +15,7 @@ import json
 import sqlite3
 import unicodedata
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -169,6 +170,15 @@ class PhotoIndex:
             raise IndexFileError(f"{self.path} is not a jerseynum index (it holds other data); it was left as it"
                                  " is: choose another --index file")  # fmt: skip
 
+    @contextmanager
+    def _transaction(self, doing: str) -> Iterator[None]:
+        """One transaction; a full disk or a broken file becomes the project's own error, saying what failed."""
+        try:
+            with self._db:
+                yield
+        except sqlite3.OperationalError as error:
+            self._raise_for(error, doing)
+
     def _raise_for(self, error: sqlite3.DatabaseError, doing: str) -> None:
         if (getattr(error, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_FULL or "disk is full" in str(error):
             raise IndexFullError(f"{self.path}: the disk is full ({doing} failed)") from error
@@ -195,7 +205,7 @@ class PhotoIndex:
         root = Path(root).resolve()
         known = self.photos_root
         if known is None:
-            with self._db:
+            with self._transaction("recording the photo folder"):
                 self._db.execute("INSERT INTO meta VALUES ('photos_root', ?)", (str(root),))
         elif known != root:
             raise IndexFileError(f"{self.path} indexes {known}, not {root}: use another --index file")
@@ -209,21 +219,14 @@ class PhotoIndex:
 
     def touch(self, path: str, size: int, mtime_ns: int) -> None:
         """A file whose timestamp changed but whose content did not: remember the new stat, keep the tags."""
-        with self._db:
+        with self._transaction(f"updating {path}"):
             self._db.execute("UPDATE photos SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path))
 
     def put(self, path: str, sha256: str, size: int, mtime_ns: int, shape: tuple[int, int] | None,
             numbers: list[BibNumber], error: str | None, model_version: str, seconds: float) -> None:  # fmt: skip
         """Replace the photo's row and numbers in one transaction."""
         width, height = (shape[1], shape[0]) if shape else (None, None)
-        try:
-            self._put(path, sha256, size, mtime_ns, width, height, numbers, error, model_version, seconds)
-        except sqlite3.OperationalError as failure:
-            self._raise_for(failure, f"saving {path}")
-
-    def _put(self, path: str, sha256: str, size: int, mtime_ns: int, width: int | None, height: int | None,
-             numbers: list[BibNumber], error: str | None, model_version: str, seconds: float) -> None:  # fmt: skip
-        with self._db:
+        with self._transaction(f"saving {path}"):
             self._db.execute("DELETE FROM photos WHERE path = ?", (path,))
             cursor = self._db.execute(
                 "INSERT INTO photos (path, sha256, size, mtime_ns, width, height, error, model_version, seconds)"
@@ -236,7 +239,7 @@ class PhotoIndex:
             )
 
     def remove(self, paths: list[str]) -> None:
-        with self._db:
+        with self._transaction("removing photos gone from the folder"):
             self._db.executemany("DELETE FROM photos WHERE path = ?", [(p,) for p in paths])
 
     # --- reading -------------------------------------------------------------------------------------

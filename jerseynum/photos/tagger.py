@@ -12,12 +12,11 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from jerseynum import __version__
 from jerseynum.config import PipelineConfig
-from jerseynum.io import IMAGE_SUFFIXES, natural_key
+from jerseynum.io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError, decode_image, natural_key
 from jerseynum.parallel import map_in_workers
 from jerseynum.photos.index import BibNumber, PhotoIndex, file_sha256
 from jerseynum.photos.runners import FaceRunnerFinder, RunnerSettings
@@ -124,32 +123,40 @@ def photo_files(root: Path) -> list[str]:
 TaggerFactory = Callable[..., PhotoTagger]  # called with threads=N (0: all cores)
 
 
-def _tag_file(root: Path, path: str, tagger: PhotoTagger) -> tuple:
-    """Read, hash, decode and tag one file: everything `PhotoIndex.put` needs, as plain picklable values."""
+def _tag_file(root: Path, path: str, tagger: PhotoTagger, max_pixels: int) -> tuple:
+    """Read, hash, decode and tag one file: everything `PhotoIndex.put` needs, as plain picklable values. A file
+    that cannot be read (deleted mid-run), decoded or tagged is returned with the reason, never raised."""
     start = time.perf_counter()
     file = root / path
-    stat = file.stat()
-    data = file.read_bytes()
-    sha256 = hashlib.sha256(data).hexdigest()
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    if image is None:
-        return path, sha256, stat.st_size, stat.st_mtime_ns, None, [], "not a decodable image", 0.0
     try:
-        numbers = tagger.tag(image)
+        stat = file.stat()
+        data = file.read_bytes()
+    except OSError as error:  # gone or unreadable since the folder was listed: recorded, retried by a rerun
+        return path, "", 0, 0, None, [], f"cannot read the file: {error.strerror or error}", 0.0
+    sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        image, reduction = decode_image(data, path, max_pixels)
+    except ImageError as error:
+        return path, sha256, stat.st_size, stat.st_mtime_ns, None, [], str(error), 0.0
+    # A photo over the pixel budget was decoded at 1/reduction scale: the index keeps full-size pixels.
+    shape = (image.shape[0] * reduction, image.shape[1] * reduction)
+    try:
+        numbers = [BibNumber(n.number, n.confidence, tuple(v * reduction for v in n.box)) for n in tagger.tag(image)]
     except Exception as error:  # one photo that breaks a model is recorded, not the end of a long batch job
         log.exception("%s: tagging failed", path)
-        return path, sha256, stat.st_size, stat.st_mtime_ns, image.shape[:2], [], f"tagging failed: {error}", 0.0
-    return path, sha256, stat.st_size, stat.st_mtime_ns, image.shape[:2], numbers, None, time.perf_counter() - start
+        return path, sha256, stat.st_size, stat.st_mtime_ns, shape, [], f"tagging failed: {error}", 0.0
+    return path, sha256, stat.st_size, stat.st_mtime_ns, shape, numbers, None, time.perf_counter() - start
 
 
 def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagger, version: str | None = None,
-               workers: int = 2, progress: bool = True) -> TagReport:  # fmt: skip
+               workers: int = 2, progress: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS) -> TagReport:  # fmt: skip
     """Tag every photo under `root` into the index at `index_path`, resuming where a previous run stopped.
 
     A photo already in the index is skipped when its size and modification time are unchanged (or its content
     hash is, if they changed) and it was tagged by the same model `version`; everything else is (re)tagged.
     Each photo is committed on its own, so an interrupted run loses at most the photos in flight. `workers`
-    processes each run their own tagger with one thread per model (1: in this process).
+    processes each run their own tagger with one thread per model (1: in this process). A photo over
+    `max_pixels` is decoded reduced where it is a JPEG, else recorded as unreadable (`io.decode_image`).
     """
     from tqdm import tqdm
 
@@ -165,13 +172,18 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
         report.removed = len(gone)
         todo = []
         for path in files:
-            stat = (root / path).stat()
             if path in known and known[path][3] == version:
                 size, mtime_ns, sha256, _ = known[path]
-                if (size, mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+                try:
+                    stat = (root / path).stat()
+                    unchanged = (size, mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+                    touched = not unchanged and file_sha256(root / path) == sha256
+                except OSError:  # gone since the listing: tagging records why
+                    unchanged = touched = False
+                if unchanged:
                     report.unchanged += 1
                     continue
-                if file_sha256(root / path) == sha256:  # touched, not changed
+                if touched:
                     index.touch(path, stat.st_size, stat.st_mtime_ns)
                     report.unchanged += 1
                     continue
@@ -191,7 +203,7 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
             bar.update()
 
         def tag_one(tagger: PhotoTagger, path: str) -> tuple:
-            return _tag_file(root, path, tagger)
+            return _tag_file(root, path, tagger, max_pixels)
 
         try:
             with closing(map_in_workers(factory, tag_one, todo, workers)) as results:
