@@ -1,19 +1,28 @@
-"""The photo search page: HTTP-level checks (routes, escaping, traversal), then a real headless browser."""
+"""The photo search page: HTTP-level checks (routes, escaping, traversal), hostile input and a burst of load,
+then a real headless browser."""
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
+import os
+import select
+import socket
+import struct
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
 import pytest
 
+from benchmarks.web_load import fire_requests
 from jerseynum.photos.index import BibNumber, PhotoIndex
-from jerseynum.photos.web import make_server
+from jerseynum.photos.web import App, host_allowed, make_server
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 BIB = (120, 100, 280, 200)  # where every rendered photo has its bib, photo pixels (400x300 photos)
@@ -55,6 +64,10 @@ def site(tmp_path_factory):
         put(index, root, "empty.jpg", np.full((300, 400, 3), 90, np.uint8), [])
         (root / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
         put(index, root, "broken.jpg", None, [], error="could not decode the image")
+        # A 33-byte PNG header claiming 60000 x 60000 pixels: over the pixel budget, never decoded.
+        (root / "huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I4sII5B", 13, b"IHDR", 60000, 60000,
+                                                                           8, 2, 0, 0, 0) + b"\0" * 4)  # fmt: skip
+        put(index, root, "huge.png", None, [], error="over the pixel budget")
         # An index entry pointing outside the folder (a tampered or stale index): must never be served.
         index.put("../secret.txt", "0" * 64, 0, 0, (300, 400), [BibNumber("999", 0.9, BIB)], None, "test", 0.0)
         for i in range(30):  # enough for two pages of results
@@ -64,6 +77,17 @@ def site(tmp_path_factory):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", ids, tmp
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def strict_site(site):
+    """The same index served with a short request timeout and one extra allowed host name; yields its base url."""
+    _, _, tmp = site
+    server = make_server(tmp / "index.sqlite", tmp / "photos", allowed_hosts=("Photos.LAN",), timeout=0.5)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
 
@@ -82,13 +106,49 @@ def page(url: str) -> str:
     return body.decode()
 
 
+def get_as(base: str, path: str, host: str | None) -> tuple[int, bytes]:
+    """GET with the given Host header (None: none at all)."""
+    url = urlsplit(base)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    try:
+        connection.putrequest("GET", path, skip_host=True)
+        if host is not None:
+            connection.putheader("Host", host)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def exchange(base: str, request: bytes) -> bytes:
+    """Send raw bytes; everything the server answers until it closes the connection."""
+    url = urlsplit(base)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
+def assert_security_headers(headers: dict) -> None:
+    csp = "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+    assert headers["Content-Security-Policy"] == csp
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "no-referrer"
+
+
 def test_home_shows_the_counts_and_the_security_headers(site):
     base, ids, _ = site
     status, headers, body = get(base + "/")
     assert status == 200
     assert f"{len(ids)} photos in the index, 34 with numbers" in body.decode()
-    assert headers["Content-Security-Policy"] == "default-src 'self'; style-src 'self' 'unsafe-inline'"
-    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert_security_headers(headers)
+    status, headers, _ = get(base + "/photo/99999")
+    assert status == 404
+    assert_security_headers(headers)
 
 
 def test_search_ranks_exact_then_partial_then_fuzzy(site):
@@ -123,6 +183,13 @@ def test_query_keeps_digits_only_and_everything_is_escaped(site):
     assert 'value="123456789012"' in page(base + "/?q=12345678901234567890")  # at most 12 digits
 
 
+def test_full_width_digits_find_the_same_photos(site):
+    base, ids, _ = site
+    html = page(base + "/?q=%EF%BC%91%EF%BC%92%EF%BC%93%EF%BC%94&exact=1")  # "１２３４", as a Japanese keyboard types
+    assert 'value="1234"' in html and "1 photo for 1234" in html and f'/photo/{ids["a/bib_1234.jpg"]}"' in html
+    assert 'value="123123123123"' in page(base + "/?q=" + "%EF%BC%91%EF%BC%92%EF%BC%93" * 6)  # 18 digits, cut to 12
+
+
 def test_image_thumbnail_and_photo_view(site):
     base, ids, tmp = site
     photo_id = ids["c/bib_51234.jpg"]
@@ -145,12 +212,122 @@ def test_only_indexed_files_inside_the_folder_are_served(site):
         "/image/abc", "/image/99999", "/thumb/99999", "/photo/99999", "/photo/-1", "/photos",
         f"/image/{ids['../secret.txt']}", f"/thumb/{ids['../secret.txt']}",  # in the index, outside the folder
         f"/thumb/{ids['broken.jpg']}",  # not decodable: no thumbnail
+        f"/thumb/{ids['huge.png']}", f"/image/{ids['huge.png'] + 10_000}",  # over the pixel budget; no such photo
         "/image/" + "9" * 40,
     ]  # fmt: skip
     for path in bad:
         status, _, body = get(base + path)
         assert status == 404, path
         assert b"not found" in body and b"Traceback" not in body and b"not a photo" not in body
+
+
+def test_a_photo_deleted_after_the_check_is_not_found(site, monkeypatch):
+    base, ids, _ = site
+    # file_of found the file, then it vanished before it was read (a photo deleted while the page is open).
+    monkeypatch.setattr(App, "file_of", lambda self, photo: self.photos_root / "vanished.jpg")
+    for route in ("image", "thumb"):
+        status, headers, body = get(f"{base}/{route}/{ids['a/bib_1234.jpg']}")
+        assert status == 404 and b"not found" in body, route
+        assert_security_headers(headers)
+
+
+def test_the_index_file_is_never_written(site):
+    base, ids, tmp = site
+    index = tmp / "index.sqlite"
+    before = index.read_bytes(), os.stat(index).st_mtime_ns
+    for path in ("/", "/?q=1234", f"/photo/{ids['a/bib_1234.jpg']}", f"/thumb/{ids['crowd/007.jpg']}"):
+        assert get(base + path)[0] == 200
+    assert (index.read_bytes(), os.stat(index).st_mtime_ns) == before  # a read-write open rewrites the header
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.1:8000", "localhost", "LocalHost:80", "localhost.", "[::1]",
+                                  "[::1]:8000", "10.1.2.3", "[fe80::1]", "photos.lan", "PHOTOS.lan:8000"])  # fmt: skip
+def test_host_allowed(host):
+    assert host_allowed(host, frozenset({"localhost", "photos.lan"}))
+
+
+@pytest.mark.parametrize("host", ["evil.example", "localhost.evil.example", "127.0.0.1.nip.io", "", " ", "[::1",
+                                  "[evil.example]", "::1", "localhost:80:80", "localhost:http", "photos.lan.evil"])  # fmt: skip
+def test_host_refused(host):
+    assert not host_allowed(host, frozenset({"localhost", "photos.lan"}))
+
+
+def test_foreign_host_names_are_refused(site, strict_site):
+    base, _, _ = site
+    for host in ("evil.example", "evil.example:80", "photos.lan"):  # a rebinding page's own name; not allowed here
+        status, body = get_as(base, "/?q=1234", host)
+        assert status == 400 and b"unknown host name" in body, host
+        assert b"/photo/" not in body and b"photos in the index" not in body
+    for host in ("localhost", f"127.0.0.1:{urlsplit(base).port}", "LOCALHOST", None):  # None: an HTTP/1.0 client
+        assert get_as(base, "/?q=1234", host)[0] == 200, host
+    assert get_as(strict_site, "/?q=1234", "PHOTOS.lan")[0] == 200  # allowed_hosts, any case
+    assert get_as(strict_site, "/?q=1234", "evil.example")[0] == 400
+    # Two Host headers: which one a proxy or the browser meant is anyone's guess.
+    answer = exchange(base, b"GET / HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.0 400 ")
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status",
+    [
+        (b"GARBAGE\r\n\r\n", 400),  # malformed request line
+        (b"GET / HTTP/x.y\r\n\r\n", 400),  # malformed version
+        (b"GET /" + b"a" * 70_000 + b" HTTP/1.0\r\n\r\n", 414),  # request line over 65536 bytes
+        (b"GET / HTTP/1.0\r\n" + b"X-Many: 1\r\n" * 101 + b"\r\n", 431),  # over 100 headers
+        (b"BREW / HTTP/1.0\r\n\r\n", 501),  # unsupported method
+    ],
+    ids=["bad-line", "bad-version", "414", "431", "501"],
+)
+def test_the_library_error_pages_carry_the_security_headers(site, request_bytes, status):
+    base, _, _ = site
+    head, _, body = exchange(base, request_bytes).partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    assert status_line.startswith(f"HTTP/1.0 {status} ")
+    assert_security_headers(dict(line.split(": ", 1) for line in lines))
+    assert b"photos in the index" not in body
+
+
+def closed_within(base: str, seconds: float, trickle: bytes = b"") -> float | None:
+    """Connect, send `trickle` a byte every 0.1 s, and return when the server closed the connection (None: it
+    was still open after `seconds`)."""
+    url = urlsplit(base)
+    started = time.monotonic()
+    with socket.create_connection((url.hostname, url.port), timeout=seconds) as connection:
+        while time.monotonic() - started < seconds:
+            try:
+                if select.select([connection], [], [], 0.1)[0] and not connection.recv(65536):
+                    return time.monotonic() - started
+                if trickle:
+                    connection.sendall(trickle[:1])
+                    trickle = trickle[1:]
+            except (BrokenPipeError, ConnectionResetError):
+                return time.monotonic() - started
+    return None
+
+
+def test_idle_and_trickling_connections_are_closed_after_the_timeout(strict_site):
+    idle = closed_within(strict_site, 5)
+    assert idle is not None and 0.4 < idle < 2
+    # A request sent a byte at a time (slowloris) within the timeout of each read, but not of the whole request.
+    trickling = closed_within(strict_site, 5, b"GET / HTTP/1.0\r\nX-Slow: " + b"z" * 100)
+    assert trickling is not None and 0.4 < trickling < 2
+
+
+def test_a_burst_of_200_concurrent_requests_is_all_answered(site):
+    base, ids, _ = site
+    photos = [ids[path] for path in ids if path.endswith(".jpg") and path != "broken.jpg"]
+    searches = ["/", "/?q=1234", "/?q=888&page=2", "/?q=51234&exact=1", "/?q=4321", "/?q=%EF%BC%98%EF%BC%98%EF%BC%98"]
+    urls = []
+    for i in range(150):  # 300 requests: search pages and thumbnails, interleaved
+        urls += [base + searches[i % len(searches)], f"{base}/thumb/{photos[i % len(photos)]}"]
+    started = time.monotonic()
+    answers = fire_requests(urls, concurrency=200, budget_s=30)
+    assert time.monotonic() - started < 36  # it stops by itself
+    failed = [(a.url, a.status, round(a.seconds, 1)) for a in answers if a.status != 200]
+    assert not failed, f"{len(failed)} of {len(urls)} not answered: {failed[:5]}"
+    # With the library's listen backlog of 5, a burst like this left dozens of connections waiting 20 s or more
+    # for the kernel's SYN retries; with 1024 none waits for a retry.
+    assert max(a.seconds for a in answers) < 10
 
 
 # --- a real browser -----------------------------------------------------------------------------------

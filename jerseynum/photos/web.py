@@ -8,38 +8,56 @@ It is the standard library's threaded HTTP server and a few string templates, no
 is meant for one person on their own machine (or a laptop at the finish line), it has four routes, and keeping
 it dependency-free means `jerseynum serve` works wherever the tagger does. Files are only ever served by photo
 id, looked up in the index and checked to lie inside the photo folder; every value written into the HTML is
-escaped. Each request opens its own `PhotoIndex` (SQLite connections cannot cross threads; WAL mode lets the
-page read while a tagger is still writing).
+escaped. Each request opens its own read-only `PhotoIndex` (SQLite connections cannot cross threads; WAL mode
+lets the page read while a tagger is still writing; read-only, it works on an index it may not write).
+
+Hostile input and load: the listen backlog takes a burst of 1024 connections; a connection whose request has not
+fully arrived within `timeout` seconds (10 by default, the whole request line and headers, not each read) is
+closed; the Host header must be an IP address, localhost, the host the server is bound to or one of
+`allowed_hosts` (any other name is what a DNS-rebinding page would send); every response, the standard library's
+own error pages included, carries the security headers; photos are decoded for thumbnails one per core at a
+time, so a flood of thumbnail requests queues rather than filling the memory.
 """
 
 from __future__ import annotations
 
 import functools
 import html
+import io
+import ipaddress
 import logging
 import math
 import mimetypes
+import os
 import re
+import socket
+import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import cv2
-import numpy as np
 
-from jerseynum.photos.index import BibNumber, Match, PhotoIndex, PhotoRecord
+from jerseynum.io import ImageError, read_image_file
+from jerseynum.photos.index import BibNumber, Match, PhotoIndex, PhotoRecord, bib_digits
 
 log = logging.getLogger(__name__)
 
 PER_PAGE = 24
 THUMB_SIZE = 320  # px, the longer side
 MAX_QUERY = 12  # digits
+LISTEN_BACKLOG = 1024  # connections the kernel queues before accept(); the library's 5 made bursts wait 20 s
+REQUEST_TIMEOUT = 10.0  # seconds for a request to arrive, and for each response write
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
+# A Host header: a bracketed IPv6 literal or a name (or IPv4 literal), then an optional port.
+HOST_HEADER = re.compile(r"(?:\[(?P<ipv6>[^\]]+)\]|(?P<name>[^:\[\]]+))(?::[0-9]{1,5})?")
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -95,8 +113,32 @@ PAGE = """<!doctype html>
 
 
 def clean_query(raw: str) -> str:
-    """The digits of a query, at most MAX_QUERY of them."""
-    return "".join(c for c in raw if c in "0123456789")[:MAX_QUERY]
+    """The digits of a query as ASCII (full-width "３６３８" is 3638), at most MAX_QUERY of them."""
+    return bib_digits(raw)[:MAX_QUERY]
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def host_allowed(header: str | None, names: frozenset[str]) -> bool:
+    """Whether a request's Host header names this server: any IP address, or one of `names` (lower case).
+
+    A DNS-rebinding page reaches the server under its own domain name, which is in its Host header; an IP address
+    involves no DNS, so it is always safe. No header at all (an HTTP/1.0 client, never a browser) is allowed."""
+    if header is None:
+        return True
+    match = HOST_HEADER.fullmatch(header.strip())
+    if match is None:
+        return False
+    if match["ipv6"]:
+        return _is_ip_address(match["ipv6"])
+    name = match["name"].lower().removesuffix(".")  # "localhost." is the same name, fully qualified
+    return _is_ip_address(name) or name in names
 
 
 def parse_page(raw: str) -> int:
@@ -140,14 +182,17 @@ def _e(value: object) -> str:
 class App:
     """What the handlers share: where the index and the photos are, and the thumbnail cache."""
 
-    def __init__(self, index_path: Path, photos_root: Path) -> None:
+    def __init__(self, index_path: Path, photos_root: Path, host_names: frozenset[str]) -> None:
         self.index_path = Path(index_path)
         self.photos_root = Path(photos_root).resolve()
+        self.host_names = host_names
         # Keyed by the file and its content hash, so a re-tagged, changed photo gets a fresh thumbnail.
         self.thumbnail = functools.lru_cache(maxsize=512)(self._make_thumbnail)
+        # Decoding is CPU-bound and a 24 MP photo takes 70 MB: more at once than cores only costs memory.
+        self._decoding = threading.BoundedSemaphore(os.cpu_count() or 2)
 
     def index(self) -> PhotoIndex:
-        return PhotoIndex(self.index_path)
+        return PhotoIndex(self.index_path, read_only=True)
 
     def file_of(self, photo: PhotoRecord) -> Path | None:
         """The photo's file, only if it lies inside the photo folder (symlinks and '..' resolved) and exists."""
@@ -156,18 +201,20 @@ class App:
             return None
         return path
 
-    @staticmethod
-    def _make_thumbnail(path: Path, sha256: str) -> bytes | None:
-        image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            return None
+    def _make_thumbnail(self, path: Path, sha256: str) -> bytes:
+        """A JPEG thumbnail of the photo; raises `ImageError` for a file gone, unreadable or over the pixel budget
+        (an error is not cached: a photo put back is served again)."""
+        with self._decoding:
+            image, _ = read_image_file(path)
         height, width = image.shape[:2]
         scale = THUMB_SIZE / max(height, width)
         if scale < 1:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
-        return encoded.tobytes() if ok else None
+        if not ok:
+            raise ImageError(f"cannot encode a thumbnail of {path}")
+        return encoded.tobytes()
 
     # --- pages ---------------------------------------------------------------------------------------
 
@@ -261,15 +308,57 @@ class App:
 ROUTE = re.compile(r"/(photo|image|thumb)/([0-9]{1,18})")
 
 
+class _RequestReader(io.RawIOBase):
+    """The connection's bytes under one deadline for the whole request: a client trickling a byte every few
+    seconds (slowloris) is cut off as surely as one that sends nothing."""
+
+    def __init__(self, connection: socket.socket, seconds: float) -> None:
+        self.connection = connection
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request did not arrive in time")
+        self.connection.settimeout(left)
+        try:
+            return self.connection.recv_into(buffer)
+        finally:
+            self.connection.settimeout(self.seconds)  # the response's writes get the whole timeout
+
+
 class Handler(BaseHTTPRequestHandler):
     server_version = "jerseynum"
+    # The library's default, HTTP/0.9, answers a malformed request line with a bare body: no status line and
+    # no headers, so no security headers either.
+    default_request_version = "HTTP/1.0"
+    timeout = REQUEST_TIMEOUT  # the socket's; StreamRequestHandler.setup applies it
     app: App  # set on the subclass made per server
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # the library's reader, replaced by one with a deadline for the whole request
+        self.rfile = io.BufferedReader(_RequestReader(self.connection, self.timeout))
+
+    def end_headers(self) -> None:
+        # Here rather than in _send, so the library's own error pages (400, 414, 431, 501) carry them too.
+        for name, value in SECURITY_HEADERS.items():
+            self.send_header(name, value)
+        super().end_headers()
 
     def do_GET(self) -> None:
         try:
+            hosts = self.headers.get_all("Host") or [None]
+            if len(hosts) > 1 or not host_allowed(hosts[0], self.app.host_names):
+                message = "unknown host name: start jerseynum serve with --allow-host NAME to use this name"
+                return self._send_page(HTTPStatus.BAD_REQUEST, self._error_page(message))
             self._dispatch()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the browser went away (a new search typed before the thumbnails arrived)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass  # the browser went away (a new search typed before the thumbnails arrived) or stopped reading
         except Exception:
             log.exception("error serving %s", self.path)
             self._send_page(HTTPStatus.INTERNAL_SERVER_ERROR, self._error_page("something went wrong"))
@@ -295,10 +384,11 @@ class Handler(BaseHTTPRequestHandler):
         if path is None:
             return self._not_found()
         if kind == "image":
-            content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            return self._send(HTTPStatus.OK, path.read_bytes(), content_type, cache=True)
-        thumbnail = self.app.thumbnail(path, photo.sha256)
-        if thumbnail is None:
+            return self._send_file(path)
+        try:
+            thumbnail = self.app.thumbnail(path, photo.sha256)
+        except ImageError as error:  # undecodable, or deleted since file_of looked
+            log.debug("no thumbnail: %s", error)
             return self._not_found()
         return self._send(HTTPStatus.OK, thumbnail, "image/jpeg", cache=True)
 
@@ -312,30 +402,54 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, page.encode("utf-8"), "text/html; charset=utf-8")
 
     def _send(self, status: HTTPStatus, body: bytes, content_type: str, cache: bool = False) -> None:
+        self._send_head(status, content_type, len(body), cache)
+        self.wfile.write(body)
+
+    def _send_head(self, status: HTTPStatus, content_type: str, length: int, cache: bool) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(length))
         self.send_header("Cache-Control", "private, max-age=300" if cache else "no-store")
-        for name, value in SECURITY_HEADERS.items():
-            self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+
+    def _send_file(self, path: Path) -> None:
+        """The photo file, streamed (a flood of requests for a 30 MB photo holds no copies of it in memory)."""
+        try:
+            file = path.open("rb")  # once open, the file stays readable even if it is deleted
+        except OSError:  # deleted or made unreadable since file_of looked
+            return self._not_found()
+        with file:
+            size = os.fstat(file.fileno()).st_size
+            content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            self._send_head(HTTPStatus.OK, content_type, size, cache=True)
+            self.connection.sendfile(file, 0, size)
 
     def log_message(self, format: str, *args) -> None:  # the signature of http.server
         log.debug("%s " + format, self.address_string(), *args)
 
 
-def make_server(index_path: Path, photos_root: Path, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    """A server for the page, not yet serving (call `serve_forever()`); port 0 picks a free port."""
-    handler = type("BoundHandler", (Handler,), {"app": App(index_path, photos_root)})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+class _Server(ThreadingHTTPServer):
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
 
 
-def serve_forever(index_path: Path, photos_root: Path, host: str, port: int) -> None:
+def make_server(index_path: Path, photos_root: Path, host: str = "127.0.0.1", port: int = 0,
+                allowed_hosts: tuple[str, ...] = (), timeout: float = REQUEST_TIMEOUT) -> ThreadingHTTPServer:  # fmt: skip
+    """A server for the page, not yet serving (call `serve_forever()`); port 0 picks a free port.
+
+    Requests must name the server by IP address, `localhost`, `host`, or one of `allowed_hosts` (host names,
+    any case); `timeout` is the seconds a connection has to send its request, and each response write."""
+    names = {"localhost", host, *allowed_hosts}
+    host_names = frozenset(name.strip().lower().removesuffix(".") for name in names if name.strip())
+    app = App(index_path, photos_root, host_names)
+    handler = type("BoundHandler", (Handler,), {"app": app, "timeout": timeout})
+    return _Server((host, port), handler)
+
+
+def serve_forever(index_path: Path, photos_root: Path, host: str, port: int,
+                  allowed_hosts: tuple[str, ...] = ()) -> None:  # fmt: skip
     """Serve the page until Ctrl-C."""
-    server = make_server(index_path, photos_root, host, port)
+    server = make_server(index_path, photos_root, host, port, allowed_hosts)
     shown_host = f"[{host}]" if ":" in host else host
     log.info("searching %s at http://%s:%d/ (Ctrl-C to stop)", photos_root, shown_host, server.server_address[1])
     try:
