@@ -4,7 +4,8 @@ The data lands as `<dest>/<split>/images/<tracklet id>/<frame>.jpg` (plus `<spli
 public labels), the layout `inference.py` reads. Each split is extracted into a hidden temporary folder beside
 its final place and renamed only once it is complete and verified, so an interrupted or failed run never
 leaves a half-extracted split where the tools would take it for data. Without network the download fails
-within seconds (a plain connection test comes first), with a message saying how to use a local copy.
+within seconds (a plain connection test comes first), with a message saying how to use a local copy; a server
+that accepts the connection and then stalls fails it after the connect and read timeout (`DOWNLOAD_TIMEOUT`).
 """
 
 from __future__ import annotations
@@ -13,14 +14,18 @@ import json
 import shutil
 import socket
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 TASK = "jersey-2023"
 HOST = ("huggingface.co", 443)  # where SoccerNet 0.2 fetches jersey-2023 from
 # Tracklets per split in the published data (SoccerNet jersey-2023 paper); a different count is reported.
 EXPECTED_TRACKLETS = {"train": 1427, "test": 1211, "challenge": 1426}
 SPLITS = tuple(EXPECTED_TRACKLETS)
+DOWNLOAD_TIMEOUT = 30.0  # seconds a connection or a read may wait before the download is given up as stalled
 
 
 class DataError(RuntimeError):
@@ -112,13 +117,69 @@ def from_zips(folder: Path, dest: Path, splits: tuple[str, ...] = SPLITS) -> lis
     return [extract_split(archive, Path(dest), split) for split, archive in archives.items()]
 
 
-def download(dest: Path, splits: tuple[str, ...] = SPLITS) -> list[SplitReport]:
-    """Download the splits with SoccerNet's downloader into `dest/.zips`, then extract and verify them."""
+@contextmanager
+def hub_timeouts(seconds: float) -> Iterator[None]:
+    """Every request huggingface_hub sends meanwhile waits at most `seconds` to connect and for each read.
+
+    `socket.setdefaulttimeout` would not reach its sockets: httpcore sets each socket's timeout from the request
+    before every read, and huggingface_hub asks for none on its API calls (`repo_info` waits forever on a silent
+    server). So a request hook on its HTTP client sets the request's timeouts, on every client its factory makes
+    (it makes a new one after an SSL error). Xet transfers run in hf_xet's own network stack, which no Python
+    setting reaches, so meanwhile the files come over plain HTTPS instead. Both are restored afterwards."""
+    import httpx2
+    from huggingface_hub import constants, set_client_factory
+    from huggingface_hub.utils import _http
+
+    def limit(request: httpx2.Request) -> None:
+        request.extensions["timeout"] = {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
+
+    def timed_client() -> httpx2.Client:
+        client = previous_factory()
+        client.event_hooks["request"].append(limit)
+        return client
+
+    previous_factory = _http._GLOBAL_CLIENT_FACTORY  # huggingface_hub has a setter for it but no getter
+    xet_disabled = constants.HF_HUB_DISABLE_XET
+    set_client_factory(timed_client)
+    constants.HF_HUB_DISABLE_XET = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_DISABLE_XET = xet_disabled
+        set_client_factory(previous_factory)
+
+
+def stalled(error: BaseException | None) -> bool:
+    """Whether `error`, or one it was raised from, is a timeout (huggingface_hub wraps them in its own errors)."""
+    import httpx2
+
+    while error is not None:
+        if isinstance(error, (httpx2.TimeoutException, TimeoutError)):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def download(dest: Path, splits: tuple[str, ...] = SPLITS, timeout: float = DOWNLOAD_TIMEOUT) -> list[SplitReport]:
+    """Download the splits with SoccerNet's downloader into `dest/.zips`, then extract and verify them. A server
+    that does not answer within `timeout` seconds (to connect, or to any read) fails the download."""
     dest = Path(dest)
     check_reachable(HOST)
+    import httpx2
+    from huggingface_hub import constants
     from SoccerNet.Downloader import SoccerNetDownloader
 
     zips = dest / ".zips"
-    zips.mkdir(parents=True, exist_ok=True)
-    SoccerNetDownloader(LocalDirectory=str(zips)).downloadDataTask(task=TASK, split=list(splits))
+    try:
+        zips.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"cannot write to {dest}: {error.strerror or error}") from error
+    try:
+        with hub_timeouts(timeout):
+            SoccerNetDownloader(LocalDirectory=str(zips)).downloadDataTask(task=TASK, split=list(splits))
+    except (OSError, httpx2.HTTPError) as error:  # huggingface_hub's errors, network ones included, are these
+        if stalled(error):
+            host = urlsplit(constants.ENDPOINT).hostname
+            raise DataError(f"{host} did not answer within {timeout:g} s; the download was given up.") from error
+        raise DataError(f"the download failed: {error}") from error
     return from_zips(zips / TASK, dest, splits)

@@ -1,9 +1,11 @@
-"""download_data.py: fails fast and cleanly without network; extracts and verifies local zips all or nothing."""
+"""download_data.py: fails fast and cleanly without network or with a server that never answers; extracts and
+verifies local zips all or nothing."""
 
 from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 import zipfile
 
@@ -31,6 +33,31 @@ def test_without_network_it_fails_within_seconds_says_how_to_use_a_local_copy_an
     message = capsys.readouterr().err
     assert "cannot reach 127.0.0.1" in message and "--from-zips" in message and "inference.py" in message
     assert not (tmp_path / "soccernet").exists()
+
+
+def test_a_server_that_accepts_and_never_answers_fails_the_download_after_the_timeout(tmp_path, monkeypatch, capsys):
+    import huggingface_hub.constants
+    from huggingface_hub.utils import _http
+
+    # Listening and never accepting: the kernel completes every connection, and nothing is ever answered.
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as silent:
+        port = silent.getsockname()[1]
+        monkeypatch.setattr(soccernet, "HOST", ("127.0.0.1", port))
+        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{port}")  # the downloader's
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+        factory, xet_disabled = _http._GLOBAL_CLIENT_FACTORY, huggingface_hub.constants.HF_HUB_DISABLE_XET
+        exit_code = []
+        run = threading.Thread(target=lambda: exit_code.append(download_data.main(["--dest", str(tmp_path / "sn"),
+                                                                                   "--timeout", "1"])), daemon=True)  # fmt: skip
+        start = time.monotonic()
+        run.start()
+        run.join(timeout=30)  # bounded: a download that hangs fails the test instead of hanging it
+        assert not run.is_alive(), "the download hung on a silent server"
+    assert time.monotonic() - start < 15 and exit_code == [1]
+    message = capsys.readouterr().err
+    assert "127.0.0.1 did not answer within 1 s" in message and "--from-zips" in message
+    # the timeouts were scoped to the download
+    assert _http._GLOBAL_CLIENT_FACTORY is factory and huggingface_hub.constants.HF_HUB_DISABLE_XET == xet_disabled
 
 
 def write_split_zip(path, split: str, tracklets: int, top_folder: bool, labels: bool = True) -> None:
