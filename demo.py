@@ -4,6 +4,9 @@
 
 SOURCE is a camera index ("0"), a video file or a stream URL; without it, a rendered clip of three players
 is played. q or Esc closes the window. A thin wrapper over `jerseynum.video.live`.
+
+Exit status: 0 done; 1 the video ended short of the frames it announces (cut short or corrupt; a warning gives
+both counts) or the recording was not written; 2 a source, recording path or window that cannot be opened.
 """
 
 from __future__ import annotations
@@ -13,10 +16,16 @@ import logging
 import sys
 from pathlib import Path
 
-import cv2
-
 from jerseynum.config import PipelineConfig
-from jerseynum.video.live import run_demo, sample_video
+from jerseynum.io import VideoError
+from jerseynum.video.live import (
+    RECORDING_SUFFIXES,
+    DisplayError,
+    RecordingError,
+    check_recording_path,
+    run_demo,
+    sample_video,
+)
 from jerseynum.video.tracking import DETECTORS
 
 
@@ -30,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         default="motion",
         help="motion: fixed camera (default); faces: people facing the camera",
     )
-    parser.add_argument("--output", type=Path, help="record the annotated video to this .mp4")
+    parser.add_argument(
+        "--output", type=Path, help=f"record the annotated video to this {'/'.join(RECORDING_SUFFIXES)}"
+    )
     parser.add_argument("--headless", action="store_true", help="no window (record with --output)")
     parser.add_argument(
         "--read-budget-ms",
@@ -46,17 +57,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
     args = parser.parse_args(argv)
+    if args.max_frames is not None and args.max_frames < 1:
+        parser.error("--max-frames must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.output is not None:  # before any frame is read, or the sample clip rendered
+        try:
+            check_recording_path(args.output)
+        except RecordingError as error:
+            print(f"demo.py: {error}", file=sys.stderr)
+            return 2
     source = args.source if args.source is not None else str(sample_video())
     try:
         report = run_demo(source, PipelineConfig(mode=args.mode), args.detector, args.output, args.headless,
                           args.read_budget_ms, args.realtime, args.max_frames)  # fmt: skip
-    except FileNotFoundError as error:
+    except VideoError as error:
         print(f"demo.py: {error}", file=sys.stderr)
         return 2
-    except cv2.error as error:  # no display: imshow fails
+    except DisplayError as error:
         print(f"demo.py: cannot open a window ({error}); use --headless (with --output to record)", file=sys.stderr)
         return 2
+    except RecordingError as error:
+        print(f"demo.py: {error}", file=sys.stderr)
+        return 1
     print(f"{report.frames_shown} frames in {report.seconds:.1f} s: {report.fps:.1f} FPS"
           f" ({report.frames_dropped} dropped to keep up)")  # fmt: skip
     for person in report.people:
@@ -64,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
               f" tracks {person['tracks']}")  # fmt: skip
     if args.output:
         print(f"recorded {args.output}")
+    if report.warning:  # what was read is shown and recorded; the exit status says the video was incomplete
+        print(f"demo.py: warning: {report.warning}", file=sys.stderr)
+        return 1
     return 0
 
 

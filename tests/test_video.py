@@ -1,21 +1,28 @@
 """Video: people tracked across a rendered clip (with an occlusion and a player leaving and coming back), their
-numbers read, `jerseynum video` and `demo.py --headless --output` end to end."""
+numbers read, `jerseynum video` and `demo.py --headless --output` end to end; honest endings for a video cut
+short, one without frames, a camera that is not there and a recording that cannot be or was not written."""
 
 from __future__ import annotations
 
 import json
+import sys
+import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 import demo
 from jerseynum.cli import main
-from jerseynum.io import list_tracklets
+from jerseynum.io import VideoError, list_tracklets
 from jerseynum.training.synth import render_players_clip, render_video
+from jerseynum.video import live
+from jerseynum.video.tracking import read_video
 from tests.conftest import data_set
 
 FRAMES = 90
+CLIP_FRAMES = 60
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +60,167 @@ def test_demo_headless_records_every_frame_with_the_numbers_drawn(players_video,
 
 def test_demo_reports_a_missing_source(tmp_path, capsys):
     assert demo.main([str(tmp_path / "missing.mp4"), "--headless"]) == 2
-    assert "cannot open video source" in capsys.readouterr().err
+    assert "no such video file" in capsys.readouterr().err
+
+
+def write_clip(path: Path, frames: int = CLIP_FRAMES) -> Path:
+    """A small clip with nobody in it (each frame a shade brighter, wider than tall: no person-shaped blob), so
+    that only reading and recording are exercised, in a fraction of a second."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (160, 120))
+    for index in range(frames):
+        frame = np.full((120, 160, 3), 40 + 3 * index, np.uint8)
+        cv2.putText(frame, str(index), (40, 70), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (255, 255, 255), 2)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def cut_in_half(path: Path) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return write_clip(tmp_path_factory.mktemp("clip") / "clip.avi")
+
+
+@pytest.fixture(scope="module")
+def cut_clip(tmp_path_factory) -> Path:
+    """An AVI cut in half: its header still announces every frame, the frames stop where the bytes do (measured
+    with this OpenCV: 25 of 60). An MP4 cut in half does not open at all (its index is at the end)."""
+    path = cut_in_half(write_clip(tmp_path_factory.mktemp("cut") / "cut.avi"))
+    capture = cv2.VideoCapture(str(path))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == CLIP_FRAMES
+    return path
+
+
+def frame_count(path: Path) -> int:
+    capture, count = cv2.VideoCapture(str(path)), 0
+    while capture.read()[0]:
+        count += 1
+    return count
+
+
+@pytest.mark.parametrize("name", ["x.txt", "x.webm", "no-suffix", "under-a-file/x.mp4", "folder.mp4"])
+def test_demo_refuses_a_recording_it_cannot_write_before_reading_a_frame(name, tmp_path, capsys):
+    (tmp_path / "under-a-file").write_text("")
+    (tmp_path / "folder.mp4").mkdir()
+    before = sorted(tmp_path.rglob("*"))
+    # the source does not exist: had the recording been accepted, the error would be about the source
+    assert demo.main([str(tmp_path / "never-read.avi"), "--headless", "--output", str(tmp_path / name)]) == 2
+    assert "cannot record to" in capsys.readouterr().err
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def zero_byte(path: Path) -> Path:
+    path.write_bytes(b"")
+    return path
+
+
+def header_only(path: Path) -> Path:
+    cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (160, 120)).release()
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda folder: zero_byte(folder / "empty.mp4"), "not a readable video"),
+        (lambda folder: header_only(folder / "header.mp4"), "not a readable video"),
+        (lambda folder: header_only(folder / "header.avi"), "no frame could be read"),  # opens, then nothing
+        (lambda folder: cut_in_half(write_clip(folder / "cut.mp4")), "not a readable video"),
+    ],
+    ids=["0-byte mp4", "header-only mp4", "header-only avi", "mp4 cut in half"],
+)
+def test_a_video_without_a_readable_frame_is_an_error_and_nothing_is_recorded(make, message, tmp_path, capsys):
+    video, recording = make(tmp_path), tmp_path / "out.mp4"
+    assert demo.main([str(video), "--headless", "--output", str(recording)]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and "recorded" not in captured.out
+    assert not recording.exists()
+    with pytest.raises(VideoError, match=message):
+        read_video(str(video), progress=False)
+
+
+def test_a_video_cut_short_is_read_to_where_it_breaks_and_reported_with_both_counts(cut_clip, tmp_path, capsys):
+    result = read_video(str(cut_clip), progress=False)
+    read = result["frames"]
+    assert 0 < read < CLIP_FRAMES and result["frames_expected"] == CLIP_FRAMES
+    assert result["warning"] == (f"{cut_clip}: read {read} of the {CLIP_FRAMES} frames it announces"
+                                 " (the file is cut short or corrupt)")  # fmt: skip
+    # `jerseynum video` writes what was read, and its exit status says it is partial
+    out = tmp_path / "result.json"
+    assert main(["video", str(cut_clip), "-o", str(out), "-q"]) == 1
+    assert json.loads(out.read_text())["warning"] == result["warning"]
+    recording = tmp_path / "demo.avi"
+    assert demo.main([str(cut_clip), "--headless", "--output", str(recording), "--no-realtime"]) == 1
+    captured = capsys.readouterr()
+    assert f"warning: {result['warning']}" in captured.err
+    assert f"recorded {recording}" in captured.out and frame_count(recording) == read
+
+
+def test_a_whole_video_has_no_warning(clip):
+    result = read_video(str(clip), progress=False)
+    assert (result["frames"], result["frames_expected"], result["warning"]) == (CLIP_FRAMES, CLIP_FRAMES, None)
+
+
+def test_a_max_frames_stop_is_not_a_shortfall(cut_clip, capsys):
+    assert demo.main([str(cut_clip), "--headless", "--max-frames", "5"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_frames_dropped_to_keep_pace_count_as_read(clip, monkeypatch):
+    process = live.VideoReader.process
+
+    def slow_process(self, frame, index):  # slower than the clip's 25 FPS: realtime play must drop frames
+        time.sleep(0.06)
+        return process(self, frame, index)
+
+    monkeypatch.setattr(live.VideoReader, "process", slow_process)
+    report = live.run_demo(str(clip), headless=True, realtime=True)
+    assert report.frames_dropped > 0 and report.frames_shown + report.frames_dropped == CLIP_FRAMES
+    assert (report.frames_read, report.frames_expected, report.warning) == (CLIP_FRAMES, CLIP_FRAMES, None)
+
+
+@pytest.mark.parametrize("headless", [[], ["--headless"]], ids=["window", "headless"])
+def test_a_camera_that_is_not_there_is_named_and_no_window_is_mentioned(headless, capsys):
+    assert demo.main(["9", *headless]) == 2
+    message = capsys.readouterr().err
+    assert "cannot open camera 9 (is it connected?)" in message and "window" not in message
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the display check is for X11 and Wayland")
+def test_without_a_display_the_demo_says_so_before_a_frame_is_read(clip, monkeypatch, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert demo.main([str(clip)]) == 2
+    assert "cannot open a window (no display" in capsys.readouterr().err
+
+
+def test_a_recording_the_writer_does_not_open_is_an_error(clip, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(live, "RECORDING_SUFFIXES", (*live.RECORDING_SUFFIXES, ".webm"))  # mp4v cannot go in WebM
+    assert demo.main([str(clip), "--headless", "--output", str(tmp_path / "out.webm")]) == 1
+    captured = capsys.readouterr()
+    assert "the video writer does not open" in captured.err and "recorded" not in captured.out
+
+
+def test_a_recording_that_was_not_written_is_an_error(clip, tmp_path, monkeypatch, capsys):
+    class WriterThatWritesNothing:
+        def __init__(self, *args) -> None: ...
+        def isOpened(self) -> bool:
+            return True
+
+        def write(self, frame) -> None: ...
+        def release(self) -> None: ...
+
+    monkeypatch.setattr(live.cv2, "VideoWriter", WriterThatWritesNothing)
+    recording = tmp_path / "out.mp4"
+    recording.write_bytes(b"an older recording")  # is not taken for this run's
+    assert demo.main([str(clip), "--headless", "--output", str(recording)]) == 1
+    captured = capsys.readouterr()
+    assert f"the recording {recording} was not written" in captured.err and "recorded" not in captured.out
 
 
 @pytest.mark.data

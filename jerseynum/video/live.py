@@ -4,11 +4,16 @@ and recorded. `demo.py` is its command line.
 Keeping up: each frame's number reading stops when its budget (ms) is spent, and the tracks not read wait for
 the next frame; from a live source (camera, stream) only the newest frame is taken, so a slow moment drops
 frames instead of building a backlog. A file is read frame by frame unless `realtime` asks to drop frames too.
+
+Honest endings: the recording is checked writable before the first frame and checked written after the last;
+a file that ends before the frames it announces (cut short, corrupt) is reported with both counts.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import tempfile
 import time
 from collections import deque
@@ -19,10 +24,23 @@ import cv2
 import numpy as np
 
 from jerseynum.config import PipelineConfig
+from jerseynum.io import VideoError, VideoSource, check_writable
 from jerseynum.types import NO_NUMBER
 from jerseynum.video.tracking import Track, VideoReader
 
 log = logging.getLogger("jerseynum")
+
+RECORDING_FOURCC = "mp4v"
+# The containers cv2.VideoWriter opens with mp4v (measured: .webm, .flv, .gif and a name without a suffix do not).
+RECORDING_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")
+
+
+class RecordingError(RuntimeError):
+    """A recording that cannot be made where it was asked for, or that was not written."""
+
+
+class DisplayError(RuntimeError):
+    """No window can open to show the demo (no display, or an OpenCV without a GUI)."""
 
 
 @dataclass
@@ -31,6 +49,9 @@ class DemoReport:
     frames_dropped: int
     seconds: float
     people: list[dict]
+    frames_read: int  # dropped frames included
+    frames_expected: int | None  # what the file announces; None for a live source or where it does not say
+    warning: str | None  # why the frames read fall short of those announced, when the source ran out early
 
     @property
     def fps(self) -> float:
@@ -58,17 +79,6 @@ def draw(frame: np.ndarray, tracks: list[Track], fps: float) -> np.ndarray:
     return frame
 
 
-def open_source(source: str) -> tuple[cv2.VideoCapture, bool]:
-    """A capture for a camera index ("0"), a file or a stream URL, and whether it is live."""
-    live = source.isdigit() or "://" in source
-    capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
-    if not capture.isOpened():
-        raise FileNotFoundError(f"cannot open video source {source!r} (a camera index, a video file or a stream URL)")
-    if live:
-        capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a queue of stale ones
-    return capture, live
-
-
 def sample_video() -> Path:
     """The demo's default input: a rendered clip of three players (numbers 7, 23, 58) crossing a pitch."""
     from jerseynum.training.synth import render_players_clip
@@ -79,50 +89,101 @@ def sample_video() -> Path:
     return path
 
 
+def check_recording_path(path: Path) -> None:
+    """Fail before any frame is read when `path` cannot be recorded to: a suffix the video writer cannot write,
+    or a folder that cannot be written. Raises `RecordingError` saying which."""
+    if path.suffix.lower() not in RECORDING_SUFFIXES:
+        raise RecordingError(f"cannot record to {path}: the video writer writes {', '.join(RECORDING_SUFFIXES)} files")
+    try:
+        check_writable(path)
+    except OSError as error:
+        raise RecordingError(f"cannot record to {path}: {error.strerror or error}") from error
+
+
+def check_display() -> None:
+    """Fail before any frame is read where no window can open: OpenCV's Qt window aborts the whole process
+    without a display (it does not raise)."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise DisplayError("no display: DISPLAY is not set")
+
+
+def open_writer(path: Path, fps: float, frame: np.ndarray) -> cv2.VideoWriter:
+    height, width = frame.shape[:2]
+    path.unlink(missing_ok=True)  # so that a file there after the run is this run's recording, not an older one
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*RECORDING_FOURCC), fps, (width, height))
+    if not writer.isOpened():
+        raise RecordingError(f"cannot record to {path}: the video writer does not open ({RECORDING_FOURCC} codec,"
+                             f" {width} x {height} frames)")  # fmt: skip
+    return writer
+
+
+def show(frame: np.ndarray) -> bool:
+    """Show the frame in the demo's window; True when q or Esc asks to stop."""
+    try:
+        cv2.imshow("jerseynum", frame)
+        return cv2.waitKey(1) & 0xFF in (ord("q"), 27)
+    except cv2.error as error:  # an OpenCV built without a GUI
+        raise DisplayError(str(error).strip().splitlines()[-1]) from error
+
+
 def run_demo(source: str, config: PipelineConfig | None = None, detector: str = "motion", output: Path | None = None,
              headless: bool = False, read_budget_ms: float = 30.0, realtime: bool | None = None,
              max_frames: int | None = None) -> DemoReport:  # fmt: skip
-    capture, live = open_source(source)
-    realtime = live if realtime is None else realtime
-    source_fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    reader = VideoReader(config, detector, read_budget_ms=read_budget_ms)
-    writer = None
-    recent: deque[float] = deque(maxlen=30)  # frame end times, for a smoothed FPS
-    shown = dropped = index = 0
-    start = time.perf_counter()
-    try:
-        while max_frames is None or shown < max_frames:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            if realtime and not live:  # a file played at its own pace: skip the frames we are late for
-                due = int((time.perf_counter() - start) * source_fps)
-                if index < due:
-                    index += 1
-                    dropped += 1
-                    continue
-            tracks = reader.process(frame, index)
-            recent.append(time.perf_counter())
-            fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
-            draw(frame, tracks, fps)
-            if output is not None:
-                if writer is None:
-                    output.parent.mkdir(parents=True, exist_ok=True)
-                    height, width = frame.shape[:2]
-                    writer = cv2.VideoWriter(str(output), cv2.VideoWriter_fourcc(*"mp4v"), source_fps, (width, height))
-                writer.write(frame)
-            if not headless:
-                cv2.imshow("jerseynum", frame)
-                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                    break
-            shown += 1
-            index += 1
-    except KeyboardInterrupt:
-        log.info("stopped")
-    finally:
-        capture.release()
-        if writer is not None:
-            writer.release()
+    """Play `source` through a `VideoReader`, drawn, shown (unless `headless`) and recorded to `output`.
+
+    Raises `VideoError` when the source cannot be opened or gives no frame, `RecordingError` when the recording
+    cannot be made or was not written, `DisplayError` when no window can open. A source that ends short of the
+    frames it announces is not an error: the report's `warning` says so."""
+    config = config or PipelineConfig()
+    if output is not None:
+        check_recording_path(output)
+    with VideoSource(source, config.max_pixels) as video:
         if not headless:
-            cv2.destroyAllWindows()
-    return DemoReport(shown, dropped, time.perf_counter() - start, reader.results()["people"])
+            check_display()
+        realtime = video.live if realtime is None else realtime
+        reader = VideoReader(config, detector, read_budget_ms=read_budget_ms)
+        writer = None
+        recent: deque[float] = deque(maxlen=30)  # frame end times, for a smoothed FPS
+        shown = dropped = index = 0
+        ran_out = False  # the source ended by itself (not a --max-frames stop, a key or an interrupt)
+        start = time.perf_counter()
+        try:
+            while max_frames is None or shown < max_frames:
+                frame = video.read()  # dropped frames are read too: they count against what the file announces
+                if frame is None:
+                    ran_out = True
+                    break
+                if realtime and not video.live:  # a file played at its own pace: skip the frames we are late for
+                    due = int((time.perf_counter() - start) * video.fps)
+                    if index < due:
+                        index += 1
+                        dropped += 1
+                        continue
+                tracks = reader.process(frame, index)
+                recent.append(time.perf_counter())
+                fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
+                draw(frame, tracks, fps)
+                if output is not None:
+                    if writer is None:
+                        writer = open_writer(output, video.fps, frame)
+                    writer.write(frame)
+                if not headless and show(frame):
+                    break
+                shown += 1
+                index += 1
+        except KeyboardInterrupt:
+            log.info("stopped")
+        finally:
+            if writer is not None:
+                writer.release()
+            if not headless:
+                cv2.destroyAllWindows()
+        seconds = time.perf_counter() - start
+        if video.frames_read == 0:
+            raise VideoError(video.shortfall())
+        warning = video.shortfall() if ran_out else None
+    # writer None: stopped before the first frame was recorded (a file there is an older recording)
+    if output is not None and (writer is None or not output.is_file() or output.stat().st_size == 0):
+        raise RecordingError(f"the recording {output} was not written")
+    return DemoReport(shown, dropped, seconds, reader.results()["people"], video.frames_read, video.expected_frames,
+                      warning)  # fmt: skip

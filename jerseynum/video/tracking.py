@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from jerseynum.config import PipelineConfig
+from jerseynum.io import VideoError, VideoSource
 from jerseynum.pipeline import Pipeline
 from jerseynum.types import NO_NUMBER, Box, Reading, Tracklet
 
@@ -180,25 +181,27 @@ class VideoReader:
 
 def read_video(source: str | int, config: PipelineConfig | None = None, detector: str = "motion",
                save_tracklets: Path | None = None, progress: bool = True) -> dict:  # fmt: skip
-    """Every frame of a video file through a `VideoReader` (no reading budget: every track gets read)."""
+    """Every frame of a video through a `VideoReader` (no reading budget: every track gets read).
+
+    The result says how many frames were read (`frames`) against how many the file announces
+    (`frames_expected`, None where unknown), and `warning` says why they fall short (a file cut short or
+    corrupt; None when they do not). Raises `VideoError` when the video cannot be opened or no frame of it
+    can be read."""
     from tqdm import tqdm
 
-    capture = cv2.VideoCapture(source)
-    if not capture.isOpened():
-        raise FileNotFoundError(f"cannot open video {source}")
-    reader = VideoReader(config, detector, read_budget_ms=float("inf"), save_tracklets=save_tracklets)
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    index, start = 0, time.perf_counter()
-    with tqdm(total=total, desc="frames", unit="frame", disable=not progress) as bar:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            reader.process(frame, index)
-            index += 1
-            bar.update()
-    capture.release()
-    seconds = time.perf_counter() - start
-    info = {"video": str(source), "frames": index, "seconds": round(seconds, 2),
-            "fps": round(index / seconds, 2) if seconds else 0.0}  # fmt: skip
+    config = config or PipelineConfig()
+    with VideoSource(source, config.max_pixels) as video:
+        reader = VideoReader(config, detector, read_budget_ms=float("inf"), save_tracklets=save_tracklets)
+        start = time.perf_counter()
+        with tqdm(total=video.expected_frames, desc="frames", unit="frame", disable=not progress) as bar:
+            for index, frame in enumerate(video):
+                reader.process(frame, index)
+                bar.update()
+        seconds = time.perf_counter() - start
+        frames, warning = video.frames_read, video.shortfall()
+        if frames == 0:
+            raise VideoError(warning)
+        info = {"video": str(source), "frames": frames, "seconds": round(seconds, 2),
+                "fps": round(frames / seconds, 2) if seconds else 0.0, "frames_expected": video.expected_frames,
+                "warning": warning}  # fmt: skip
     return {**info, **reader.results()}
