@@ -337,19 +337,19 @@ def search(args: argparse.Namespace) -> int:
     more = f" (of {len(found)}: --limit {args.limit})" if len(found) > len(matches) else ""
     print(f"{len(matches)} photos for {digits}{more}")
     if args.copy_to and matches:
-        copied = {"copied": 0, "renamed": 0, "already there": 0, "unreadable": 0}
+        copied = {"copied": 0, "renamed": 0, "already there": 0, "failed": 0}
         for match in matches:
             # the relative path flattened, so photos of the same name in different folders do not collide
+            flat_name = match.photo.path.replace("/", "__")
             try:
-                outcome, target = copy_new_file(root / match.photo.path, args.copy_to / match.photo.path.replace("/", "__"))
+                outcome, target = copy_new_file(root / match.photo.path, args.copy_to / flat_name)
             except OSError as error:
                 log.error("cannot copy %s: %s", match.photo.path, error.strerror or error)
-                copied["unreadable"] += 1
+                copied["failed"] += 1
                 continue
             copied[outcome] += 1
             if outcome == "renamed":
-                log.info("%s: a different file of that name is in %s; copied as %s", match.photo.path,
-                         args.copy_to, target.name)  # fmt: skip
+                print(f"{match.photo.path}: another file of that name is in {args.copy_to}; copied as {target.name}")
         print(f"{args.copy_to}: " + ", ".join(f"{n} {what}" for what, n in copied.items() if n))
     return 0 if matches else 1
 
@@ -360,7 +360,11 @@ def export(args: argparse.Namespace) -> int:
     with _open_index(args.index) as index:
         text = index.export(args.format)
     if args.output:
-        write_text_atomic(args.output, text)
+        try:
+            write_text_atomic(args.output, text)
+        except OSError as error:  # a full disk: the old file, if any, is untouched and no partial one is left
+            log.error("cannot write %s: %s; nothing was written", args.output, error.strerror or error)
+            return 1
     else:
         sys.stdout.write(text)
     return 0
@@ -385,7 +389,7 @@ def serve(args: argparse.Namespace) -> int:
 def video(args: argparse.Namespace) -> int:
     from jerseynum.video.tracking import read_video
 
-    if not _writable(args.output) or (args.save_tracklets and not _writable(args.save_tracklets / "0" / "0.jpg")):
+    if not _writable(args.output) or (args.save_tracklets and not _writable(args.save_tracklets / "check")):
         return 2
     try:
         result = read_video(args.video, PipelineConfig(mode=args.mode), args.detector, args.save_tracklets,

@@ -144,9 +144,12 @@ class VideoSource:
         camera = isinstance(source, int) or self.source.isdigit()
         if not camera and "://" not in self.source and not Path(self.source).is_file():
             raise VideoError(f"no such video file: {self.source}")
-        self._capture = cv2.VideoCapture(int(self.source) if camera else self.source)
+        what = f"camera {self.source} (is it connected?)" if camera else f"{self.source!r}: not a readable video"
+        try:
+            self._capture = cv2.VideoCapture(int(self.source) if camera else self.source)
+        except cv2.error as error:  # some back ends raise rather than return a capture that is not open
+            raise VideoError(f"cannot open {what}: {str(error).strip().splitlines()[-1]}") from error
         if not self._capture.isOpened():
-            what = f"camera {self.source} (is it connected?)" if camera else f"{self.source!r}: not a readable video"
             raise VideoError(f"cannot open {what}")
         width = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH))
         height = int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -234,7 +237,8 @@ def write_text_atomic(path: Path, text: str) -> None:
     temporary file is removed on every error (a full disk, an interrupt)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as handle:
+    temporary = {"dir": path.parent, "prefix": f".{path.name}.", "suffix": ".tmp", "delete": False}
+    with tempfile.NamedTemporaryFile("w", **temporary) as handle:
         try:
             handle.write(text)
             handle.close()

@@ -14,6 +14,7 @@ import json
 import shutil
 import socket
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -69,7 +70,10 @@ def verify_split(folder: Path, split: str) -> SplitReport:
     frames = sum(1 for t in tracklets for f in t.iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png"))
     labels = folder / f"{split}_gt.json"
     if labels.is_file():
-        ids = set(json.loads(labels.read_text()))
+        try:
+            ids = set(json.loads(labels.read_text()))
+        except (ValueError, TypeError) as error:  # not JSON, not text, or not an object of ids
+            raise DataError(f"{labels} is not a labels file ({error})") from error
         missing = {t.name for t in tracklets} - ids
         if missing:
             raise DataError(f"{labels} has no label for {len(missing)} tracklets, e.g. {sorted(missing)[:3]}")
@@ -101,6 +105,10 @@ def extract_split(archive: Path, dest: Path, split: str) -> SplitReport:
         root.rename(final)
     except zipfile.BadZipFile as error:
         raise DataError(f"{archive} is not a valid zip file ({error}): download it again") from error
+    # A damaged member: corrupt deflate data (zlib.error), cut short (EOFError), an unsupported method or
+    # encryption (NotImplementedError, RuntimeError), a name the filesystem refuses or a full disk (OSError).
+    except (zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as error:
+        raise DataError(f"{archive} cannot be extracted ({type(error).__name__}: {error}): download it again") from error
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return SplitReport(split, final, report.tracklets, report.frames,

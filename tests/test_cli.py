@@ -1,12 +1,19 @@
 import json
+import signal
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
+import numpy as np
 
 from jerseynum.cli import main
+from jerseynum.photos.index import IndexFileError, PhotoIndex
 from jerseynum.training.synth import render_number
+from tests.badfiles import bomb_png
 from tests.conftest import REPO
+from tests.test_parallel import alive, children_of, wait_for
 
 
 def test_inference_script_reads_the_shipped_samples(tmp_path):
@@ -42,3 +49,75 @@ def test_a_missing_folder_is_reported_and_nothing_is_written(tmp_path, caplog):
     output = tmp_path / "p.json"
     assert main(["infer", str(tmp_path / "nope"), "-q", "-o", str(output)]) == 2
     assert "not a folder" in caplog.text and not output.exists()
+
+
+def test_a_decompression_bomb_frame_does_not_stop_the_run(tmp_path, caplog):
+    root = tmp_path / "tracklets"
+    (root / "good").mkdir(parents=True)
+    cv2.imwrite(str(root / "good" / "0.png"), render_number("19", 36))
+    (root / "good" / "1.png").write_bytes(bomb_png())
+    (root / "bomb").mkdir()
+    (root / "bomb" / "0.png").write_bytes(bomb_png())
+    output = tmp_path / "p.json"
+    assert main(["infer", str(root), "-q", "-o", str(output), "--pose", "none", "--workers", "1"]) == 0
+    assert json.loads(output.read_text()) == {"bomb": -1, "good": 19}
+    assert "over the pixel budget" in caplog.text
+
+
+def test_an_unwritable_output_fails_before_any_work(tmp_path, monkeypatch, caplog):
+    (tmp_path / "file").write_text("x")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the work started before the output was checked")
+
+    monkeypatch.setattr("jerseynum.pipeline.predict_all", no_work)
+    samples = str(REPO / "samples" / "tracklets")
+    assert main(["infer", samples, "-q", "-o", str(tmp_path / "file" / "p.json")]) == 2
+    assert main(["infer", samples, "-q", "-o", str(tmp_path), "--workers", "1"]) == 2  # a folder
+    assert main(["infer", samples, "-q", "--gt", str(tmp_path / "missing.json")]) == 2
+    assert "cannot write" in caplog.text and "ground truth not found" in caplog.text
+
+
+def test_serve_on_a_port_in_use_is_one_line(tmp_path, caplog):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    with PhotoIndex(tmp_path / "index.db") as index:
+        index.bind_root(photos)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--index", str(tmp_path / "index.db"), "--port", str(port)]) == 2
+    assert f"cannot serve on 127.0.0.1:{port}: Address already in use" in caplog.text
+
+
+def test_sigterm_ends_a_real_tag_run_cleanly_and_leaves_no_worker(tmp_path):
+    """`timeout` and systemd send SIGTERM: the run stops like Ctrl-C, says what it saved, and its workers go."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(300):  # noise photos: no runner, but each costs the face search on its tiles
+        cv2.imwrite(str(photos / f"{k}.jpg"), rng.integers(0, 255, (480, 640, 3), dtype=np.uint8))
+    index = tmp_path / "index.db"
+    run = subprocess.Popen([sys.executable, "-m", "jerseynum", "tag", str(photos), "--index", str(index), "-q"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)  # fmt: skip
+    try:
+        assert wait_for(lambda: index.exists() and len(children_of(run.pid)) == 2, 120), "the workers never started"
+        workers = children_of(run.pid)
+        assert wait_for(lambda: _tagged(index) >= 4, 120), "nothing was tagged"
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 130, err
+    assert "interrupted: every photo tagged so far is saved" in out and "Traceback" not in err
+    assert wait_for(lambda: not any(alive(pid) for pid in workers), 5)
+    assert 4 <= _tagged(index) < 300
+
+
+def _tagged(index: Path) -> int:
+    try:
+        with PhotoIndex(index, read_only=True) as opened:
+            return len(opened)
+    except IndexFileError:  # not created yet
+        return 0

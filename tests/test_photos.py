@@ -5,8 +5,14 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import random
+import shutil
 import signal
+import sqlite3
+import subprocess
+import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import cv2
@@ -14,10 +20,13 @@ import numpy as np
 import pytest
 
 from jerseynum.cli import main
+from jerseynum.io import DEFAULT_MAX_PIXELS
 from jerseynum.photos.index import BibNumber, IndexFileError, PhotoIndex, edit_distance
 from jerseynum.photos.runners import RunnerSettings, bib_region, iou
 from jerseynum.photos.tagger import tag_folder
+from tests.badfiles import bomb_png, jpeg
 from tests.conftest import data_set
+from tests.test_parallel import alive, children_of, wait_for
 
 
 class ShadeTagger:
@@ -245,3 +254,214 @@ def test_real_race_photos_are_tagged_with_their_bibs(tmp_path):
     found = exported(tmp_path / "index.db")
     for name in names:
         assert set(labels[name]) <= set(found[name]), name
+
+
+# --- hardening: hostile files, vanished files, foreign or read-only indexes, full disks, kills ----------------
+
+
+def test_a_decompression_bomb_is_recorded_and_the_folder_can_still_be_tagged(tmp_path):
+    photos = tmp_path / "photos"
+    write_photos(photos, [10, 20])
+    (photos / "bomb.png").write_bytes(bomb_png())
+    report = tag_folder(photos, tmp_path / "index.db", ShadeTagger, version="v1", workers=1)
+    assert (report.tagged, report.unreadable, ShadeTagger.calls) == (3, 1, 2)
+    with PhotoIndex(tmp_path / "index.db") as index:
+        errors = {r.path: r.error for r in index.photos()}
+    assert "over the pixel budget" in errors["bomb.png"] and errors["photo0.png"] is None
+    assert tag_folder(photos, tmp_path / "index.db", ShadeTagger, version="v1", workers=1).tagged == 0
+
+
+def test_a_photo_over_the_budget_is_read_reduced_and_indexed_in_full_size_pixels(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "big.jpg").write_bytes(jpeg(400, 300))
+    tag_folder(photos, tmp_path / "index.db", ShadeTagger, version="v1", workers=1, max_pixels=400 * 300 // 10)
+    with PhotoIndex(tmp_path / "index.db") as index:
+        (photo,) = index.photos()
+    assert (photo.width, photo.height, photo.error) == (400, 300, None)
+    assert photo.numbers[0].box == (4, 8, 120, 80)  # ShadeTagger's (1, 2, 30, 20) on the 1/4-size image
+
+
+class DeletingTagger(ShadeTagger):
+    """Deletes photo2.png while the first photo is tagged: a file that vanishes mid-run."""
+
+    def tag(self, image: np.ndarray) -> list[BibNumber]:
+        (self.folder / "photo2.png").unlink(missing_ok=True)
+        return super().tag(image)
+
+
+def test_a_photo_deleted_mid_run_is_recorded_and_the_run_goes_on(tmp_path):
+    photos = tmp_path / "photos"
+    write_photos(photos, [10, 20, 30, 40])
+    DeletingTagger.folder = photos
+    report = tag_folder(photos, tmp_path / "index.db", DeletingTagger, version="v1", workers=1)
+    assert (report.tagged, report.unreadable) == (4, 1)
+    with PhotoIndex(tmp_path / "index.db") as index:
+        errors = {r.path: r.error for r in index.photos()}
+    assert errors["photo2.png"].startswith("cannot read the file") and errors["photo3.png"] is None
+    report = tag_folder(photos, tmp_path / "index.db", ShadeTagger, version="v1", workers=1)
+    assert (report.removed, report.tagged) == (1, 0)  # the rerun drops it: it is gone from the folder
+
+
+def test_a_foreign_sqlite_file_is_refused_and_left_as_it_was(tmp_path, caplog):
+    foreign = tmp_path / "shop.db"
+    with closing(sqlite3.connect(foreign)) as db, db:
+        db.execute("CREATE TABLE customers (name TEXT)")
+        db.execute("INSERT INTO customers VALUES ('Ada')")
+    before = foreign.read_bytes()
+    with pytest.raises(IndexFileError, match="not a jerseynum index"):
+        PhotoIndex(foreign)
+    write_photos(tmp_path / "photos", [1])
+    assert main(["tag", str(tmp_path / "photos"), "--index", str(foreign), "-q"]) == 2
+    assert main(["search", "1", "--index", str(foreign)]) == 2
+    assert "not a jerseynum index" in caplog.text
+    assert foreign.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["photos", "shop.db"]
+
+
+def test_a_read_only_open_never_writes(small_index):
+    before = small_index.read_bytes()
+    with PhotoIndex(small_index, read_only=True) as index:
+        assert [m.photo.path for m in index.search("1234", partial=False, max_distance=0)] == ["a.jpg", "d.jpg"]
+        with pytest.raises(IndexFileError):
+            index.put("x.jpg", "sha", 1, 1, None, [], None, "v1", 0.1)
+    assert small_index.read_bytes() == before
+
+
+def in_private_mount(command: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`command` run by sh in a mount namespace of its own (mounts vanish with it); skips where not permitted."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"], capture_output=True, check=False).returncode:
+        pytest.skip("cannot make a private mount namespace here (unshare -m not permitted)")
+    command_line = ["unshare", "-m", "sh", "-c", command]
+    return subprocess.run(command_line, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_search_and_export_work_on_an_index_on_a_read_only_mount(tmp_path):
+    folder = tmp_path / "race"
+    write_photos(folder / "photos", [10, 20])
+    tag_folder(folder / "photos", folder / "index.db", ShadeTagger, version="v1", workers=1)
+    cli = f"{sys.executable} -m jerseynum"
+    result = in_private_mount(
+        f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} && touch {folder}/probe 2>/dev/null"
+        f" && echo WRITABLE; {cli} search 110 --exact --index {folder}/index.db && {cli} export --index {folder}/index.db"
+    )  # fmt: skip
+    assert "WRITABLE" not in result.stdout, "the mount was not read-only"
+    assert result.returncode == 0, result.stderr
+    assert "1 photos for 110" in result.stdout and '"photo0.png": [\n  "110"\n ]' in result.stdout
+
+
+def test_a_full_disk_during_export_says_so_in_one_line_and_leaves_nothing(tmp_path, small_index):
+    out = tmp_path / "tiny"
+    out.mkdir()
+    with PhotoIndex(small_index) as index:  # an index whose export is larger than the 4 KB disk
+        for k in range(200):
+            index.put(f"more{k}.jpg", "sha", 1, 1, (10, 10), [BibNumber(str(k), 0.9, (0, 0, 5, 5))], None, "v1", 0.1)
+    result = in_private_mount(
+        f"mount -t tmpfs -o size=4k tmpfs {out} && {sys.executable} -m jerseynum export --index {small_index}"
+        f" -o {out}/export.json; echo exit=$?; ls -A {out}"
+    )  # fmt: skip
+    assert "exit=1" in result.stdout, result.stderr
+    assert result.stdout.strip().endswith("exit=1")  # and the tiny disk holds nothing: no partial or temporary file
+    assert [line for line in result.stderr.splitlines() if line.startswith("ERROR")] == [
+        f"ERROR jerseynum: cannot write {out}/export.json: No space left on device; nothing was written"
+    ]
+
+
+class ManyNumbersTagger(ShadeTagger):
+    """Forty numbers per photo, so the index grows by about a page a photo."""
+
+    def tag(self, image: np.ndarray) -> list[BibNumber]:
+        base = super().tag(image)[0]
+        return [BibNumber(f"{base.number}{k:02d}", 0.9, base.box) for k in range(40)]
+
+
+def test_a_full_disk_while_tagging_is_one_line_keeps_what_was_saved_and_resumes(tmp_path, monkeypatch, caplog):
+    photos = tmp_path / "photos"
+    write_photos(photos, [4 * k for k in range(12)])
+    open_index = PhotoIndex.__init__
+
+    def size_limited(self, path, read_only=False):  # SQLite's size limit stands in for a full disk
+        open_index(self, path, read_only)
+        if not read_only:
+            (pages,) = self._db.execute("PRAGMA page_count").fetchone()
+            self._db.execute(f"PRAGMA max_page_count = {max(pages, 4) + 6}")
+
+    monkeypatch.setattr(PhotoIndex, "__init__", size_limited)
+    monkeypatch.setattr("jerseynum.photos.tagger.PhotoTagger", ManyNumbersTagger)
+    monkeypatch.setattr("jerseynum.photos.tagger.tag_folder.__defaults__",
+                        (ManyNumbersTagger, "v1", 1, False, DEFAULT_MAX_PIXELS))  # fmt: skip
+    assert main(["tag", str(photos), "--index", str(tmp_path / "index.db"), "-q", "--workers", "1"]) == 1
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "the disk is full" in errors[0].getMessage()
+    saved = len(exported(tmp_path / "index.db"))
+    assert 0 < saved < 12 and f"{saved} photos are saved in it" in errors[0].getMessage()
+    monkeypatch.setattr(PhotoIndex, "__init__", open_index)  # space freed
+    assert main(["tag", str(photos), "--index", str(tmp_path / "index.db"), "-q", "--workers", "1"]) == 0
+    tag_folder(photos, tmp_path / "whole.db", ManyNumbersTagger, version="v1", workers=1)
+    assert exported(tmp_path / "index.db") == exported(tmp_path / "whole.db")
+
+
+def test_copy_to_never_overwrites_skips_identical_files_and_says_so(small_index, tmp_path, capsys):
+    for name in "abcd":
+        (tmp_path / f"{name}.jpg").write_bytes(name.encode())
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.jpg").write_bytes(b"a")  # the same photo, copied before
+    (out / "d.jpg").write_bytes(b"my own holiday photo")  # a different file of the same name
+    assert main(["search", "1234", "--index", str(small_index), "--exact", "--copy-to", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"{out}: 1 renamed, 1 already there" in printed and "copied as d (2).jpg" in printed
+    assert (out / "d.jpg").read_bytes() == b"my own holiday photo" and (out / "d (2).jpg").read_bytes() == b"d"
+
+
+def test_export_to_an_unwritable_place_fails_before_reading_and_leaves_no_temporary_file(small_index, tmp_path):
+    (tmp_path / "file").write_text("x")
+    assert main(["export", "--index", str(small_index), "-o", str(tmp_path / "file" / "out.json")]) == 2
+    assert main(["export", "--index", str(small_index), "-o", str(tmp_path / "out.json")]) == 0
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("option", [["--fuzzy", "-1"], ["--limit", "-3"], ["--limit", "0"], ["--fuzzy", "x"]])
+def test_negative_or_bad_search_options_are_refused(small_index, option):
+    with pytest.raises(SystemExit) as exited:
+        main(["search", "1234", "--index", str(small_index), *option])
+    assert exited.value.code == 2
+
+
+def test_full_width_digits_find_the_bib(small_index, capsys):
+    assert main(["search", "１２３４", "--index", str(small_index), "--exact"]) == 0
+    assert "2 photos for 1234" in capsys.readouterr().out
+    with PhotoIndex(small_index, read_only=True) as index:
+        assert [m.photo.path for m in index.search("５６７８")] == ["e.jpg"]
+
+
+def test_search_says_when_the_limit_cuts_the_list(small_index, capsys):
+    assert main(["search", "1234", "--index", str(small_index), "--limit", "1"]) == 0
+    assert "1 photos for 1234 (of 4: --limit 1)" in capsys.readouterr().out
+
+
+def _tag_with_workers(photos: Path, index: Path) -> None:
+    tag_folder(photos, index, lambda threads=0: ShadeTagger(delay=0.1), version="v1", workers=2, progress=False)
+
+
+def test_kill_9_at_random_moments_leaves_no_process_a_sound_index_and_resumes_to_the_same_numbers(tmp_path):
+    photos = tmp_path / "photos"
+    write_photos(photos, [2 * k for k in range(120)])  # 6 s of work on 2 workers: every kill lands mid-run
+    index_path = tmp_path / "index.db"
+    moments = random.Random(19).sample([0.3, 0.6, 0.9, 1.2, 1.5], 3)  # seconds after the start: fixed, varied
+    saved = 0
+    for moment in moments:
+        run = multiprocessing.get_context("fork").Process(target=_tag_with_workers, args=(photos, index_path))
+        run.start()
+        time.sleep(moment)
+        workers = children_of(run.pid)
+        os.kill(run.pid, signal.SIGKILL)
+        run.join()
+        assert len(workers) == 2
+        assert wait_for(lambda pids=workers: not any(alive(pid) for pid in pids), 5), "a worker outlived the run"
+        with closing(sqlite3.connect(index_path)) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert saved < len(exported(index_path)) < 120  # each run resumed, added photos and was cut short
+        saved = len(exported(index_path))
+    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=2)
+    tag_folder(photos, tmp_path / "whole.db", ShadeTagger, version="v1", workers=1)
+    assert exported(index_path) == exported(tmp_path / "whole.db")

@@ -1,0 +1,69 @@
+"""Worker processes: they never outlive the process that started them, however it ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import REPO
+
+# A parent that starts two workers on slow items and then waits; the test kills it.
+PARENT = """
+import time
+from jerseynum.parallel import map_in_workers
+
+def work(worker, item):
+    time.sleep(60)
+    return item
+
+for _ in map_in_workers(lambda threads: None, work, list(range(4)), workers=2):
+    pass
+"""
+
+
+def children_of(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running or sleeping; a zombie (dead, waiting to be reaped by whoever adopted it) is not alive."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def wait_for(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_workers_die_when_their_parent_is_killed_with_sigkill():
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], cwd=REPO)
+    try:
+        assert wait_for(lambda: len(children_of(parent.pid)) >= 2, 30), "the workers never started"
+        workers = children_of(parent.pid)
+        os.kill(parent.pid, signal.SIGKILL)  # no cleanup code of the parent can run
+        parent.wait(10)
+        assert wait_for(lambda: not any(alive(pid) for pid in workers), 5), "workers outlived their parent"
+    finally:
+        parent.kill()
