@@ -3,17 +3,17 @@ import signal
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from jerseynum.cli import main
-from jerseynum.photos.index import IndexFileError, PhotoIndex
+from jerseynum.photos.index import PhotoIndex
 from jerseynum.training.synth import render_number
 from tests.badfiles import bomb_png
 from tests.conftest import REPO
 from tests.test_parallel import alive, children_of, wait_for
+from tests.test_photos import committed_photos
 
 
 def test_inference_script_reads_the_shipped_samples(tmp_path):
@@ -104,7 +104,7 @@ def test_sigterm_ends_a_real_tag_run_cleanly_and_leaves_no_worker(tmp_path):
     try:
         assert wait_for(lambda: index.exists() and len(children_of(run.pid)) == 2, 120), "the workers never started"
         workers = children_of(run.pid)
-        assert wait_for(lambda: _tagged(index) >= 4, 120), "nothing was tagged"
+        assert wait_for(lambda: committed_photos(index) >= 4, 120), "nothing was tagged"
         run.send_signal(signal.SIGTERM)
         out, err = run.communicate(timeout=60)
     finally:
@@ -112,12 +112,5 @@ def test_sigterm_ends_a_real_tag_run_cleanly_and_leaves_no_worker(tmp_path):
     assert run.returncode == 130, err
     assert "interrupted: every photo tagged so far is saved" in out and "Traceback" not in err
     assert wait_for(lambda: not any(alive(pid) for pid in workers), 5)
-    assert 4 <= _tagged(index) < 300
+    assert 4 <= committed_photos(index) < 300
 
-
-def _tagged(index: Path) -> int:
-    try:
-        with PhotoIndex(index, read_only=True) as opened:
-            return len(opened)
-    except IndexFileError:  # not created yet
-        return 0

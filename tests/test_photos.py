@@ -439,6 +439,14 @@ def test_search_says_when_the_limit_cuts_the_list(small_index, capsys):
     assert "1 photos for 1234 (of 4: --limit 1)" in capsys.readouterr().out
 
 
+def committed_photos(index: Path) -> int:
+    try:
+        with PhotoIndex(index, read_only=True) as opened:
+            return len(opened)
+    except IndexFileError:  # not created yet
+        return 0
+
+
 def _tag_with_workers(photos: Path, index: Path) -> None:
     tag_folder(photos, index, lambda threads=0: ShadeTagger(delay=0.1), version="v1", workers=2, progress=False)
 
@@ -447,12 +455,12 @@ def test_kill_9_at_random_moments_leaves_no_process_a_sound_index_and_resumes_to
     photos = tmp_path / "photos"
     write_photos(photos, [2 * k for k in range(120)])  # 6 s of work on 2 workers: every kill lands mid-run
     index_path = tmp_path / "index.db"
-    moments = random.Random(19).sample([0.3, 0.6, 0.9, 1.2, 1.5], 3)  # seconds after the start: fixed, varied
     saved = 0
-    for moment in moments:
-        run = multiprocessing.get_context("fork").Process(target=_tag_with_workers, args=(photos, index_path))
+    for more in random.Random(19).sample(range(1, 30), 3):  # kill once this many more photos are committed
+        # spawned, not forked: a fork of this test process, whose OpenCV threads have run, could hang in OpenCV
+        run = multiprocessing.get_context("spawn").Process(target=_tag_with_workers, args=(photos, index_path))
         run.start()
-        time.sleep(moment)
+        assert wait_for(lambda goal=saved + more: committed_photos(index_path) >= goal, 60)
         workers = children_of(run.pid)
         os.kill(run.pid, signal.SIGKILL)
         run.join()
