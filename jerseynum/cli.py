@@ -468,6 +468,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # a command with nothing to save; `tag` says what it saved itself
         log.error("interrupted")
         return 130
+    except BrokenProcessPool:  # `tag` says what it saved itself
+        log.error("a worker process died (out of memory?); nothing was written")
+        return 1
     except IndexFileError as error:  # not an index, another folder's, or a full disk: one line, no traceback
         log.error("%s", error)
         return 2

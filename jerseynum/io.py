@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -27,6 +28,8 @@ import cv2
 import numpy as np
 
 from jerseynum.types import Frame, Tracklet
+
+log = logging.getLogger("jerseynum")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 DEFAULT_MAX_PIXELS = 100_000_000  # a 100-megapixel photo: above any camera a race photographer carries
@@ -125,6 +128,16 @@ def read_image_file(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> t
     except OSError as error:
         raise ImageError(f"cannot read {path}: {error.strerror or error}") from error
     return decode_image(data, str(path), max_pixels)
+
+
+def read_image_or_skip(path: Path | str, what: str = "image") -> np.ndarray | None:
+    """`read_image_file`'s image, or None with a warning naming `what` was skipped and why (for loops over
+    training material, where one bad file is dropped rather than fatal)."""
+    try:
+        return read_image_file(path)[0]
+    except ImageError as error:
+        log.warning("unreadable %s skipped: %s", what, error)
+        return None
 
 
 def load_image(frame: Frame, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

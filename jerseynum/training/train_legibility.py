@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from jerseynum.io import IMAGE_SUFFIXES
+from jerseynum.io import IMAGE_SUFFIXES, read_image_or_skip
 from jerseynum.stages.legibility import build_classifier, save_checkpoint, to_tensor
 from jerseynum.training import splits
 from jerseynum.types import Mode
@@ -107,9 +107,8 @@ def labelled_crops(root: Path, keep, group_of, truth: bool | None) -> list[Crop]
     for file_name in sorted(labels):
         group = group_of(file_name)
         if keep(group):
-            image = cv2.imread(str(root / "images" / file_name))
+            image = read_image_or_skip(root / "images" / file_name, "crop")
             if image is None:
-                log.warning("unreadable crop skipped: %s", root / "images" / file_name)
                 continue
             crops.append(Crop(str(root / "images" / file_name), group, image, truth))
     return crops
@@ -148,9 +147,8 @@ def shared_crops(data: Path, regions_per_photo: int = 30) -> list[Crop]:
     for photo_name in sorted(boxes):
         if splits.rbnr_scored(photo_name):
             continue
-        photo = cv2.imread(str(rbnr / "images" / photo_name))
+        photo = read_image_or_skip(rbnr / "images" / photo_name, "photo")
         if photo is None:
-            log.warning("unreadable photo skipped: %s", rbnr / "images" / photo_name)
             continue
         bib_boxes = [bib["box_xyxy"] for bib in boxes[photo_name]]
         for x1, y1, x2, y2 in bib_free_regions(photo, bib_boxes, regions_per_photo, photo_name):
@@ -187,9 +185,8 @@ def folder_crops(folders: list[Path], torso: bool = False, mode: Mode = Mode.JER
 
     crops = []
     for path in tqdm(paths, desc="crops", unit="crop"):
-        image = cv2.imread(str(path))
+        image = read_image_or_skip(path)
         if image is None:
-            log.warning("unreadable image skipped: %s", path)
             continue
         crops.append(Crop(str(path), str(path.parent), cutter(image) if cutter else image))
     return crops

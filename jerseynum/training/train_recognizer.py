@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from jerseynum.io import read_image_or_skip
 from jerseynum.stages.crnn import ALPHABET, build_recognizer, input_spec, prepare, save_checkpoint
 from jerseynum.stages.text import ctc_greedy
 from jerseynum.training import splits
@@ -52,9 +53,8 @@ def _load_set(root: Path, keep, group_of, source: str) -> list[tuple[Sample, str
         group = group_of(file_name, texts[0])
         if not keep(group):
             continue
-        image = cv2.imread(str(root / "images" / file_name))
+        image = read_image_or_skip(root / "images" / file_name, "training crop")
         if image is None:
-            log.warning("unreadable training crop skipped: %s", root / "images" / file_name)
             continue
         items.append((Sample(image, re.sub(r"\D", "", texts[0]), source), group))
     return items
