@@ -37,7 +37,14 @@ _JPEG_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8
 
 
 class ImageError(ValueError):
-    """An image file that is missing, unreadable, empty, corrupt or over the pixel budget."""
+    """An image file that is missing, unreadable, empty, corrupt or over the pixel budget: "<source>: <reason>"."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(source, reason)  # both in args, so it pickles across worker processes
+        self.source, self.reason = source, reason
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
 
 
 class VideoError(ValueError):
@@ -69,7 +76,7 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def image_size(data: bytes) -> tuple[int, int, str] | None:
+def image_size(data: bytes, source: str = "image") -> tuple[int, int, str] | None:
     """(width, height, format) read from the header alone; None where the header is not understood."""
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24 and data[12:16] == b"IHDR":
         width, height = struct.unpack(">II", data[16:24])
@@ -85,7 +92,7 @@ def image_size(data: bytes) -> tuple[int, int, str] | None:
             with Image.open(io.BytesIO(data)) as image:  # reads the header only
                 return image.width, image.height, (image.format or "").lower()
     except Image.DecompressionBombError as error:  # over Pillow's own limit of 179 MP
-        raise ImageError(str(error)) from error
+        raise ImageError(source, str(error)) from error
     except Exception:  # noqa: BLE001 (Pillow raises many kinds for a header it does not know; OpenCV decides then)
         return None
 
@@ -94,30 +101,30 @@ def decode_image(data: bytes, source: str, max_pixels: int = DEFAULT_MAX_PIXELS)
     """A BGR image from encoded bytes, and the factor it was reduced by (1: full size; 2, 4 or 8: a JPEG over
     `max_pixels` decoded at that fraction of its width and height). Raises `ImageError` saying why it failed."""
     if not data:
-        raise ImageError(f"empty file: {source}")
-    size = image_size(data)
+        raise ImageError(source, "empty file")
+    size = image_size(data, source)
     reduction = 1
     if size is not None:
         width, height, kind = size
         pixels = width * height
         if pixels == 0:
-            raise ImageError(f"{source}: the header says {width} x {height} pixels")
+            raise ImageError(source, f"the header says {width} x {height} pixels")
         if pixels > max_pixels:
             fitting = [f for f in _JPEG_REDUCED if pixels / (f * f) <= max_pixels] if kind == "jpeg" else []
             if not fitting:
-                raise ImageError(f"{source}: {width} x {height} pixels ({pixels / 1e6:.0f} MP) is over the pixel"
-                                 f" budget of {max_pixels / 1e6:.0f} MP")  # fmt: skip
+                raise ImageError(source, f"{width} x {height} pixels ({pixels / 1e6:.0f} MP) is over the pixel"
+                                         f" budget of {max_pixels / 1e6:.0f} MP")  # fmt: skip
             reduction = fitting[0]
     flags = _JPEG_REDUCED.get(reduction, cv2.IMREAD_COLOR)
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error as error:  # OpenCV's own limits (e.g. over 2^30 pixels) and decoder failures
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else "decoder error"
-        raise ImageError(f"cannot decode {source}: {reason}") from error
+        raise ImageError(source, f"cannot decode: {reason}") from error
     if image is None or image.size == 0:
-        raise ImageError(f"not a decodable image: {source}")
+        raise ImageError(source, "not a decodable image")
     if size is None and image.shape[0] * image.shape[1] > max_pixels:  # a header we could not read
-        raise ImageError(f"{source}: {image.shape[1]} x {image.shape[0]} pixels is over the pixel budget")
+        raise ImageError(source, f"{image.shape[1]} x {image.shape[0]} pixels is over the pixel budget")
     return image, reduction
 
 
@@ -126,7 +133,7 @@ def read_image_file(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> t
     try:
         data = Path(path).read_bytes()
     except OSError as error:
-        raise ImageError(f"cannot read {path}: {error.strerror or error}") from error
+        raise ImageError(str(path), f"cannot read the file: {error.strerror or error}") from error
     return decode_image(data, str(path), max_pixels)
 
 

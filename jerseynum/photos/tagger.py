@@ -137,7 +137,7 @@ def _tag_file(root: Path, path: str, tagger: PhotoTagger, max_pixels: int) -> tu
     try:
         image, reduction = decode_image(data, path, max_pixels)
     except ImageError as error:
-        return path, sha256, stat.st_size, stat.st_mtime_ns, None, [], str(error), 0.0
+        return path, sha256, stat.st_size, stat.st_mtime_ns, None, [], error.reason, 0.0
     # A photo over the pixel budget was decoded at 1/reduction scale: the index keeps full-size pixels.
     shape = (image.shape[0] * reduction, image.shape[1] * reduction)
     try:

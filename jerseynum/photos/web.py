@@ -213,7 +213,7 @@ class App:
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
         if not ok:
-            raise ImageError(f"cannot encode a thumbnail of {path}")
+            raise ImageError(str(path), "cannot encode a thumbnail")
         return encoded.tobytes()
 
     # --- pages ---------------------------------------------------------------------------------------
