@@ -10,6 +10,7 @@ import signal
 import statistics
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -35,7 +36,7 @@ SAMPLE_TRACKLETS = REPO / "samples" / "tracklets"
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 
 
-def at_least(minimum: int):
+def at_least(minimum: int) -> Callable[[str], int]:
     """An argparse type: an integer >= `minimum` (a negative --limit or --fuzzy is a mistake, not a request)."""
 
     def parse(text: str) -> int:
@@ -265,12 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open_index(path: Path, read_only: bool = True):
+def _open_index(path: Path):
+    """The index, read-only: search, export and serve never write it (it may be on a read-only mount)."""
     from jerseynum.photos.index import PhotoIndex
 
     if not path.is_file():
         raise SystemExit(f"no index at {path}: create it with `jerseynum tag PHOTOS --index {path}`")
-    return PhotoIndex(path, read_only=read_only)
+    return PhotoIndex(path, read_only=True)
 
 
 def _writable(path: Path) -> bool:
