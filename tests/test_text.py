@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from jerseynum.stages.text import EasyOCRText, TextStage, best_reading
+from jerseynum.stages.text import EasyOCRText, TextStage, best_reading, text_recognizer
 from jerseynum.stages.vote import VoteSettings
 from jerseynum.training.synth import render_number
 from jerseynum.types import Mode, Reading
@@ -96,3 +96,18 @@ def test_regions_without_a_sure_number_are_searched_again_at_each_retry_scale():
     bib, nothing = stage.read_regions([page, blank])
     assert searched == [(640, 2), (480, 1), (800, 1)]  # only the blank page is searched again
     assert [r.text for r in bib] == ["4071"] and nothing == []
+
+
+def test_jersey_mode_does_not_turn_words_into_digits():
+    """A sponsor's word decoded digits-only would be a number (S -> 5, O -> 0): it must stay no number."""
+    rapidocr = text_recognizer("rapidocr", Mode.JERSEY)
+    word, number = render_number("SOLO", 48), render_number("50", 48)
+    assert [r.text for r in rapidocr.recognize([word, number])] == ["", "50"]
+    assert rapidocr.words([word, number]) == [True, False]
+    stage = TextStage(["crnn", "rapidocr"], Mode.JERSEY, settle=0.95)
+    page = np.full((240, 240, 3), (200, 60, 40), np.uint8)
+    page[40 : 40 + word.shape[0], 20 : 20 + word.shape[1]] = word
+    assert stage.read_regions([page]) == [[]]
+    page[130 : 130 + number.shape[0], 60 : 60 + number.shape[1]] = number
+    readings = stage.read_regions([page])[0]
+    assert readings and all(r.text == "50" for r in readings)

@@ -35,6 +35,10 @@ from jerseynum.stages.crnn import ALPHABET, DEFAULT_WEIGHTS, crop_views, load_ch
 from jerseynum.types import Box, Mode, Reading
 
 DIGITS = "0123456789"
+# A line whose free decoding (every character the recognizer knows) holds this many letters is words, not a
+# number. Jersey number crops themselves decode with at most 1-2 letters (an 8 as B, a 10 as LO): of the 1035
+# development SoccerNet and basketball crops, 2 reach 3 letters and none 4.
+LETTER_VETO = 3
 
 
 class TextRecognizer(Protocol):
@@ -72,12 +76,13 @@ def best_reading(readings: list[Reading], mode: Mode, crop_width: int | None = N
 
 
 def ctc_greedy(
-    probs: np.ndarray, classes: np.ndarray, labels: list[str]
+    probs: np.ndarray, classes: np.ndarray, labels: list[str], keep: str = "digits"
 ) -> tuple[str, tuple[float, ...]]:
     """Greedy CTC decoding over a subset of classes (`classes[0]` must be the blank).
 
     `probs` is (time, all classes); the subset's probabilities are renormalised, so constraining to digits
-    turns a step whose best guess was a letter into its best digit, with an honest (lower) confidence.
+    turns a step whose best guess was a letter into its best digit, with an honest (lower) confidence. The
+    decoded digits are returned (`keep="all"`: every character decoded).
     """
     sub = probs[:, classes]
     sub = sub / np.maximum(sub.sum(axis=1, keepdims=True), 1e-12)
@@ -93,8 +98,8 @@ def ctc_greedy(
             else:
                 confidences[-1] = max(confidences[-1], float(sub[step, cls]))
         previous = cls
-    digits = [(c, p) for c, p in zip(text, confidences) if c in DIGITS]
-    return "".join(c for c, _ in digits), tuple(p for _, p in digits)
+    kept = [(c, p) for c, p in zip(text, confidences) if keep == "all" or c in DIGITS]
+    return "".join(c for c, _ in kept), tuple(p for _, p in kept)
 
 
 class RapidOCRDetector:
@@ -166,11 +171,14 @@ class RapidOCRText:
         _stop_spinning(recognizer.session, threads)
         self._rec_session = recognizer.session
         characters = recognizer.postprocess_op.character  # index 0 is the CTC blank
+        self.mode = mode
+        self._all_classes = np.arange(len(characters))
+        self._all_labels = [characters[i] if i else "" for i in self._all_classes]
         if mode is Mode.JERSEY:
             self._classes = np.array([0] + [characters.index(d) for d in DIGITS])
+            self._labels = [characters[i] if i else "" for i in self._classes]
         else:
-            self._classes = np.arange(len(characters))
-        self._labels = [characters[i] if i else "" for i in self._classes]
+            self._classes, self._labels = self._all_classes, self._all_labels
 
     def _line_tensor(self, crop: np.ndarray, width: int) -> np.ndarray:
         height = self.LINE_HEIGHT
@@ -181,15 +189,33 @@ class RapidOCRText:
         tensor[:, :, :resized_width] = line / 127.5 - 1.0
         return tensor
 
-    def recognize(self, crops: list[np.ndarray], batch_size: int = 32) -> list[Reading]:
-        readings: list[Reading] = []
+    def _probabilities(self, crops: list[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
+        """The recognizer's (time, classes) probabilities of each line."""
+        probs: list[np.ndarray] = []
         for start in range(0, len(crops), batch_size):
             batch = [self._prepare_line(crop) for crop in crops[start : start + batch_size]]
             width = max(
                 [self.MIN_LINE_WIDTH] + [math.ceil(self.LINE_HEIGHT * c.shape[1] / c.shape[0]) for c in batch]
             )
-            probs = self._rec_session(np.stack([self._line_tensor(crop, width) for crop in batch]))
-            readings += [_reading(p, self._classes, self._labels, self.name) for p in probs]
+            probs += list(self._rec_session(np.stack([self._line_tensor(crop, width) for crop in batch])))
+        return probs
+
+    def letters(self, probs: np.ndarray) -> int:
+        """How many letters the line holds, decoded with every character the recognizer knows."""
+        return sum(c.isalpha() for c in ctc_greedy(probs, self._all_classes, self._all_labels, keep="all")[0])
+
+    def words(self, crops: list[np.ndarray], min_letters: int = LETTER_VETO) -> list[bool]:
+        """Per line, whether it is words (a sponsor, a club's name) rather than a number: `min_letters` letters
+        or more in its free decoding."""
+        return [self.letters(p) >= min_letters for p in self._probabilities(crops)]
+
+    def recognize(self, crops: list[np.ndarray], batch_size: int = 32) -> list[Reading]:
+        readings = []
+        for p in self._probabilities(crops, batch_size):
+            if self.mode is Mode.JERSEY and self.letters(p) >= LETTER_VETO:
+                readings.append(Reading("", 0.0, (), self.name))  # words: forcing them into digits invents a number
+            else:
+                readings.append(_reading(p, self._classes, self._labels, self.name))
         return readings
 
 def _reading(probs: np.ndarray, classes: np.ndarray, labels: list[str], engine: str) -> Reading:
@@ -314,6 +340,7 @@ class TextStage:
         self.settle = settle
         self.retry_sides = tuple(retry_sides)
         self._detectors: dict[int, RapidOCRDetector] = {}
+        self._word_reader: RapidOCRText | None = None  # built on first use: number crops never need it
 
     def _unsettled(self, per_crop: list[list[Reading]], settle: float | None) -> list[int]:
         """The crops without an accepted reading of confidence >= `settle` (None: all crops)."""
@@ -349,10 +376,23 @@ class TextStage:
                                if (best := best_reading([r for r in merged if r.engine == engine.name], self.mode, width))]  # fmt: skip
         return per_crop
 
+    def _without_words(self, found: list[list[tuple[np.ndarray, Box]]]) -> list[list[tuple[np.ndarray, Box]]]:
+        """Jersey mode: drop the detected lines that are words (a sponsor, a club's name) before any engine reads
+        them. The digit-only decodings would turn their letters into digits (S -> 5, O -> 0) and invent a number;
+        RapidOCR's recognizer, decoding every character, tells words from numbers."""
+        if self._word_reader is None:
+            rapidocr = [engine for engine in self.engines if isinstance(engine, RapidOCRText)]
+            self._word_reader = rapidocr[0] if rapidocr else RapidOCRText(Mode.JERSEY, self.threads)
+        lines = [line for crop_lines in found for line, _ in crop_lines]
+        words = iter(self._word_reader.words(lines) if lines else [])
+        return [[(line, box) for line, box in crop_lines if not next(words)] for crop_lines in found]
+
     def _read_regions_at(self, crops: list[np.ndarray], det_side: int) -> list[list[Reading]]:
         if det_side not in self._detectors:
             self._detectors[det_side] = RapidOCRDetector(det_side, self.threads)
         found = [self._detectors[det_side].lines(crop) for crop in crops]
+        if self.mode is Mode.JERSEY:
+            found = self._without_words(found)
         per_crop: list[list[Reading]] = [[] for _ in crops]
         for engine in self.engines:
             todo = self._unsettled(per_crop, self.settle)
