@@ -30,10 +30,11 @@ class Mode(str, Enum):
         return 2 if self is Mode.JERSEY else 6
 
     def accepts(self, text: str) -> bool:
-        """Whether `text` is a number this mode can output ("07" is no jersey number; bibs keep leading zeros)."""
+        """Whether `text` is a number this mode can output. "07" is no jersey number, but "00" is one (basketball
+        has it), distinct from "0" in `Prediction.text`; bibs keep their leading zeros."""
         if not text.isdigit() or not 1 <= len(text) <= self.max_digits:
             return False
-        return self is Mode.BIB or len(text) == 1 or text[0] != "0"
+        return self is Mode.BIB or len(text) == 1 or text[0] != "0" or text == "00"
 
 
 @dataclass

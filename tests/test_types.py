@@ -9,7 +9,8 @@ from jerseynum.types import Mode, Reading
         (Mode.JERSEY, "7", True),
         (Mode.JERSEY, "0", True),
         (Mode.JERSEY, "99", True),
-        (Mode.JERSEY, "07", False),  # no jersey carries a leading zero
+        (Mode.JERSEY, "07", False),  # no jersey carries a leading zero ...
+        (Mode.JERSEY, "00", True),  # ... but for "00", a number of its own
         (Mode.JERSEY, "100", False),
         (Mode.JERSEY, "", False),
         (Mode.JERSEY, "1a", False),

@@ -45,3 +45,9 @@ def test_settled_only_once_the_leader_is_far_ahead():
     assert not vote.settled([reading("7", 0.99), reading("7", 0.99)][:1])
     assert vote.settled([reading("7", 0.99), reading("7", 0.99), reading("7", 0.9)])
     assert not vote.settled([reading("7", 0.99), reading("7", 0.99), reading("1", 0.99)])
+
+
+def test_double_zero_is_a_jersey_number_of_its_own():
+    result = Vote(Mode.JERSEY).decide([reading("00", 0.9), reading("00", 0.8), reading("0", 0.7)])
+    assert (result.number, result.text) == (0, "00")  # SoccerNet's JSON gets 0; the text keeps what was worn
+    assert set(result.votes) == {"00", "0"}
