@@ -33,12 +33,10 @@ jersey number). Every image is built from seeded generators keyed by the case id
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,27 +48,14 @@ from jerseynum.config import PipelineConfig
 from jerseynum.io import read_image_or_skip
 from jerseynum.pipeline import Pipeline
 from jerseynum.training import splits
+from jerseynum.training.degrade import DEGRADATIONS, degrade, seeded_rng
+from jerseynum.training.rbnr import Runner, rbnr_runners
 from jerseynum.training.train_legibility import bib_free_regions
-from jerseynum.types import NO_NUMBER, Box, Mode, Tracklet
+from jerseynum.types import NO_NUMBER, Mode, Tracklet
 
 REPO = Path(__file__).resolve().parents[1]
-DEGRADATIONS = ("blur", "pixelate", "occlude", "downscale")
-PAD = 0.1  # of the bib box's width and height on each side, so that no digit edge survives
-MIN_MATCH = 0.9  # a crop is exact photo pixels re-encoded as JPEG: its match scores ~0.998
 FRAMES = 8
 MULTI_FRAME = ("multi-frame, illegible throughout", "multi-frame, 1-2 legible frames")
-
-
-@dataclass
-class Runner:
-    """An RBNR runner crop with its bib box and the other labelled bibs in view, in crop pixels."""
-
-    id: str
-    number: int
-    crop: np.ndarray
-    bib: Box
-    neighbours: dict[int, Box]
-    match: float
 
 
 @dataclass
@@ -86,96 +71,6 @@ class Case:
 
     def tracklet(self) -> Tracklet:
         return Tracklet.from_images(self.id, self.images)
-
-
-def _rng(key: str) -> np.random.Generator:
-    return np.random.default_rng(int(hashlib.md5(key.encode()).hexdigest()[:8], 16))
-
-
-def _in_crop(box: list[float], x: int, y: int, width: int, height: int) -> Box | None:
-    """`box` (photo pixels) moved by the crop's offset and clipped to it; None when nothing of it is in view."""
-    x1, y1 = max(0, round(box[0]) - x), max(0, round(box[1]) - y)
-    x2, y2 = min(width, round(box[2]) - x), min(height, round(box[3]) - y)
-    return (x1, y1, x2, y2) if x2 > x1 and y2 > y1 else None
-
-
-def rbnr_runners(data: Path, keep: Callable[[str], bool] = splits.rbnr_scored) -> tuple[list[Runner], list[str]]:
-    """The runner crops of the photos `keep` accepts, located in their photos; and why any crop was skipped."""
-    crops_root, photos_root = data / "rbnr_runner_crops", data / "rbnr_bib_photos"
-    labels = json.loads((crops_root / "labels.json").read_text())
-    boxes = json.loads((photos_root / "labels_with_boxes.json").read_text())
-    runners, skipped = [], []
-    photos: dict[str, np.ndarray | None] = {}
-    for runner_id in sorted(labels):
-        stem, k = runner_id.rsplit("_", 1)
-        photo_name, k = f"{stem}.JPG", int(k)
-        if not keep(photo_name):
-            continue
-        bibs = boxes.get(photo_name, [])
-        if k >= len(bibs) or int(bibs[k]["number"]) != labels[runner_id]:
-            skipped.append(f"{runner_id}: its label {labels[runner_id]} is not bib {k} of {photo_name}")
-            continue
-        if photo_name not in photos:
-            photos[photo_name] = read_image_or_skip(photos_root / "images" / photo_name, "photo")
-        photo = photos[photo_name]
-        crop = read_image_or_skip(crops_root / "tracklets" / runner_id / "0.jpg", "crop")
-        if photo is None or crop is None:
-            skipped.append(f"{runner_id}: unreadable photo or crop")
-            continue
-        _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(photo, crop, cv2.TM_CCOEFF_NORMED))
-        height, width = crop.shape[:2]
-        bib = _in_crop(bibs[k]["box_xyxy"], x, y, width, height)
-        if score < MIN_MATCH or bib is None:
-            skipped.append(f"{runner_id}: best match in {photo_name} scores {score:.3f}, bib in view: {bib}")
-            continue
-        neighbours = {}
-        for j, other in enumerate(bibs):
-            box = _in_crop(other["box_xyxy"], x, y, width, height)
-            if j != k and box is not None and int(other["number"]) != labels[runner_id]:
-                neighbours[int(other["number"])] = box
-        runners.append(Runner(runner_id, labels[runner_id], crop, bib, neighbours, round(score, 4)))
-    return runners, skipped
-
-
-def padded(box: Box, shape: tuple[int, ...], pad: float = PAD) -> Box:
-    """`box` grown by `pad` of its width and height on each side, clipped to an image of `shape`."""
-    x1, y1, x2, y2 = box
-    dx, dy = round((x2 - x1) * pad), round((y2 - y1) * pad)
-    return max(0, x1 - dx), max(0, y1 - dy), min(shape[1], x2 + dx), min(shape[0], y2 + dy)
-
-
-def degrade(image: np.ndarray, box: Box, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """A copy of `image` whose `box` (grown by PAD) is made unreadable by `kind`; every pixel outside it kept."""
-    out = image.copy()
-    x1, y1, x2, y2 = padded(box, image.shape)
-    w, h = x2 - x1, y2 - y1
-    region = image[y1:y2, x1:x2]
-    if kind == "blur":
-        sigma = max(1.0, h / 3)
-        margin = int(3 * sigma)  # blur with the surroundings, so the box's edge does not mirror what is inside
-        bx1, by1 = max(0, x1 - margin), max(0, y1 - margin)
-        blurred = cv2.GaussianBlur(image[by1 : y2 + margin, bx1 : x2 + margin], (0, 0), sigma)
-        out[y1:y2, x1:x2] = blurred[y1 - by1 : y2 - by1, x1 - bx1 : x2 - bx1]
-    elif kind == "pixelate":
-        block = max(2, round(h / 2))
-        small = cv2.resize(region, (max(1, round(w / block)), max(1, round(h / block))), interpolation=cv2.INTER_AREA)
-        out[y1:y2, x1:x2] = cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
-    elif kind == "occlude":
-        ring = max(2, round(h / 4))
-        rx1, ry1, rx2, ry2 = max(0, x1 - ring), max(0, y1 - ring), x2 + ring, y2 + ring
-        around = np.ones(image[ry1:ry2, rx1:rx2].shape[:2], bool)
-        around[y1 - ry1 : y2 - ry1, x1 - rx1 : x2 - rx1] = False
-        colour = np.median(image[ry1:ry2, rx1:rx2][around], axis=0)
-        noise = rng.normal(0, 6, region.shape)
-        out[y1:y2, x1:x2] = np.clip(colour + noise, 0, 255).astype(np.uint8)
-    elif kind == "downscale":
-        # 8x, or more so that at most 6 px of height remain: 8x left the digits of an 82 px bib readable.
-        factor = max(8, h / 6)
-        small = cv2.resize(region, (max(1, round(w / factor)), max(1, round(h / factor))), interpolation=cv2.INTER_AREA)
-        out[y1:y2, x1:x2] = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    else:
-        raise ValueError(f"unknown degradation {kind!r}; expected one of {DEGRADATIONS}")
-    return out
 
 
 def jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -194,7 +89,7 @@ def illegible_runners(runners: list[Runner]) -> list[Case]:
     cases = []
     for runner in runners:
         for kind in DEGRADATIONS:
-            image = degrade(runner.crop, runner.bib, kind, _rng(f"{runner.id}/{kind}"))
+            image = degrade(runner.crop, runner.bib, kind, seeded_rng(f"{runner.id}/{kind}"))
             cases.append(Case(f"{runner.id}/{kind}", [image], NO_NUMBER, f"runners, {kind}",
                               tuple(runner.neighbours), runner.number))  # fmt: skip
     return cases
@@ -225,7 +120,7 @@ def multi_frame_tracklets(runners: list[Runner], frames: int = FRAMES) -> list[C
     for index, runner in enumerate(runners):
         for legible, kind in ((0, MULTI_FRAME[0]), (1 + index % 2, MULTI_FRAME[1])):
             case_id = f"{runner.id}/{legible} legible of {frames}"
-            rng = _rng(case_id)
+            rng = seeded_rng(case_id)
             kinds = rng.permutation(np.resize(DEGRADATIONS, frames))
             clear = set(rng.choice(frames, legible, replace=False).tolist())
             images = [jitter(runner.crop if i in clear else degrade(runner.crop, runner.bib, str(kinds[i]), rng), rng)

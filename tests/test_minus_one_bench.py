@@ -7,7 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.minus_one import DEGRADATIONS, Runner, _in_crop, _rng, degrade, multi_frame_tracklets, padded
+from benchmarks.minus_one import multi_frame_tracklets
+from jerseynum.training.degrade import DEGRADATIONS, degrade, padded, seeded_rng
+from jerseynum.training.rbnr import Runner, in_crop
 from jerseynum.training.synth import render_number
 from jerseynum.types import NO_NUMBER
 
@@ -38,15 +40,15 @@ def test_degradation_hides_the_number_and_keeps_the_rest(kind):
     x1, y1, x2, y2 = padded(BOX, crop.shape)
     inside = np.zeros(crop.shape[:2], bool)
     inside[y1:y2, x1:x2] = True
-    degraded = degrade(crop, BOX, kind, _rng(kind))
+    degraded = degrade(crop, BOX, kind, seeded_rng(kind))
     assert np.array_equal(degraded[~inside], crop[~inside])
     # The digits' strokes are gone: what is left inside the box varies at the scale of the bib, not of a stroke.
     assert stroke_detail(degraded, BOX) < 0.2 * stroke_detail(crop, BOX)
 
 
 def test_box_in_crop_is_moved_and_clipped():
-    assert _in_crop([110.4, 52.0, 150.0, 70.0], 100, 50, 30, 40) == (10, 2, 30, 20)
-    assert _in_crop([10.0, 10.0, 20.0, 20.0], 100, 50, 30, 40) is None
+    assert in_crop([110.4, 52.0, 150.0, 70.0], 100, 50, 30, 40) == (10, 2, 30, 20)
+    assert in_crop([10.0, 10.0, 20.0, 20.0], 100, 50, 30, 40) is None
 
 
 def test_multi_frame_tracklets_are_illegible_or_hold_one_or_two_clear_frames():
