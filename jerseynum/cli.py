@@ -258,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     legibility_parser.add_argument("--agreement", action=argparse.BooleanOptionalAction, default=True,
                                    help="pseudo-labels also need our text stage (rapidocr + crnn) to agree")
     legibility_parser.add_argument("--rounds", type=int, default=1, help="2 or more: self-training rounds")
+    legibility_parser.add_argument("--known", nargs="*", metavar="KIND",
+                                   help="material labelled by construction, beside the pseudo-labels (with --data): "
+                                        "degraded, runners, lines, letters (default: all; none given: pseudo-labels "
+                                        "only; training/known_legibility.py)")  # fmt: skip
     legibility_parser.add_argument("--arch", default="resnet_nano", help="resnet_nano (shipped) | resnet10t | resnet18")
     legibility_parser.add_argument("--epochs", type=int, default=12)
     legibility_parser.add_argument("--seed", type=int, default=0)
@@ -431,6 +435,8 @@ def train_recognizer(args: argparse.Namespace) -> int:
 
 def train_legibility(args: argparse.Namespace) -> int:
     from jerseynum.stages.legibility import export_onnx
+    from jerseynum.training.known_legibility import KINDS as KNOWN_KINDS
+    from jerseynum.training.known_legibility import known_crops
     from jerseynum.training.train_legibility import LabelRule, folder_crops, shared_crops, train
     from jerseynum.types import Mode
 
@@ -439,6 +445,7 @@ def train_legibility(args: argparse.Namespace) -> int:
             crops = folder_crops(args.crops, torso=args.torso, mode=Mode(args.mode))
         elif args.data.is_dir():
             crops = shared_crops(args.data)
+            crops += known_crops(args.data, KNOWN_KINDS if args.known is None else tuple(args.known), crops)
         else:
             log.error("data folder not found: %s (pass --data or --crops)", args.data)
             return 2

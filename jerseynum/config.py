@@ -26,6 +26,11 @@ class PipelineConfig:
     # Frames scoring below this are not read. Number-crop sets hold only legible crops, so every drop there is a
     # loss: 0.05 drops 64 % of bib-free photo regions and costs one of 966 number crops (README, "Legibility").
     legibility_threshold: float = 0.05
+    # Lines the text detector finds in a large crop (>= detect_min_side) and reads a number from are scored by the
+    # same classifier, in both modes, and a line under this is not read: the detector finds lines in belts, folds,
+    # logos and blurred bibs, and a recognizer reads digits into any of them (README, "A -1 you can trust").
+    # None: lines are not scored.
+    line_legibility_threshold: float | None = None
     # Text engines in cascade order: rapidocr | crnn (the project's recognizer, models/digits_crnn.pt) | easyocr.
     # Default: crnn then rapidocr for jerseys, rapidocr then crnn for bibs (the surer engine on each first).
     # Alone, rapidocr reads 0.964 of the scored genL tracklets and crnn 0.955; together, every reading voting,

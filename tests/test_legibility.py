@@ -128,3 +128,36 @@ def test_batches_are_resized_rgb_and_imagenet_normalised():
     expected = cv2.resize(crops[2], (64, 64))[:, :, ::-1] / 255.0  # BGR -> RGB
     expected = ((expected - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
     np.testing.assert_allclose(batch[2], expected, atol=1e-5)
+
+
+def test_known_crops_are_labelled_by_their_truth_and_never_pseudo_labelled(tmp_path, monkeypatch):
+    """Degraded copies and rendered words train as illegible beside pseudo-labelled crops; the pseudo-labeller
+    reads only the pseudo-labelled ones, and self-training never relabels a known crop."""
+    from jerseynum.training.known_legibility import degraded_copies, letter_crops
+
+    crops, readings = _rendered_crops(96, seed=1)
+    known = degraded_copies(crops, 24) + letter_crops(24)
+    assert all(c.known and c.truth is False for c in known) and len({c.key for c in known}) == 48
+    legible = {c.key: c.image for c in crops}
+    for copy in known[:24]:
+        original = legible[copy.key.rsplit("#", 1)[0]]
+        assert copy.image.shape == original.shape and not np.array_equal(copy.image, original)
+    read = []
+
+    def reader(pseudo, cache, mode):  # stands in for EasyOCR: records what it was asked to read
+        read.extend(c.key for c in pseudo)
+        return readings
+
+    monkeypatch.setattr("jerseynum.training.train_legibility.read_crops", reader)
+    report = train(crops + known, tmp_path / "l.pt", tmp_path, rounds=2, epochs=1, batch_size=32, progress=False)
+    assert read == [c.key for c in crops]  # known crops were not read
+    first, second = (summary["labels"]["illegible"] for summary in report["rounds"])
+    assert first == 48 + sum(not c.truth for c in crops)
+    assert second >= 48  # self-training may drop pseudo-labels it disagrees with, never a known label
+
+
+def test_unknown_known_material_is_a_clear_error(tmp_path):
+    from jerseynum.training.known_legibility import known_crops
+
+    with pytest.raises(ValueError, match="unknown legibility material"):
+        known_crops(tmp_path, ("degraded", "sponsors"), [])

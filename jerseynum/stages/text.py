@@ -23,7 +23,7 @@ Engines (`TextRecognizer`: `recognize(lines)`, one Reading per line):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
@@ -309,6 +309,14 @@ class EasyOCRText:
         return readings
 
 
+def _kept(found: list[list[tuple[np.ndarray, Box]]], keep: Callable[[list[np.ndarray]], list[bool]]
+          ) -> list[list[tuple[np.ndarray, Box]]]:  # fmt: skip
+    """Each crop's lines that `keep` (called once, on all the lines) accepts."""
+    lines = [line for crop_lines in found for line, _ in crop_lines]
+    verdicts = iter(keep(lines) if lines else [])
+    return [[(line, box) for line, box in crop_lines if next(verdicts)] for crop_lines in found]
+
+
 TEXT_BACKENDS = {"crnn": CRNNText, "rapidocr": RapidOCRText, "easyocr": EasyOCRText}
 
 
@@ -323,13 +331,16 @@ class TextStage:
 
     A cascade: a crop that an engine has read as an accepted number with confidence >= `settle` is not read by
     the engines after it (None: every engine reads every crop). Put the cheaper or surer engine first.
+    `line_filter`, given the lines the detector found, says which are worth reading (the pipeline passes its
+    legibility classifier): a recognizer reads digits into belts, folds, logos and blurred bibs alike.
     """
 
     RETRY_BELOW = 0.95  # a region whose best reading is less sure than this is searched again (`retry_sides`)
 
     def __init__(self, engines: Sequence[str], mode: Mode, det_side: int = 640,
                  engine_options: dict[str, dict] | None = None, settle: float | None = None,
-                 retry_sides: Sequence[int] = (), threads: int = 0) -> None:  # fmt: skip
+                 retry_sides: Sequence[int] = (), threads: int = 0,
+                 line_filter: Callable[[list[np.ndarray]], list[bool]] | None = None) -> None:  # fmt: skip
         if not engines:
             raise ValueError("the text stage needs at least one engine")
         options = engine_options or {}
@@ -341,6 +352,7 @@ class TextStage:
         self.retry_sides = tuple(retry_sides)
         self._detectors: dict[int, RapidOCRDetector] = {}
         self._word_reader: RapidOCRText | None = None  # built on first use: number crops never need it
+        self.line_filter = line_filter
 
     def _unsettled(self, per_crop: list[list[Reading]], settle: float | None) -> list[int]:
         """The crops without an accepted reading of confidence >= `settle` (None: all crops)."""
@@ -383,9 +395,7 @@ class TextStage:
         if self._word_reader is None:
             rapidocr = [engine for engine in self.engines if isinstance(engine, RapidOCRText)]
             self._word_reader = rapidocr[0] if rapidocr else RapidOCRText(Mode.JERSEY, self.threads)
-        lines = [line for crop_lines in found for line, _ in crop_lines]
-        words = iter(self._word_reader.words(lines) if lines else [])
-        return [[(line, box) for line, box in crop_lines if not next(words)] for crop_lines in found]
+        return _kept(found, lambda lines: [not words for words in self._word_reader.words(lines)])
 
     def _read_regions_at(self, crops: list[np.ndarray], det_side: int) -> list[list[Reading]]:
         if det_side not in self._detectors:
@@ -393,6 +403,8 @@ class TextStage:
         found = [self._detectors[det_side].lines(crop) for crop in crops]
         if self.mode is Mode.JERSEY:
             found = self._without_words(found)
+        if self.line_filter is not None:
+            found = _kept(found, self.line_filter)
         per_crop: list[list[Reading]] = [[] for _ in crops]
         for engine in self.engines:
             todo = self._unsettled(per_crop, self.settle)

@@ -54,6 +54,7 @@ class Crop:
     group: str  # the unit of the validation split (a tracklet, a photo)
     image: np.ndarray  # BGR, as read (the pseudo-labeller reads it at full size)
     truth: bool | None = None  # known legibility: number crops are legible, bib-free photo regions are not
+    known: bool = False  # labelled by its truth, not pseudo-labelled (`known_legibility`: made illegible on purpose)
 
 
 @dataclass
@@ -361,10 +362,12 @@ def train(
     started = time.time()
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    readings = readings if readings is not None else read_crops(crops, ReadingCache(work / "readings.csv"), mode)
+    pseudo = [crop for crop in crops if not crop.known]
+    readings = readings if readings is not None else read_crops(pseudo, ReadingCache(work / "readings.csv"), mode)
+    by_key = {crop.key: r for crop, r in zip(pseudo, readings)}
     for crop in crops:
         crop.image = _shrink(crop.image)
-    labels = [rule.label(r, mode) for r in readings]
+    labels = [crop.truth if crop.known else rule.label(by_key[crop.key], mode) for crop in crops]
     in_validation = [splits.validation_group(crop.group, 0.1) for crop in crops]
     report: dict = {"arch": arch, "input_size": list(INPUT_SIZE), "mode": mode.value, "rule": rule.__dict__,
                     "crops": len(crops), "rounds": []}  # fmt: skip
@@ -394,5 +397,6 @@ def train(
         save_checkpoint(path, model, arch, INPUT_SIZE, report)
         log.info("round %d saved to %s: %s", round_number, path, {k: v for k, v in summary.items() if k != "history"})
         if not last:
-            labels = [rule.relabel(label, score, r, mode) for label, score, r in zip(labels, scores, readings)]
+            labels = [label if crop.known else rule.relabel(label, score, by_key[crop.key], mode)
+                      for crop, label, score in zip(crops, labels, scores)]  # fmt: skip
     return report
