@@ -128,3 +128,26 @@ def test_a_line_filter_decides_which_detected_lines_are_read():
     assert seen and seen[0] >= 1  # every detected line was offered, once, in one batch
     readings = TextStage(["rapidocr"], Mode.JERSEY, line_filter=lambda lines: [True] * len(lines)).read_regions([page])
     assert [r.text for r in readings[0]] == ["47"]
+
+
+def test_beam_search_keeps_a_doubled_digit_that_greedy_decoding_merges():
+    """Two steps each a little more '7' than blank: greedy reads one 7; summed over alignments, 77 is likelier."""
+    from jerseynum.stages.text import _reading, ctc_beam, ctc_greedy
+
+    def step(**probs):
+        row = np.full(11, 1e-4)
+        for cls, p in probs.items():
+            row[0 if cls == "blank" else int(cls[1:]) + 1] = p
+        return row / row.sum()
+
+    probs = np.stack([step(d7=0.9, blank=0.1), step(d7=0.55, blank=0.45), step(d7=0.55, blank=0.45),
+                      step(d7=0.9, blank=0.1)])  # fmt: skip
+    classes, labels = np.arange(11), ["", *"0123456789"]
+    assert ctc_greedy(probs, classes, labels)[0] == "7"
+    sequence, probability = ctc_beam(probs)
+    assert sequence == (8, 8) and 0.5 < probability < 1
+    assert _reading(probs, classes, labels, "test").text == "7"  # only jersey numbers are searched again
+    reading = _reading(probs, classes, labels, "test", two_digits=True)
+    assert reading.text == "77" and reading.confidence == pytest.approx(probability)
+    clear = np.stack([step(d7=0.95, blank=0.05), step(blank=0.95, d7=0.05)])
+    assert _reading(clear, classes, labels, "test", two_digits=True).text == "7"  # a clear single digit stays one

@@ -215,11 +215,47 @@ class RapidOCRText:
             if self.mode is Mode.JERSEY and self.letters(p) >= LETTER_VETO:
                 readings.append(Reading("", 0.0, (), self.name))  # words: forcing them into digits invents a number
             else:
-                readings.append(_reading(p, self._classes, self._labels, self.name))
+                readings.append(_reading(p, self._classes, self._labels, self.name, self.mode is Mode.JERSEY))
         return readings
 
-def _reading(probs: np.ndarray, classes: np.ndarray, labels: list[str], engine: str) -> Reading:
+def ctc_beam(probs: np.ndarray, width: int = 8, candidates: int = 4) -> tuple[tuple[int, ...], float]:
+    """CTC prefix beam search over (time, classes) probabilities whose class 0 is the blank: the likeliest class
+    sequence summed over all its alignments, and that probability. Greedy decoding follows the single likeliest
+    alignment, so a doubled digit whose separating blank is weak merges into one (77 -> 7) though most of the
+    probability says two; here each step extends the `width` likeliest prefixes by its `candidates` likeliest
+    classes."""
+    beams: dict[tuple[int, ...], tuple[float, float]] = {(): (1.0, 0.0)}  # prefix -> (ends in blank, does not)
+    for step in probs:
+        extended: dict[tuple[int, ...], list[float]] = {}
+        for prefix, (blank, last) in beams.items():
+            entry = extended.setdefault(prefix, [0.0, 0.0])
+            entry[0] += (blank + last) * step[0]
+            for cls in np.argsort(-step)[:candidates]:
+                if cls == 0:
+                    continue
+                cls = int(cls)
+                longer = extended.setdefault(prefix + (cls,), [0.0, 0.0])
+                if prefix and prefix[-1] == cls:
+                    longer[1] += blank * step[cls]  # a repeat needs a blank between
+                    entry[1] += last * step[cls]  # ... else it extends the last character
+                else:
+                    longer[1] += (blank + last) * step[cls]
+        beams = dict(sorted(((k, (v[0], v[1])) for k, v in extended.items()), key=lambda kv: -sum(kv[1]))[:width])
+    best = max(beams, key=lambda prefix: sum(beams[prefix]))
+    return best, float(sum(beams[best]))
+
+
+def _reading(probs: np.ndarray, classes: np.ndarray, labels: list[str], engine: str,
+             two_digits: bool = False) -> Reading:  # fmt: skip
+    """A reading of one line by greedy CTC decoding over `classes`. With `two_digits` (jersey numbers), a single
+    digit is checked by beam search, which may find the likelier two-digit number it merged (45 read 4, 77 read
+    7); the two digits then get the beam's probability of the whole string as their confidence."""
     text, confidences = ctc_greedy(probs, classes, labels)
+    if two_digits and len(text) == 1:
+        sub = probs[:, classes] / np.maximum(probs[:, classes].sum(axis=1, keepdims=True), 1e-12)
+        sequence, probability = ctc_beam(sub)
+        if len(sequence) == 2:
+            text, confidences = "".join(labels[c] for c in sequence), (probability, probability)
     return Reading(text, float(np.mean(confidences)) if confidences else 0.0, confidences, engine)
 
 
@@ -241,6 +277,7 @@ class CRNNText:
             torch.set_num_threads(threads)
         self._torch = torch
         self.model, self.input_size, self.grey, self.meta = load_checkpoint(weights, device)
+        self.mode = mode
         self.device = device
         self.views = views
         crop_views(np.zeros((8, 8, 3), np.uint8), views)  # a bad count fails here, not at the first crop
@@ -256,7 +293,8 @@ class CRNNText:
                 batch = np.stack([prepare(crop, self.input_size, self.grey) for crop in chunk])
                 log_probs = self.model(self._torch.from_numpy(batch).to(self.device))
                 probs = log_probs.exp().permute(1, 0, 2).cpu().numpy()  # (N, T, classes)
-                readings += [_reading(p, self._classes, self._labels, self.name) for p in probs]
+                readings += [_reading(p, self._classes, self._labels, self.name, self.mode is Mode.JERSEY)
+                             for p in probs]  # fmt: skip
         return [_agreed(readings[i : i + self.views]) for i in range(0, len(readings), self.views)]
 
 
