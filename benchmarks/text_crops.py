@@ -11,6 +11,8 @@ its default 0.5 score filter. Every engine is scored on the same crops: the crop
 saw. That is all basketball development crops, and the scored half of the SoccerNet and bibracer crops (split
 by tracklet and by bib number, `jerseynum/training/splits.py`; the other half is training material).
 "errors removed" compares each engine with the best plain engine on that set.
+Where `benchmarks/audits/<set>_unreadable.json` lists the crops that, looked at by eye, do not show their labelled
+number, the accuracy on the other crops ("readable") is printed too.
 Prints a table and writes JSON; `--gallery DIR` also draws the crops the pipeline's cascade misread, one sheet
 per set with "label>reading" under each crop, to see which errors a reader could avoid at all:
     python benchmarks/text_crops.py [--data ../shared/data] [--json benchmarks/results/text_crops.json]
@@ -95,6 +97,7 @@ def ours(*engines: str, settle: float | None = None, crnn_views: int = PipelineC
     return make
 
 
+AUDITS = Path(__file__).resolve().parent / "audits"
 PIPELINE_ENGINE = "jerseynum cascade"  # what the pipeline runs; the gallery shows its misreads
 
 
@@ -149,16 +152,20 @@ def main() -> None:
         labels = json.loads((root / "labels.json").read_text())
         crops = [(cv2.imread(str(root / "images" / file)), re.sub(r"\D", "", texts[0]))
                  for file, texts in labels.items() if scored(file, texts[0])]  # fmt: skip
+        audit = AUDITS / f"{name.removesuffix('_crops')}_unreadable.json"
+        unreadable = set(json.loads(audit.read_text())["unreadable"]) if audit.is_file() else None
+        readable = [file not in unreadable for file, texts in labels.items() if scored(file, texts[0])] if unreadable else None
         best_plain = None  # errors removed are counted against the best plain engine of this run
         for engine_name, make in engines.items():
             read = make(mode)
             read(crops[0][0])  # warm-up
-            correct, times, misreads = 0, [], []
-            for crop, truth in crops:
+            correct, times, misreads, correct_readable = 0, [], [], 0
+            for k, (crop, truth) in enumerate(crops):
                 start = time.perf_counter()
                 text = "".join(c for c in read(crop) if c in DIGITS)
                 times.append((time.perf_counter() - start) * 1000)
                 correct += text == truth
+                correct_readable += text == truth and bool(readable and readable[k])
                 if text != truth:
                     misreads.append((crop, truth, text))
             if args.gallery and engine_name == PIPELINE_ENGINE and misreads:
@@ -170,9 +177,13 @@ def main() -> None:
             row = {"set": name, "engine": engine_name, "crops": len(crops), "accuracy": round(accuracy, 4),
                    "ms_per_crop_median": round(statistics.median(times), 1),
                    "errors_removed_vs_best_plain": None if removed is None else round(removed, 3)}  # fmt: skip
+            if readable:
+                row["readable_crops"] = sum(readable)
+                row["accuracy_on_readable"] = round(correct_readable / sum(readable), 4)
             results.append(row)
             print(f"{name:30} {engine_name:32} {len(crops):5} {accuracy:8.3f} {row['ms_per_crop_median']:8.1f} "
-                  f"{'-' if removed is None else format(removed, '.0%'):>14}")  # fmt: skip
+                  f"{'-' if removed is None else format(removed, '.0%'):>14}"
+                  + (f"  readable {row['accuracy_on_readable']:.3f} (n={row['readable_crops']})" if readable else ""))  # fmt: skip
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(results, indent=1) + "\n")
