@@ -445,7 +445,8 @@ def train_legibility(args: argparse.Namespace) -> int:
             crops = folder_crops(args.crops, torso=args.torso, mode=Mode(args.mode))
         elif args.data.is_dir():
             crops = shared_crops(args.data)
-            crops += known_crops(args.data, KNOWN_KINDS if args.known is None else tuple(args.known), crops)
+            kinds = KNOWN_KINDS if args.known is None else tuple(args.known)
+            crops += known_crops(args.data, kinds, crops, work=args.work)
         else:
             log.error("data folder not found: %s (pass --data or --crops)", args.data)
             return 2

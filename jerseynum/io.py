@@ -255,12 +255,21 @@ def check_writable(path: Path) -> None:
 def write_text_atomic(path: Path, text: str) -> None:
     """Write `path` so that it holds either its old content or the whole new one, never a partial file; the
     temporary file is removed on every error (a full disk, an interrupt)."""
+    _write_atomic(path, text, "w")
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """`write_text_atomic` for bytes."""
+    _write_atomic(path, data, "wb")
+
+
+def _write_atomic(path: Path, data: str | bytes, mode: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = {"dir": path.parent, "prefix": f".{path.name}.", "suffix": ".tmp", "delete": False}
-    with tempfile.NamedTemporaryFile("w", **temporary) as handle:
+    with tempfile.NamedTemporaryFile(mode, **temporary) as handle:
         try:
-            handle.write(text)
+            handle.write(data)
             handle.close()
             os.replace(handle.name, path)
         except BaseException:

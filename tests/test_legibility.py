@@ -161,3 +161,19 @@ def test_unknown_known_material_is_a_clear_error(tmp_path):
 
     with pytest.raises(ValueError, match="unknown legibility material"):
         known_crops(tmp_path, ("degraded", "sponsors"), [])
+
+
+def test_costly_known_material_is_built_once_per_work_folder(tmp_path, monkeypatch):
+    from jerseynum.training import known_legibility
+
+    built = []
+
+    def runner_torsos(data):
+        built.append(data)
+        return [Crop("runner:a", "photo", np.zeros((8, 8, 3), np.uint8), True, known=True)]
+
+    monkeypatch.setattr(known_legibility, "runner_torsos", runner_torsos)
+    first = known_legibility.known_crops(tmp_path, ("runners",), [], work=tmp_path / "work")
+    again = known_legibility.known_crops(tmp_path, ("runners",), [], work=tmp_path / "work")
+    assert len(built) == 1 and [c.key for c in again] == [c.key for c in first] == ["runner:a"]
+    assert again[0].known and again[0].truth is True

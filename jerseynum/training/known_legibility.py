@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from jerseynum.io import read_image_or_skip
+from jerseynum.io import read_image_or_skip, write_bytes_atomic
 from jerseynum.training import splits
 from jerseynum.training.degrade import TRAINED, degrade, seeded_rng
 from jerseynum.training.rbnr import rbnr_runners
@@ -134,19 +135,28 @@ def bib_free_photo_regions(data: Path, per_photo: int = 30) -> list[tuple[str, s
     return regions
 
 
-def known_crops(data: Path, kinds: tuple[str, ...], pseudo_labelled: list[Crop], per_kind: int = 2000) -> list[Crop]:
-    """The known-label material of `kinds` (see the module's docstring)."""
+def known_crops(data: Path, kinds: tuple[str, ...], pseudo_labelled: list[Crop], per_kind: int = 2000,
+                work: Path | None = None) -> list[Crop]:  # fmt: skip
+    """The known-label material of `kinds` (see the module's docstring). With `work`, the costlier kinds (runners
+    and lines: pose and the text stage over ~700 crops, minutes) are kept there, so a rerun, such as training
+    with fewer kinds to see which pay, builds them once."""
     unknown = set(kinds) - set(KINDS)
     if unknown:
         raise ValueError(f"unknown legibility material {sorted(unknown)}; choose from {KINDS}")
+    builders = {"degraded": lambda: degraded_copies(pseudo_labelled, per_kind), "runners": lambda: runner_torsos(data),
+                "lines": lambda: read_lines(data, bib_free_photo_regions(data)[::6]),
+                "letters": lambda: letter_crops(per_kind)}  # fmt: skip
     crops = []
-    if "degraded" in kinds:
-        crops += degraded_copies(pseudo_labelled, per_kind)
-    if "runners" in kinds:
-        crops += runner_torsos(data)
-    if "lines" in kinds:
-        crops += read_lines(data, bib_free_photo_regions(data)[::6])
-    if "letters" in kinds:
-        crops += letter_crops(per_kind)
+    for kind in KINDS:
+        if kind not in kinds:
+            continue
+        cached = work / f"known-{kind}.pkl" if work is not None and kind in ("runners", "lines") else None
+        if cached is not None and cached.is_file():
+            crops += pickle.loads(cached.read_bytes())
+            continue
+        built = builders[kind]()
+        if cached is not None:
+            write_bytes_atomic(cached, pickle.dumps(built))
+        crops += built
     log.info("known material: %d legible, %d illegible", sum(c.truth for c in crops), sum(not c.truth for c in crops))
     return crops
