@@ -3,7 +3,9 @@
 - soccernet_genL_numcrop_tracklets (jersey mode): only the scored half of the tracklets (split by tracklet id,
   `jerseynum/training/splits.py`): the recognizer trained on crops of the other half. `--all` scores every
   tracklet (then the crnn figure is optimistic: it has seen crops of half of them).
-- rbnr_runner_crops (bib mode): every runner; no RBNR image is training material.
+- rbnr_runner_crops (bib mode): only the runners of the scored half of the RBNR photos (`splits.rbnr_scored`): the
+  legibility classifier, which scores the text lines bib mode reads, trained on runners of the other half.
+  `--all` scores every runner.
 Prints a table and writes JSON:
     python benchmarks/tracklets.py [--data ../shared/data] [--configs rapidocr crnn ...] [--json ...]
 """
@@ -37,7 +39,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
-    parser.add_argument("--all", action="store_true", help="score every genL tracklet, trained-on ones too")
+    parser.add_argument("--all", action="store_true", help="score every tracklet, trained-on ones too")
     parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "tracklets.json")
     args = parser.parse_args()
     results = []
@@ -45,8 +47,9 @@ def main() -> None:
         mode = SETS[name]
         labels = read_labels(args.data / name / "labels.json")
         tracklets = list_tracklets(args.data / name / "tracklets")
-        if mode is Mode.JERSEY and not args.all:
-            tracklets = [t for t in tracklets if splits.soccernet_scored(t.id)]
+        if not args.all:
+            scored = splits.soccernet_scored if mode is Mode.JERSEY else lambda runner: splits.rbnr_scored(runner.rsplit("_", 1)[0])
+            tracklets = [t for t in tracklets if scored(t.id)]
         for text in args.configs:
             pipeline = Pipeline(PipelineConfig(mode=mode, **CONFIGS[text]))
             correct, seconds = 0, []

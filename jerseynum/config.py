@@ -8,13 +8,13 @@ from pathlib import Path
 from jerseynum.io import DEFAULT_MAX_PIXELS
 from jerseynum.stages.legibility import DEFAULT_WEIGHTS as LEGIBILITY_WEIGHTS
 from jerseynum.stages.torso import BIB_TORSO, TorsoSettings
-from jerseynum.stages.vote import VoteSettings
+from jerseynum.stages.vote import BIB_VOTE, VoteSettings
 from jerseynum.types import Mode
 
 
 @dataclass
 class PipelineConfig:
-    mode: Mode = Mode.JERSEY  # jersey: numbers 0-99; bib: up to 6 digits, leading zeros kept
+    mode: Mode = Mode.JERSEY  # jersey: numbers 0-99 and 00; bib: 2 to 6 digits, leading zeros kept
     # mediapipe | mmpose | none; default: mediapipe for jerseys, none for bibs. On the RBNR runner crops the
     # pose-cut region read 0.915 of bibs and the whole crop 0.927 (pose finds the wrong runner, bibs hang below
     # the hips), so bib mode searches the whole runner crop for text unless a pose backend is asked for.
@@ -25,12 +25,12 @@ class PipelineConfig:
     legibility_weights: Path = LEGIBILITY_WEIGHTS  # a .pt checkpoint (torch) or its .onnx export (ONNX Runtime)
     # Frames scoring below this are not read. Number-crop sets hold only legible crops, so every drop there is a
     # loss: 0.05 drops 64 % of bib-free photo regions and costs one of 966 number crops (README, "Legibility").
-    legibility_threshold: float = 0.05
-    # Lines the text detector finds in a large crop (>= detect_min_side) and reads a number from are scored by the
-    # same classifier, in both modes, and a line under this is not read: the detector finds lines in belts, folds,
-    # logos and blurred bibs, and a recognizer reads digits into any of them (README, "A -1 you can trust").
-    # None: lines are not scored.
-    line_legibility_threshold: float | None = None
+    legibility_threshold: float = 0.2
+    # The lines the text detector finds in a large crop (>= detect_min_side) are scored by the same classifier, in
+    # both modes, and the vote weighs each reading's line score with its confidence (VoteSettings): the detector
+    # finds lines in belts, folds, logos and blurred bibs, and a recognizer reads digits into any of them (README,
+    # "A -1 you can trust").
+    line_legibility: bool = True
     # Text engines in cascade order: rapidocr | crnn (the project's recognizer, models/digits_crnn.pt) | easyocr.
     # Default: crnn then rapidocr for jerseys, rapidocr then crnn for bibs (the surer engine on each first).
     # Alone, rapidocr reads 0.964 of the scored genL tracklets and crnn 0.955; together, every reading voting,
@@ -73,7 +73,7 @@ class PipelineConfig:
     read_chunk: int = 4  # frames read together, most legible first; the vote is checked for an early stop after each
     early_stop: bool = True
     torso: TorsoSettings | None = None  # default: TorsoSettings() for jerseys, BIB_TORSO for bibs
-    vote: VoteSettings = field(default_factory=VoteSettings)
+    vote: VoteSettings | None = None  # default: VoteSettings() for jerseys, BIB_VOTE for bibs
 
     def __post_init__(self) -> None:
         self.mode = Mode(self.mode)
@@ -91,6 +91,8 @@ class PipelineConfig:
             self.legibility = self.mode is Mode.JERSEY
         if self.torso is None:
             self.torso = TorsoSettings() if self.mode is Mode.JERSEY else BIB_TORSO
+        if self.vote is None:
+            self.vote = VoteSettings() if self.mode is Mode.JERSEY else BIB_VOTE
         if min(self.max_frames, self.batch_size, self.first_batch, self.read_chunk) < 1:
             raise ValueError("max_frames, batch_size, first_batch and read_chunk must be at least 1")
 

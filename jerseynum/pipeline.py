@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -53,13 +53,12 @@ class Pipeline:
         self.config = config or PipelineConfig()
         cfg = self.config
         self.pose = pose_estimator(cfg.pose, **cfg.pose_options)
-        scores_lines = cfg.line_legibility_threshold is not None
         classifier = (LegibilityClassifier(cfg.legibility_weights, cfg.device, cfg.threads)
-                      if cfg.legibility or scores_lines else None)  # fmt: skip
+                      if cfg.legibility or cfg.line_legibility else None)  # fmt: skip
         self.legibility = classifier if cfg.legibility else None
         self.text = TextStage(cfg.text, cfg.mode, cfg.det_side, cfg.engine_options(), cfg.text_settle,
                               cfg.det_retry_sides, cfg.threads,
-                              line_filter=self._legible_lines(classifier) if scores_lines else None)  # fmt: skip
+                              line_scorer=classifier.score if cfg.line_legibility else None)  # fmt: skip
         self.vote = Vote(cfg.mode, cfg.vote)
 
     def run(self, tracklet: Tracklet) -> Prediction:
@@ -104,11 +103,6 @@ class Pipeline:
         return Prediction(
             tracklet.id, result.number, result.confidence, reason, result.text, result.votes, evidence, dict(timings)
         )
-
-    def _legible_lines(self, classifier: LegibilityClassifier) -> Callable[[list[np.ndarray]], list[bool]]:
-        """The text stage's filter of the lines it finds: those the legibility classifier passes."""
-        threshold = self.config.line_legibility_threshold
-        return lambda lines: [bool(score >= threshold) for score in classifier.score(lines)]
 
     def _nothing_legible(self, evidence: list[FrameEvidence]) -> bool:
         """True once `illegible_stop` frames spread over the tracklet were scored and none was legible."""

@@ -26,13 +26,20 @@ class Mode(str, Enum):
     BIB = "bib"
 
     @property
+    def min_digits(self) -> int:
+        # No RBNR bib has one digit, and on runners a lone digit is a belt, a fold or a fragment far more often
+        # than a bib: bib mode answered 1-digit numbers for 168 of 365 illegible RBNR runners (README, "A -1 you
+        # can trust"). Race photos dropped them before (photos.tagger.PhotoRules.min_digits).
+        return 1 if self is Mode.JERSEY else 2
+
+    @property
     def max_digits(self) -> int:
         return 2 if self is Mode.JERSEY else 6
 
     def accepts(self, text: str) -> bool:
         """Whether `text` is a number this mode can output. "07" is no jersey number, but "00" is one (basketball
         has it), distinct from "0" in `Prediction.text`; bibs keep their leading zeros."""
-        if not text.isdigit() or not 1 <= len(text) <= self.max_digits:
+        if not text.isdigit() or not self.min_digits <= len(text) <= self.max_digits:
             return False
         return self is Mode.BIB or len(text) == 1 or text[0] != "0" or text == "00"
 
@@ -91,7 +98,9 @@ class Reading:
     """One text reading of a crop: the digit string and the recognizer's confidence in it.
 
     `char_confidences` has one entry per character of `text` (backends without per-character scores repeat
-    the string's confidence). `box` locates the text in the torso crop where a detector found it.
+    the string's confidence). `box` locates the text in the torso crop where a detector found it, and
+    `line_legibility` is the legibility classifier's score of that line (None: the crop was read whole as one
+    line, or lines were not scored).
     """
 
     text: str
@@ -99,6 +108,7 @@ class Reading:
     char_confidences: tuple[float, ...]
     engine: str
     box: Box | None = None
+    line_legibility: float | None = None
 
     def __post_init__(self) -> None:
         if len(self.char_confidences) != len(self.text):

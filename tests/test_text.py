@@ -113,21 +113,21 @@ def test_jersey_mode_does_not_turn_words_into_digits():
     assert readings and all(r.text == "50" for r in readings)
 
 
-def test_a_line_filter_decides_which_detected_lines_are_read():
-    """The pipeline's legibility classifier, passed as the text stage's line filter, keeps lines from being read."""
+def test_each_detected_line_is_scored_and_its_readings_carry_the_score():
+    """The pipeline's legibility classifier, passed as the line scorer, scores every detected line once."""
     page = np.full((240, 240, 3), (200, 60, 40), np.uint8)
     number = render_number("47", 64)
     page[80 : 80 + number.shape[0], 60 : 60 + number.shape[1]] = number
     seen: list[int] = []
 
-    def refuse_all(lines):
+    def scorer(lines):
         seen.append(len(lines))
-        return [False] * len(lines)
+        return np.full(len(lines), 0.25)
 
-    assert TextStage(["rapidocr"], Mode.JERSEY, line_filter=refuse_all).read_regions([page]) == [[]]
-    assert seen and seen[0] >= 1  # every detected line was offered, once, in one batch
-    readings = TextStage(["rapidocr"], Mode.JERSEY, line_filter=lambda lines: [True] * len(lines)).read_regions([page])
-    assert [r.text for r in readings[0]] == ["47"]
+    readings = TextStage(["rapidocr"], Mode.JERSEY, line_scorer=scorer).read_regions([page])[0]
+    assert [(r.text, r.line_legibility) for r in readings] == [("47", 0.25)] and seen[0] >= 1
+    unscored = TextStage(["rapidocr"], Mode.JERSEY).read_regions([page])[0]
+    assert [(r.text, r.line_legibility) for r in unscored] == [("47", None)]
 
 
 def test_beam_search_keeps_a_doubled_digit_that_greedy_decoding_merges():

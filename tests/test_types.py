@@ -15,6 +15,8 @@ from jerseynum.types import Mode, Reading
         (Mode.JERSEY, "", False),
         (Mode.JERSEY, "1a", False),
         (Mode.BIB, "0891", True),  # bibs keep their printed leading zeros
+        (Mode.BIB, "7", False),  # a lone digit on a runner is far likelier a belt or a fragment than a bib
+        (Mode.BIB, "42", True),
         (Mode.BIB, "123456", True),
         (Mode.BIB, "1234567", False),
     ],

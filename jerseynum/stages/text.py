@@ -347,14 +347,6 @@ class EasyOCRText:
         return readings
 
 
-def _kept(found: list[list[tuple[np.ndarray, Box]]], keep: Callable[[list[np.ndarray]], list[bool]]
-          ) -> list[list[tuple[np.ndarray, Box]]]:  # fmt: skip
-    """Each crop's lines that `keep` (called once, on all the lines) accepts."""
-    lines = [line for crop_lines in found for line, _ in crop_lines]
-    verdicts = iter(keep(lines) if lines else [])
-    return [[(line, box) for line, box in crop_lines if next(verdicts)] for crop_lines in found]
-
-
 TEXT_BACKENDS = {"crnn": CRNNText, "rapidocr": RapidOCRText, "easyocr": EasyOCRText}
 
 
@@ -369,8 +361,9 @@ class TextStage:
 
     A cascade: a crop that an engine has read as an accepted number with confidence >= `settle` is not read by
     the engines after it (None: every engine reads every crop). Put the cheaper or surer engine first.
-    `line_filter`, given the lines the detector found, says which are worth reading (the pipeline passes its
-    legibility classifier): a recognizer reads digits into belts, folds, logos and blurred bibs alike.
+    `line_scorer`, given the lines the detector found, scores how legible a number each shows (the pipeline
+    passes its legibility classifier); each reading carries its line's score to the vote, which weighs it with the
+    reading's confidence: a recognizer reads digits into belts, folds, logos and blurred bibs alike.
     """
 
     RETRY_BELOW = 0.95  # a region whose best reading is less sure than this is searched again (`retry_sides`)
@@ -378,7 +371,7 @@ class TextStage:
     def __init__(self, engines: Sequence[str], mode: Mode, det_side: int = 640,
                  engine_options: dict[str, dict] | None = None, settle: float | None = None,
                  retry_sides: Sequence[int] = (), threads: int = 0,
-                 line_filter: Callable[[list[np.ndarray]], list[bool]] | None = None) -> None:  # fmt: skip
+                 line_scorer: Callable[[list[np.ndarray]], np.ndarray] | None = None) -> None:  # fmt: skip
         if not engines:
             raise ValueError("the text stage needs at least one engine")
         options = engine_options or {}
@@ -390,7 +383,7 @@ class TextStage:
         self.retry_sides = tuple(retry_sides)
         self._detectors: dict[int, RapidOCRDetector] = {}
         self._word_reader: RapidOCRText | None = None  # built on first use: number crops never need it
-        self.line_filter = line_filter
+        self.line_scorer = line_scorer
 
     def _unsettled(self, per_crop: list[list[Reading]], settle: float | None) -> list[int]:
         """The crops without an accepted reading of confidence >= `settle` (None: all crops)."""
@@ -433,7 +426,9 @@ class TextStage:
         if self._word_reader is None:
             rapidocr = [engine for engine in self.engines if isinstance(engine, RapidOCRText)]
             self._word_reader = rapidocr[0] if rapidocr else RapidOCRText(Mode.JERSEY, self.threads)
-        return _kept(found, lambda lines: [not words for words in self._word_reader.words(lines)])
+        lines = [line for crop_lines in found for line, _ in crop_lines]
+        words = iter(self._word_reader.words(lines) if lines else [])
+        return [[(line, box) for line, box in crop_lines if not next(words)] for crop_lines in found]
 
     def _read_regions_at(self, crops: list[np.ndarray], det_side: int) -> list[list[Reading]]:
         if det_side not in self._detectors:
@@ -441,16 +436,18 @@ class TextStage:
         found = [self._detectors[det_side].lines(crop) for crop in crops]
         if self.mode is Mode.JERSEY:
             found = self._without_words(found)
-        if self.line_filter is not None:
-            found = _kept(found, self.line_filter)
+        all_lines = [line for crop_lines in found for line, _ in crop_lines]
+        scores = iter(self.line_scorer(all_lines) if self.line_scorer is not None and all_lines else [])
+        found = [[(line, box, next(scores, None)) for line, box in crop_lines] for crop_lines in found]
         per_crop: list[list[Reading]] = [[] for _ in crops]
         for engine in self.engines:
             todo = self._unsettled(per_crop, self.settle)
-            owners = [(i, box) for i in todo for _, box in found[i]]
-            lines = [line for i in todo for line, _ in found[i]]
+            owners = [(i, box, score) for i in todo for _, box, score in found[i]]
+            lines = [line for i in todo for line, _, _ in found[i]]
             candidates: list[list[Reading]] = [[] for _ in crops]
-            for (i, box), reading in zip(owners, engine.recognize(lines) if lines else []):
-                candidates[i].append(replace(reading, box=box))
+            for (i, box, score), reading in zip(owners, engine.recognize(lines) if lines else []):
+                line_legibility = None if score is None else round(float(score), 4)
+                candidates[i].append(replace(reading, box=box, line_legibility=line_legibility))
             for crop, readings, engine_candidates in zip(crops, per_crop, candidates):
                 best = best_reading(engine_candidates, self.mode, crop.shape[1])
                 if best is not None:
