@@ -16,8 +16,11 @@ Only runners of the scored half of the RBNR photos (`splits.rbnr_scored`) by def
 of jersey mode trained on bib-free regions of the other half, shirts and sponsor print included. `--all` adds
 them (optimistic for jersey mode).
 
-Scoring. A -1 case whose prediction is the number of another labelled bib in view ("neighbour's bib"; in bib
-mode a neighbour's real bib may be readable) is counted apart: it is left out of the denominator of the right -1
+Scoring. A -1 case whose prediction is the number of another bib in view ("neighbour's bib"; in bib mode a
+neighbour's real bib may be readable, and the part of it inside the crop counts too) is counted apart. The other
+bibs are RBNR's labelled ones and, where RBNR labels none, those an audit by eye found in the crop
+(`benchmarks/audits/rbnr_unlabelled_bibs.json`, with the digits in view). Such a case is left out of the
+denominator of the right -1
 share and reported as its own share. A prediction equal to the runner's own number means the degradation did not
 hide it ("own number": a flaw of the benchmark, a miss listed apart). Everything else not -1 is an invented number.
 RBNR labels only some runners, so "invented" also holds real numbers nobody labelled: a crowd runner's bib at a
@@ -55,6 +58,8 @@ from jerseynum.types import NO_NUMBER, Mode, Tracklet
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMES = 8
+# Runner crops that show another runner's bib RBNR does not label, and its digits in view (looked at by eye)
+UNLABELLED_BIBS = REPO / "benchmarks" / "audits" / "rbnr_unlabelled_bibs.json"
 MULTI_FRAME = ("multi-frame, illegible throughout", "multi-frame, 1-2 legible frames")
 
 
@@ -66,7 +71,7 @@ class Case:
     images: list[np.ndarray]
     expected: int
     kind: str
-    neighbours: tuple[int, ...] = ()
+    neighbours: tuple[str, ...] = ()  # the digits of other runners' bibs in view: labelled, or audited by eye
     own: int | None = None  # the hidden number, when the case is a runner whose bib was made unreadable
 
     def tracklet(self) -> Tracklet:
@@ -84,14 +89,19 @@ def jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(toned, 0, 255).astype(np.uint8)
 
 
-def illegible_runners(runners: list[Runner]) -> list[Case]:
+def other_bibs(runner: Runner, unlabelled: dict[str, list[str]]) -> tuple[str, ...]:
+    """The digits of the other bibs in `runner`'s crop: the labelled ones and those an audit saw (`unlabelled`)."""
+    return tuple(str(number) for number in runner.neighbours) + tuple(unlabelled.get(runner.id, ()))
+
+
+def illegible_runners(runners: list[Runner], unlabelled: dict[str, list[str]] | None = None) -> list[Case]:
     """Each runner with its bib made unreadable, one case per degradation; the right answer is -1."""
     cases = []
     for runner in runners:
         for kind in DEGRADATIONS:
             image = degrade(runner.crop, runner.bib, kind, seeded_rng(f"{runner.id}/{kind}"))
             cases.append(Case(f"{runner.id}/{kind}", [image], NO_NUMBER, f"runners, {kind}",
-                              tuple(runner.neighbours), runner.number))  # fmt: skip
+                              other_bibs(runner, unlabelled or {}), runner.number))  # fmt: skip
     return cases
 
 
@@ -113,7 +123,8 @@ def bib_free_cases(data: Path, regions_per_photo: int = 30, every: int = 6) -> l
     return cases[::every]
 
 
-def multi_frame_tracklets(runners: list[Runner], frames: int = FRAMES) -> list[Case]:
+def multi_frame_tracklets(runners: list[Runner], frames: int = FRAMES,
+                          unlabelled: dict[str, list[str]] | None = None) -> list[Case]:  # fmt: skip
     """Per runner, `frames` jittered frames all degraded (answer -1), and the same with one or two legible frames
     (the original crop, jittered; runners alternate between one and two) whose answer is the runner's number."""
     cases = []
@@ -127,7 +138,8 @@ def multi_frame_tracklets(runners: list[Runner], frames: int = FRAMES) -> list[C
                       for i in range(frames)]  # fmt: skip
             expected = runner.number if legible else NO_NUMBER
             cases.append(
-                Case(case_id, images, expected, kind, tuple(runner.neighbours), None if legible else runner.number)
+                Case(case_id, images, expected, kind, other_bibs(runner, unlabelled or {}),
+                     None if legible else runner.number)
             )
     return cases
 
@@ -161,15 +173,15 @@ def run_mode(mode: Mode, cases: list[Case]) -> list[dict]:
     return outcomes
 
 
-def outcome(case: Case, number: int, mode: Mode) -> str:
+def outcome(case: Case, number: int, text: str, mode: Mode) -> str:
     if case.expected != NO_NUMBER:
         if not mode.accepts(str(case.expected)):
             return "unanswerable"  # a bib of 3-5 digits in jersey mode
         return "right" if number == case.expected else "wrong"
     if number == NO_NUMBER:
         return "right"
-    if number in case.neighbours:
-        return "neighbour"
+    if text in case.neighbours or (mode is Mode.BIB and any(text in other for other in case.neighbours)):
+        return "neighbour"  # another runner's bib; in bib mode also the part of it in view
     return "own" if number == case.own else "invented"
 
 
@@ -189,7 +201,7 @@ def summarise(mode: Mode, cases: list[Case], outcomes: list[dict]) -> dict:
         if not members:
             continue
         seconds = round(statistics.median(outcomes[i]["seconds"] for i in members), 3)
-        counts = Counter(outcome(cases[i], outcomes[i]["number"], mode) for i in members)
+        counts = Counter(outcome(cases[i], outcomes[i]["number"], outcomes[i]["text"], mode) for i in members)
         if cases[members[0]].expected != NO_NUMBER:
             scored = counts["right"] + counts["wrong"]
             rows[kind] = {"cases": len(members), "scored": scored,
@@ -201,11 +213,11 @@ def summarise(mode: Mode, cases: list[Case], outcomes: list[dict]) -> dict:
                       "neighbour": round(counts["neighbour"] / len(members), 4), "own_number": counts["own"],
                       "invented": counts["invented"], "s_per_tracklet_median": seconds}  # fmt: skip
     invented = Counter(outcomes[i]["number"] for i, case in enumerate(cases)
-                       if outcome(case, outcomes[i]["number"], mode) == "invented")  # fmt: skip
+                       if outcome(case, outcomes[i]["number"], outcomes[i]["text"], mode) == "invented")  # fmt: skip
     by_digits = Counter(min(len(str(number)), 3) for number in invented.elements())
     errors = []  # every miss, for a look at the images behind them
     for i, case in enumerate(cases):
-        result = outcome(case, outcomes[i]["number"], mode)
+        result = outcome(case, outcomes[i]["number"], outcomes[i]["text"], mode)
         if result not in ("right", "unanswerable"):
             errors.append({"id": case.id, "kind": case.kind, "expected": case.expected, **outcomes[i],
                            "seconds": round(outcomes[i]["seconds"], 3), "outcome": result})  # fmt: skip
@@ -256,9 +268,12 @@ def main() -> None:
     runners = runners[: args.limit]
     # Multi-frame tracklets of every third runner: one costs bib mode ~4 s (8 frames, an illegible one searched at
     # three detector sides), and every second runner took the whole run to 16.5 minutes on 2 cores.
-    cases = illegible_runners(runners) + bib_free_cases(args.data)[: args.limit] + multi_frame_tracklets(runners[::3])
+    unlabelled = json.loads(UNLABELLED_BIBS.read_text())["visible"]
+    cases = (illegible_runners(runners, unlabelled) + bib_free_cases(args.data)[: args.limit]
+             + multi_frame_tracklets(runners[::3], unlabelled=unlabelled))  # fmt: skip
     print(f"{len(runners)} runners (matched at {min(r.match for r in runners):.3f} or better), "
-          f"{sum(len(r.neighbours) > 0 for r in runners)} with another labelled bib in view; {len(cases)} tracklets")  # fmt: skip
+          f"{sum(len(r.neighbours) > 0 for r in runners)} with another labelled bib in view, "
+          f"{sum(r.id in unlabelled for r in runners)} with one RBNR does not label; {len(cases)} tracklets")  # fmt: skip
     if args.gallery:
         save_gallery(runners, cases, args.gallery)
     results = {mode: summarise(Mode(mode), cases, run_mode(Mode(mode), cases)) for mode in args.modes}

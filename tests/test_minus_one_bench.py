@@ -7,11 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.minus_one import multi_frame_tracklets
+from benchmarks.minus_one import illegible_runners, multi_frame_tracklets, outcome
 from jerseynum.training.degrade import DEGRADATIONS, degrade, padded, seeded_rng
 from jerseynum.training.rbnr import Runner, in_crop
 from jerseynum.training.synth import render_number
-from jerseynum.types import NO_NUMBER
+from jerseynum.types import NO_NUMBER, Mode
 
 BOX = (40, 80, 140, 120)  # a bib 100 x 40 px in a 160 x 200 runner crop
 
@@ -55,10 +55,21 @@ def test_multi_frame_tracklets_are_illegible_or_hold_one_or_two_clear_frames():
     runners = [Runner(f"photo_{k}", 3638, runner_crop("3638"), BOX, {12: (0, 0, 10, 10)}, 1.0) for k in range(2)]
     cases = multi_frame_tracklets(runners, frames=8)
     assert [case.expected for case in cases] == [NO_NUMBER, 3638, NO_NUMBER, 3638]
-    assert all(len(case.images) == 8 and case.neighbours == (12,) for case in cases)
+    assert all(len(case.images) == 8 and case.neighbours == ("12",) for case in cases)
     assert all(image.shape == runners[0].crop.shape for case in cases for image in case.images)
     # A clear frame, shifted and scaled a little, still shows the digits' strokes in the bib box.
     clear = [[stroke_detail(image, BOX) > 0.4 * stroke_detail(runners[0].crop, BOX) for image in case.images]
              for case in cases]  # fmt: skip
     assert [sum(frames) for frames in clear] == [0, 1, 0, 2]
     assert np.array_equal(multi_frame_tracklets(runners)[1].images[3], cases[1].images[3])  # seeded
+
+
+def test_another_runners_bib_or_the_part_of_it_in_view_is_counted_apart():
+    runner = Runner("photo_0", 3638, runner_crop("3638"), BOX, {12: (0, 0, 10, 10)}, 1.0)
+    [case] = [c for c in illegible_runners([runner], {"photo_0": ["2044"]}) if c.kind == "runners, blur"]
+    assert case.neighbours == ("12", "2044")
+    assert outcome(case, -1, "", Mode.BIB) == "right"
+    assert outcome(case, 12, "12", Mode.BIB) == outcome(case, 204, "204", Mode.BIB) == "neighbour"
+    assert outcome(case, 3638, "3638", Mode.BIB) == "own"
+    assert outcome(case, 77, "77", Mode.BIB) == "invented"
+    assert outcome(case, 4, "4", Mode.JERSEY) == "invented"  # jersey mode: only a whole bib is a neighbour's
