@@ -20,9 +20,8 @@ Scoring. A -1 case whose prediction is the number of another bib in view ("neigh
 neighbour's real bib may be readable, and the part of it inside the crop counts too) is counted apart. The other
 bibs are RBNR's labelled ones and, where RBNR labels none, those an audit by eye found in the crop
 (`benchmarks/audits/rbnr_unlabelled_bibs.json`, with the digits in view). Such a case is left out of the
-denominator of the right -1
-share and reported as its own share. A prediction equal to the runner's own number means the degradation did not
-hide it ("own number": a flaw of the benchmark, a miss listed apart). Everything else not -1 is an invented number.
+denominator of the right -1 share and reported as its own share. A prediction equal to the runner's own number
+means the degradation did not hide it ("own number": a flaw of the benchmark, a miss listed apart). Everything else not -1 is an invented number.
 RBNR labels only some runners, so "invented" also holds real numbers nobody labelled: a crowd runner's bib at a
 crop's edge or in a bib-free region, race clocks, years on banners and shirts. Invented numbers are therefore also
 counted by length: a single digit (no RBNR bib has one) is made up; numbers of 3+ digits are often real print.
