@@ -53,15 +53,13 @@ def test_double_zero_is_a_jersey_number_of_its_own():
     assert set(result.votes) == {"00", "0"}
 
 
-def test_a_reading_from_an_illegible_line_votes_only_when_sure():
+def test_a_reading_from_a_detected_line_votes_only_when_reader_or_line_is_sure():
     def line_read(text, confidence, legibility):
         return Reading(text, confidence, (confidence,) * len(text), "test", (0, 0, 10, 10), legibility)
 
-    jersey = Vote(Mode.JERSEY, VoteSettings(min_line_legibility=0.5))
-    assert jersey.decide([line_read("7", 0.99, 0.2)]).number == NO_NUMBER
-    assert jersey.decide([line_read("7", 0.7, 0.6)]).number == 7
-    assert jersey.decide([reading("7", 0.7)]).number == 7  # a crop read whole has no line score: it votes
-    bib = Vote(Mode.BIB, VoteSettings(min_confidence=0.9, min_line_legibility=0.3, sure_confidence=0.99))
-    assert bib.decide([line_read("2475", 0.995, 0.1)]).number == 2475  # sure enough on its own
-    assert bib.decide([line_read("2475", 0.95, 0.1)]).number == NO_NUMBER
-    assert bib.decide([line_read("2475", 0.95, 0.4)]).number == 2475
+    vote = Vote(Mode.BIB, VoteSettings(min_confidence=0.8, max_line_doubt=0.01))
+    assert vote.decide([line_read("2475", 0.995, 0.1)]).number == 2475  # a sure reading, whatever the line
+    assert vote.decide([line_read("2475", 0.874, 0.97)]).number == 2475  # a legible line, a less sure reading
+    assert vote.decide([line_read("2006", 0.96, 0.1)]).number == NO_NUMBER  # both in doubt: a year on a shirt
+    assert vote.decide([line_read("2475", 0.75, 1.0)]).number == NO_NUMBER  # under the floor
+    assert Vote(Mode.JERSEY).decide([reading("7", 0.7)]).number == 7  # a crop read whole has no line score

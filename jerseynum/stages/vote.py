@@ -26,21 +26,21 @@ class VoteResult:
 @dataclass(frozen=True)
 class VoteSettings:
     min_confidence: float = 0.5  # a reading below this does not vote
-    # ... nor does one read in a detected line whose legibility score is below this, unless its confidence is at
-    # least `sure_confidence` (None: never)
-    min_line_legibility: float = 0.5
-    sure_confidence: float | None = None
+    # ... nor does one read in a detected line unless the recognizer's doubt (1 - confidence) times the legibility
+    # classifier's doubt about the line (1 - its score) is at most this: either may be unsure, not both. At 0.01 a
+    # reading at 0.9 needs a line scoring 0.9, one at 0.99 any line (README, "A -1 you can trust").
+    max_line_doubt: float = 0.01
     min_weight: float = 0.5  # the winner needs at least this much summed confidence
     min_share: float = 0.5  # ... and at least this share of all votes
     settle_weight: float = 3.0  # early stop: the leader has this much weight ...
     settle_share: float = 0.85  # ... and this share, so more frames would not change the outcome
 
 
-BIB_VOTE = VoteSettings(min_confidence=0.9, min_line_legibility=0.3, sure_confidence=0.99)
+BIB_VOTE = VoteSettings(min_confidence=0.8)
 """Bib mode: RapidOCR reads a legible bib with near certainty (on the RBNR runners it reads right, the 5th
 percentile of its confidence is 0.998), while what it reads into a belt, a fold or a blurred bib has a median of
-0.76; at 0.9 bib mode's right -1 on illegible runners rose from 0.71 to 0.89 and no runner read right was lost
-(README, "A -1 you can trust"). Jersey crops are read far less surely, so jersey mode keeps 0.5."""
+0.76; so bib readings vote from 0.8, and jersey readings, read far less surely, from 0.5 (README, "A -1 you can
+trust")."""
 
 
 class Vote:
@@ -53,9 +53,9 @@ class Vote:
         s = self.settings
         if reading.confidence < s.min_confidence or not self.mode.accepts(reading.text):
             return False
-        if reading.line_legibility is None or reading.line_legibility >= s.min_line_legibility:
+        if reading.line_legibility is None:
             return True
-        return s.sure_confidence is not None and reading.confidence >= s.sure_confidence
+        return (1.0 - reading.confidence) * (1.0 - reading.line_legibility) <= s.max_line_doubt
 
     def tally(self, readings: list[Reading]) -> dict[str, float]:
         """Summed confidence per accepted digit string, best first."""
