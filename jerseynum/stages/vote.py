@@ -29,7 +29,7 @@ class VoteSettings:
     # ... nor does one read in a detected line unless the recognizer's doubt (1 - confidence) times the legibility
     # classifier's doubt about the line (1 - its score) is at most this: either may be unsure, not both. At 0.01 a
     # reading at 0.9 needs a line scoring 0.9, one at 0.99 any line (README, "A -1 you can trust").
-    max_line_doubt: float = 0.01
+    max_line_doubt: float = 0.02
     min_weight: float = 0.5  # the winner needs at least this much summed confidence
     min_share: float = 0.5  # ... and at least this share of all votes
     settle_weight: float = 3.0  # early stop: the leader has this much weight ...
