@@ -8,7 +8,7 @@ invent a number. Each kind here is one such near-miss (`train-legibility --known
   (legible: a labelled bib is in view) and with the bib blurred or pixelated (illegible);
 - `lines`: the text lines in which the pipeline's own text stage reads a number on those illegible runners and on
   bib-free photo regions (illegible), and the line of each legible runner's bib where it reads it right (legible).
-  The pipeline scores the lines it reads in large crops (`Pipeline._read`), so it must know these;
+  The text stage scores every line it finds in a large crop (`TextStage(line_scorer=...)`), so it must know these;
 - `letters`: rendered sponsor words and plain or folded shirt patches (illegible: letters and cloth, no number).
 Only `degrade.TRAINED` degradations are used: `benchmarks/minus_one.py` measures the others apart.
 """
