@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -35,9 +34,9 @@ from jerseynum.training.train_legibility import (
     Crop,
     LabelRule,
     ReadingCache,
-    bib_free_regions,
     labelled_crops,
     precision_recall,
+    rbnr_bib_free_regions,
     read_crops,
 )
 from jerseynum.types import NO_NUMBER, Mode, Tracklet
@@ -54,17 +53,10 @@ def held_apart_crops(data: Path) -> dict[str, list[Crop]]:
             data / "soccernet_numcrops_roboflow", scored, splits.roboflow_tracklet, True),
         "basketball crops (dev)": labelled_crops(data / "basketball_jersey_crops", lambda g: True, lambda f: f, True),
     }  # fmt: skip
-    rbnr = data / "rbnr_bib_photos"
-    boxes = json.loads((rbnr / "labels_with_boxes.json").read_text())
-    regions = []
-    for name in sorted(boxes):
-        if splits.rbnr_scored(name):
-            photo = cv2.imread(str(rbnr / "images" / name))
-            for x1, y1, x2, y2 in bib_free_regions(photo, [b["box_xyxy"] for b in boxes[name]], 30, name):
-                regions.append(
-                    Crop(f"{rbnr / 'images' / name}#{x1},{y1},{x2},{y2}", name, photo[y1:y2, x1:x2].copy(), False)
-                )
-    sets["RBNR bib-free regions (scored half)"] = regions
+    sets["RBNR bib-free regions (scored half)"] = [
+        Crop(f"{path}#{x1},{y1},{x2},{y2}", name, region, False)
+        for name, path, (x1, y1, x2, y2), region in rbnr_bib_free_regions(data, splits.rbnr_scored)
+    ]
     return sets
 
 

@@ -47,12 +47,11 @@ import numpy as np
 from tqdm import tqdm
 
 from jerseynum.config import PipelineConfig
-from jerseynum.io import read_image_or_skip
 from jerseynum.pipeline import Pipeline
 from jerseynum.training import splits
 from jerseynum.training.degrade import DEGRADATIONS, degrade, seeded_rng
 from jerseynum.training.rbnr import Runner, rbnr_runners
-from jerseynum.training.train_legibility import bib_free_regions
+from jerseynum.training.train_legibility import rbnr_bib_free_regions
 from jerseynum.types import NO_NUMBER, Mode, Tracklet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,19 +105,9 @@ def illegible_runners(runners: list[Runner], unlabelled: dict[str, list[str]] | 
 
 def bib_free_cases(data: Path, regions_per_photo: int = 30, every: int = 6) -> list[Case]:
     """The bib-free regions of the scored RBNR photos that `benchmarks/legibility.py` runs end to end (-1)."""
-    rbnr = data / "rbnr_bib_photos"
-    boxes = json.loads((rbnr / "labels_with_boxes.json").read_text())
-    cases = []
-    for name in sorted(boxes):
-        if not splits.rbnr_scored(name):
-            continue  # the other half's regions (these very ones, same seed) trained the legibility classifier
-        photo = read_image_or_skip(rbnr / "images" / name, "photo")
-        if photo is None:
-            continue
-        for x1, y1, x2, y2 in bib_free_regions(photo, [b["box_xyxy"] for b in boxes[name]], regions_per_photo, name):
-            cases.append(
-                Case(f"{name}#{x1},{y1},{x2},{y2}", [photo[y1:y2, x1:x2].copy()], NO_NUMBER, "bib-free regions")
-            )
+    # the other half's regions (these very ones, same seed) trained the legibility classifier
+    cases = [Case(f"{name}#{x1},{y1},{x2},{y2}", [region], NO_NUMBER, "bib-free regions")
+             for name, _, (x1, y1, x2, y2), region in rbnr_bib_free_regions(data, splits.rbnr_scored, regions_per_photo)]  # fmt: skip
     return cases[::every]
 
 

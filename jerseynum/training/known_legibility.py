@@ -15,7 +15,6 @@ Only `degrade.TRAINED` degradations are used: `benchmarks/minus_one.py` measures
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 from pathlib import Path
@@ -23,12 +22,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from jerseynum.io import read_image_or_skip, write_bytes_atomic
+from jerseynum.io import write_bytes_atomic
 from jerseynum.training import splits
 from jerseynum.training.degrade import TRAINED, degrade, seeded_rng
 from jerseynum.training.rbnr import rbnr_runners
 from jerseynum.training.synth import render_negative_crop
-from jerseynum.training.train_legibility import Crop, bib_free_regions
+from jerseynum.training.train_legibility import Crop, rbnr_bib_free_regions
 from jerseynum.types import Box, Mode
 
 log = logging.getLogger(__name__)
@@ -119,20 +118,11 @@ def letter_crops(count: int, seed: int = 0) -> list[Crop]:
     return [Crop(f"letters:{i}", f"letters:{i % 50}", render_negative_crop(rng), False, known=True) for i in range(count)]
 
 
-def bib_free_photo_regions(data: Path, per_photo: int = 30) -> list[tuple[str, str, np.ndarray]]:
+def _trained_bib_free_regions(data: Path) -> list[tuple[str, str, np.ndarray]]:
     """Bib-free regions of the trained half's RBNR photos, as `train_legibility.shared_crops` takes them."""
-    rbnr = data / "rbnr_bib_photos"
-    boxes = json.loads((rbnr / "labels_with_boxes.json").read_text())
-    regions = []
-    for name in sorted(boxes):
-        if splits.rbnr_scored(name):
-            continue
-        photo = read_image_or_skip(rbnr / "images" / name, "photo")
-        if photo is None:
-            continue
-        for x1, y1, x2, y2 in bib_free_regions(photo, [b["box_xyxy"] for b in boxes[name]], per_photo, name):
-            regions.append((f"{name}#{x1},{y1},{x2},{y2}", name, photo[y1:y2, x1:x2].copy()))
-    return regions
+    trained = lambda name: not splits.rbnr_scored(name)
+    return [(f"{name}#{x1},{y1},{x2},{y2}", name, region)
+            for name, _, (x1, y1, x2, y2), region in rbnr_bib_free_regions(data, trained)]  # fmt: skip
 
 
 def known_crops(data: Path, kinds: tuple[str, ...], pseudo_labelled: list[Crop], per_kind: int = 2000,
@@ -144,7 +134,7 @@ def known_crops(data: Path, kinds: tuple[str, ...], pseudo_labelled: list[Crop],
     if unknown:
         raise ValueError(f"unknown legibility material {sorted(unknown)}; choose from {KINDS}")
     builders = {"degraded": lambda: degraded_copies(pseudo_labelled, per_kind), "runners": lambda: runner_torsos(data),
-                "lines": lambda: read_lines(data, bib_free_photo_regions(data)[::6]),
+                "lines": lambda: read_lines(data, _trained_bib_free_regions(data)[::6]),
                 "letters": lambda: letter_crops(per_kind)}  # fmt: skip
     crops = []
     for kind in KINDS:

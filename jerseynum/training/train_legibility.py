@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,24 +138,31 @@ def bib_free_regions(photo: np.ndarray, bib_boxes: list[list[float]], count: int
     return regions
 
 
+def rbnr_bib_free_regions(data: Path, keep: Callable[[str], bool], per_photo: int = 30
+                          ) -> Iterator[tuple[str, Path, tuple[int, ...], np.ndarray]]:  # fmt: skip
+    """`bib_free_regions` of each RBNR photo whose name `keep` accepts: (photo name, its path, box, pixels)."""
+    rbnr = data / "rbnr_bib_photos"
+    boxes = json.loads((rbnr / "labels_with_boxes.json").read_text())
+    for name in sorted(boxes):
+        if not keep(name):
+            continue
+        path = rbnr / "images" / name
+        photo = read_image_or_skip(path, "photo")
+        if photo is None:
+            continue
+        for x1, y1, x2, y2 in bib_free_regions(photo, [bib["box_xyxy"] for bib in boxes[name]], per_photo, name):
+            yield name, path, (x1, y1, x2, y2), photo[y1:y2, x1:x2].copy()
+
+
 def shared_crops(data: Path, regions_per_photo: int = 30) -> list[Crop]:
     """The shared data's legibility material: trainable number crops (legible) and bib-free photo regions."""
     soccernet_trained = lambda group: not splits.soccernet_scored(group)
     crops = labelled_crops(data / "train/soccernet_genL_numcrops_train", soccernet_trained, splits.genl_crop_tracklet, True)
     crops += labelled_crops(data / "soccernet_numcrops_roboflow", soccernet_trained, splits.roboflow_tracklet, True)
     crops += labelled_crops(data / "train/basketball_jersey_crops_train", lambda g: True, lambda f: f, True)
-    rbnr = data / "rbnr_bib_photos"
-    boxes = json.loads((rbnr / "labels_with_boxes.json").read_text())
-    for photo_name in sorted(boxes):
-        if splits.rbnr_scored(photo_name):
-            continue
-        photo = read_image_or_skip(rbnr / "images" / photo_name, "photo")
-        if photo is None:
-            continue
-        bib_boxes = [bib["box_xyxy"] for bib in boxes[photo_name]]
-        for x1, y1, x2, y2 in bib_free_regions(photo, bib_boxes, regions_per_photo, photo_name):
-            key = f"{rbnr / 'images' / photo_name}#{x1},{y1},{x2},{y2}"
-            crops.append(Crop(key, photo_name, photo[y1:y2, x1:x2].copy(), False))
+    trained = lambda name: not splits.rbnr_scored(name)
+    for photo_name, path, (x1, y1, x2, y2), region in rbnr_bib_free_regions(data, trained, regions_per_photo):
+        crops.append(Crop(f"{path}#{x1},{y1},{x2},{y2}", photo_name, region, False))
     if not crops:
         raise FileNotFoundError(f"no legibility material found under {data}")
     return crops
