@@ -99,6 +99,11 @@ class PipelineConfig:
         if min(self.max_frames, self.batch_size, self.first_batch, self.read_chunk) < 1:
             raise ValueError("max_frames, batch_size, first_batch and read_chunk must be at least 1")
 
+    @property
+    def uses_legibility_classifier(self) -> bool:
+        """Whether the legibility classifier is loaded: to filter torso crops, to score text lines, or both."""
+        return bool(self.legibility or self.line_legibility)
+
     def engine_options(self) -> dict[str, dict]:
         """`text_options` with `crnn_views` given to the crnn (an explicit "views" in `text_options` wins)."""
         return {**self.text_options, "crnn": {"views": self.crnn_views, **self.text_options.get("crnn", {})}}

@@ -54,7 +54,7 @@ class Pipeline:
         cfg = self.config
         self.pose = pose_estimator(cfg.pose, **cfg.pose_options)
         classifier = (LegibilityClassifier(cfg.legibility_weights, cfg.device, cfg.threads)
-                      if cfg.legibility or cfg.line_legibility else None)  # fmt: skip
+                      if cfg.uses_legibility_classifier else None)  # fmt: skip
         self.legibility = classifier if cfg.legibility else None
         self.text = TextStage(cfg.text, cfg.mode, cfg.det_side, cfg.engine_options(), cfg.text_settle,
                               cfg.det_retry_sides, cfg.threads,

@@ -39,8 +39,8 @@ class PhotoRules:
 def model_version(config: PipelineConfig, settings: RunnerSettings, rules: PhotoRules) -> str:
     """Names everything that decides a photo's tags: a change of it makes `jerseynum tag` retag the photo."""
     weights = hashlib.sha256(Path(CRNN_WEIGHTS).read_bytes()).hexdigest()[:10] if "crnn" in config.text else "-"
-    scores_lines = config.legibility or config.line_legibility
-    legibility = hashlib.sha256(Path(config.legibility_weights).read_bytes()).hexdigest()[:10] if scores_lines else "-"
+    legibility = (hashlib.sha256(Path(config.legibility_weights).read_bytes()).hexdigest()[:10]
+                  if config.uses_legibility_classifier else "-")  # fmt: skip
     described = repr((config.text, config.text_settle, config.det_side, config.det_retry_sides, config.vote, settings,
                       rules, config.legibility, config.line_legibility, config.legibility_threshold))  # fmt: skip
     return (f"jerseynum {__version__}; crnn {weights}; legibility {legibility}; "
