@@ -177,11 +177,23 @@ def build_parser() -> argparse.ArgumentParser:
     tag_parser.add_argument("photos", type=Path, help="folder of race photos (searched recursively)")
     tag_parser.add_argument("--index", type=Path, required=True, help="SQLite index file (created if absent)")
     tag_parser.add_argument("--workers", type=at_least(1), default=2, help="processes tagging in parallel (default: 2)")
+    tag_parser.add_argument("--start-list", type=Path, metavar="CSV",
+                            help="the organiser's start list (a bib column, optional name and category columns)")
     add_max_pixels_argument(tag_parser)
     tag_parser.set_defaults(handler=tag)
 
-    search_parser = commands.add_parser("search", parents=[common], help="find the photos of a bib number")
-    search_parser.add_argument("number", help="the bib number (digits)")
+    start_list_parser = commands.add_parser(
+        "start-list", parents=[common], help="give an index the race's start list and re-decide its numbers")
+    start_list_parser.add_argument("csv", type=Path, help="CSV with a bib column, optional name and category columns")
+    start_list_parser.add_argument("--index", type=Path, required=True)
+    start_list_parser.set_defaults(handler=start_list)
+
+    search_parser = commands.add_parser("search", parents=[common],
+                                        help="find the photos of a bib number, a runner's name, or a person")
+    search_parser.add_argument("number", nargs="?", help="the bib number (digits)")
+    search_parser.add_argument("--name", help="the photos of the start list's entrants of this name")
+    search_parser.add_argument("--same-runner", metavar="PHOTO",
+                               help="every other photo of the people in this photo (its path in the folder)")
     search_parser.add_argument("--index", type=Path, required=True)
     search_parser.add_argument("--exact", action="store_true", help="exact matches only (no partial, no fuzzy)")
     search_parser.add_argument("--fuzzy", type=at_least(0), default=1, metavar="K",
@@ -296,9 +308,18 @@ def tag(args: argparse.Namespace) -> int:
     if not args.photos.is_dir():
         log.error("not a folder: %s", args.photos)
         return 2
+    entrants = None
+    if args.start_list:
+        from jerseynum.photos.startlist import StartListError, read_start_list
+
+        try:  # checked before any photo is read, not after hours of it
+            entrants = read_start_list(args.start_list)
+        except StartListError as error:
+            log.error("%s", error)
+            return 2
     try:
         report = tag_folder(args.photos, args.index, workers=args.workers, progress=not args.quiet,
-                            max_pixels=args.max_pixels)  # fmt: skip
+                            max_pixels=args.max_pixels, entrants=entrants)  # fmt: skip
     except KeyboardInterrupt:
         print(f"interrupted: every photo tagged so far is saved in {args.index}; run the same command to resume")
         return 130
@@ -311,8 +332,37 @@ def tag(args: argparse.Namespace) -> int:
     with _open_index(args.index) as index:
         total = len(index)
     timing = f", median {statistics.median(report.seconds):.2f} s per photo" if report.seconds else ""
-    print(f"{report.photos} photos: {report.tagged} tagged ({report.numbers} numbers, {report.unreadable} unreadable)"
+    print(f"{report.photos} photos: {report.tagged} tagged ({report.runners} runners, {report.unreadable} unreadable)"
           f", {report.unchanged} unchanged, {report.removed} gone from the folder{timing}; {total} in {args.index}")
+    print(describe_event(report.event))
+    return 0
+
+
+def describe_event(report) -> str:
+    """One line on the whole event's decisions (pass 2)."""
+    statuses = ", ".join(f"{count} {status}" for status, count in report.statuses.most_common()) or "no numbers"
+    return (f"event decided in {report.seconds:.1f} s: {report.runners} runners, {report.clusters} seen in several"
+            f" photos; numbers: {statuses}")
+
+
+def start_list(args: argparse.Namespace) -> int:
+    from jerseynum.photos.event import redecide
+    from jerseynum.photos.index import PhotoIndex
+    from jerseynum.photos.startlist import StartListError, read_start_list
+
+    if not args.index.is_file():
+        log.error("no index at %s: create it with `jerseynum tag PHOTOS --index %s`", args.index, args.index)
+        return 2
+    try:
+        entrants = read_start_list(args.csv)
+    except StartListError as error:
+        log.error("%s", error)
+        return 2
+    with PhotoIndex(args.index) as index:
+        index.set_entrants(entrants)
+        report = redecide(index)
+    print(f"{len(entrants)} entrants on the start list of {args.index}")
+    print(describe_event(report))
     return 0
 
 
@@ -330,6 +380,13 @@ def _saved(index_path: Path) -> str:
 def search(args: argparse.Namespace) -> int:
     from jerseynum.photos.index import bib_digits
 
+    if sum(bool(query) for query in (args.number, args.name, args.same_runner)) != 1:
+        log.error("search for one of: a bib number, --name NAME, --same-runner PHOTO")
+        return 2
+    if args.name:
+        return search_name(args)
+    if args.same_runner:
+        return search_same_runner(args)
     digits = bib_digits(args.number)
     if not digits:
         log.error("a bib number has digits: %r has none", args.number)
@@ -358,6 +415,46 @@ def search(args: argparse.Namespace) -> int:
                 print(f"{match.photo.path}: another file of that name is in {args.copy_to}; copied as {target.name}")
         print(f"{args.copy_to}: " + ", ".join(f"{n} {what}" for what, n in copied.items() if n))
     return 0 if matches else 1
+
+
+def search_name(args: argparse.Namespace) -> int:
+    """The photos of the entrants whose name matches, by their listed bib."""
+    with _open_index(args.index) as index:
+        root, listed = index.photos_root, index.start_list()
+        if listed is None:
+            log.error("%s has no start list: give one with `jerseynum start-list --index %s runners.csv`",
+                      args.index, args.index)  # fmt: skip
+            return 2
+        entrants = listed.find_name(args.name)
+        found = [(entrant, index.search(entrant.bib, partial=False, max_distance=0)) for entrant in entrants]
+    for entrant, matches in found:
+        category = f", {entrant.category}" if entrant.category else ""
+        print(f"{entrant.name} (bib {entrant.bib}{category}): {len(matches)} photos")
+        for match in matches[: args.limit]:
+            print(f"  {match.number.confidence:.2f}  {root / match.photo.path}")
+    if not found:
+        print(f"no entrant's name matches {args.name!r}")
+    return 0 if any(matches for _, matches in found) else 1
+
+
+def search_same_runner(args: argparse.Namespace) -> int:
+    """Every other photo of the people in one photo, by their identity clusters."""
+    with _open_index(args.index) as index:
+        root = index.photos_root
+        photo = Path(args.same_runner)
+        relative = photo.resolve().relative_to(root).as_posix() if photo.is_absolute() or photo.exists() else photo.as_posix()
+        if relative not in index.known():
+            log.error("%s is not a photo of %s", args.same_runner, args.index)
+            return 2
+        runners = index.same_runner(relative)
+    for k, (runner_id, photos) in enumerate(runners, 1):
+        print(f"runner {k} of {relative}: {len(photos)} other photos of the same person")
+        for record in photos[: args.limit]:
+            numbers = " ".join(n.number for n in record.numbers)
+            print(f"  {root / record.path}  {numbers}")
+    if not runners:
+        print(f"no runner was found in {relative}")
+    return 0 if any(photos for _, photos in runners) else 1
 
 
 def export(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -21,7 +22,8 @@ import pytest
 
 from jerseynum.cli import main
 from jerseynum.io import DEFAULT_MAX_PIXELS
-from jerseynum.photos.index import BibNumber, IndexFileError, PhotoIndex, edit_distance
+from jerseynum.photos.event import EventSettings
+from jerseynum.photos.index import BibNumber, IndexFileError, PhotoIndex, RunnerRead, edit_distance
 from jerseynum.photos.runners import RunnerSettings, bib_region, iou
 from jerseynum.photos.tagger import tag_folder
 from tests.badfiles import bomb_png, jpeg
@@ -39,12 +41,12 @@ class ShadeTagger:
         self.fail_after = fail_after
         self.delay = delay
 
-    def tag(self, image: np.ndarray) -> list[BibNumber]:
+    def read(self, image: np.ndarray) -> list[RunnerRead]:
         ShadeTagger.calls += 1
         if self.fail_after is not None and ShadeTagger.calls > self.fail_after:
             raise KeyboardInterrupt  # what Ctrl-C raises in the middle of a photo
         time.sleep(self.delay)
-        return [BibNumber(str(100 + int(image.mean())), 0.9, (1, 2, 30, 20))]
+        return [RunnerRead((0, 0, 32, 24), str(100 + int(image.mean())), 1.0, (1, 2, 30, 20))]
 
 
 def write_photos(folder: Path, shades: list[int]) -> None:
@@ -106,10 +108,10 @@ def test_a_corrupt_jpeg_is_recorded_and_skipped(tmp_path, caplog):
 
 
 class BrokenTagger(ShadeTagger):
-    def tag(self, image: np.ndarray) -> list[BibNumber]:
+    def read(self, image: np.ndarray) -> list[RunnerRead]:
         if image.mean() > 15:
             raise RuntimeError("model exploded")
-        return super().tag(image)
+        return super().read(image)
 
 
 def test_a_photo_that_breaks_the_tagger_is_recorded_and_the_run_goes_on(tmp_path):
@@ -285,9 +287,9 @@ def test_a_photo_over_the_budget_is_read_reduced_and_indexed_in_full_size_pixels
 class DeletingTagger(ShadeTagger):
     """Deletes photo2.png while the first photo is tagged: a file that vanishes mid-run."""
 
-    def tag(self, image: np.ndarray) -> list[BibNumber]:
+    def read(self, image: np.ndarray) -> list[RunnerRead]:
         (self.folder / "photo2.png").unlink(missing_ok=True)
-        return super().tag(image)
+        return super().read(image)
 
 
 def test_a_photo_deleted_mid_run_is_recorded_and_the_run_goes_on(tmp_path):
@@ -369,9 +371,9 @@ def test_a_full_disk_during_export_says_so_in_one_line_and_leaves_nothing(tmp_pa
 class ManyNumbersTagger(ShadeTagger):
     """Forty numbers per photo, so the index grows by about a page a photo."""
 
-    def tag(self, image: np.ndarray) -> list[BibNumber]:
-        base = super().tag(image)[0]
-        return [BibNumber(f"{base.number}{k:02d}", 0.9, base.box) for k in range(40)]
+    def read(self, image: np.ndarray) -> list[RunnerRead]:
+        base = super().read(image)[0]
+        return [replace(base, number=f"{base.number}{k:02d}") for k in range(40)]
 
 
 def test_a_full_disk_while_tagging_is_one_line_keeps_what_was_saved_and_resumes(tmp_path, monkeypatch, caplog):
@@ -388,7 +390,7 @@ def test_a_full_disk_while_tagging_is_one_line_keeps_what_was_saved_and_resumes(
     monkeypatch.setattr(PhotoIndex, "__init__", size_limited)
     monkeypatch.setattr("jerseynum.photos.tagger.PhotoTagger", ManyNumbersTagger)
     monkeypatch.setattr("jerseynum.photos.tagger.tag_folder.__defaults__",
-                        (ManyNumbersTagger, "v1", 1, False, DEFAULT_MAX_PIXELS))  # fmt: skip
+                        (ManyNumbersTagger, "v1", 1, False, DEFAULT_MAX_PIXELS, EventSettings(), None))  # fmt: skip
     assert main(["tag", str(photos), "--index", str(tmp_path / "index.db"), "-q", "--workers", "1"]) == 1
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "the disk is full" in errors[0].getMessage()

@@ -4,6 +4,11 @@ Each photo's result is written in one transaction, so an interrupted run (Ctrl-C
 every photo either fully tagged or not at all, and a rerun picks up where it stopped. A photo is identified by
 its path under the folder; its size and modification time tell a rerun whether it may have changed (then its
 content hash decides), and the model version whether it was tagged by another model.
+
+Two kinds of rows are kept apart: what the reader saw of each runner (`runners`: pass 1, written once per photo
+read) and the numbers decided from them (`numbers`: pass 2, `photos/event.py`, rewritten whenever the whole
+event is re-decided: after a run, or when a start list is given). A decision never overwrites a read, so the
+event can be re-decided in seconds without reading a photo again, and every number shown says why.
 """
 
 from __future__ import annotations
@@ -16,15 +21,19 @@ import sqlite3
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 from urllib.parse import quote
+
+import numpy as np
 
 from jerseynum.types import Box
 
 APPLICATION_ID = 0x4A4E554D  # "JNUM" in the SQLite header: this file is a jerseynum index
 TABLES = {"meta", "photos", "numbers"}
+# Pass 1 rows of an index made before runners were stored cannot be re-decided: its photos are read again.
+SCHEMA_VERSION = "2"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS photos (
@@ -37,17 +46,47 @@ CREATE TABLE IF NOT EXISTS photos (
     height INTEGER,
     error TEXT,                         -- why the photo could not be tagged (an unreadable file), else NULL
     model_version TEXT NOT NULL,
-    seconds REAL NOT NULL               -- time spent tagging it
+    seconds REAL NOT NULL,              -- time spent tagging it
+    taken REAL                          -- when it was shot (EXIF, seconds), NULL where unknown
 );
-CREATE TABLE IF NOT EXISTS numbers (
+CREATE TABLE IF NOT EXISTS runners (   -- pass 1: one row per runner found, as the reader saw them
+    id INTEGER PRIMARY KEY,
+    photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+    rx1 INTEGER NOT NULL, ry1 INTEGER NOT NULL, rx2 INTEGER NOT NULL, ry2 INTEGER NOT NULL,  -- region searched
+    number TEXT NOT NULL,               -- the vote's number, '' when none was read
+    confidence REAL NOT NULL,           -- the vote's own confidence (uncalibrated)
+    x1 INTEGER, y1 INTEGER, x2 INTEGER, y2 INTEGER,  -- the number's box, NULL where none
+    evidence TEXT NOT NULL,             -- JSON: the face box and the readings behind the number
+    face_embedding BLOB,                -- float32 appearance signature (photos/identity.py), NULL where none
+    colour BLOB
+);
+CREATE TABLE IF NOT EXISTS numbers (   -- pass 2: the numbers decided, shown and hidden alike
     photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
     number TEXT NOT NULL,               -- digits as printed, leading zeros kept
     confidence REAL NOT NULL,
-    x1 INTEGER NOT NULL, y1 INTEGER NOT NULL, x2 INTEGER NOT NULL, y2 INTEGER NOT NULL  -- the bib, photo pixels
+    x1 INTEGER NOT NULL, y1 INTEGER NOT NULL, x2 INTEGER NOT NULL, y2 INTEGER NOT NULL,  -- the bib, photo pixels
+    status TEXT NOT NULL DEFAULT 'read',  -- see SHOWN and HIDDEN
+    read TEXT NOT NULL DEFAULT '',      -- the number as read, where the decision changed it
+    reason TEXT NOT NULL DEFAULT '',
+    runner_id INTEGER,                  -- the runner it was read on or given to
+    source_photo_id INTEGER             -- a propagated number: the photo it was read in
+);
+CREATE TABLE IF NOT EXISTS entrants (  -- the organiser's start list, if given
+    bib TEXT PRIMARY KEY, name TEXT NOT NULL, category TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS clusters (  -- pass 2: which runners are one person (photos/identity.py)
+    runner_id INTEGER PRIMARY KEY REFERENCES runners(id) ON DELETE CASCADE,
+    cluster INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS numbers_by_number ON numbers(number);
 CREATE INDEX IF NOT EXISTS numbers_by_photo ON numbers(photo_id);
+CREATE INDEX IF NOT EXISTS runners_by_photo ON runners(photo_id);
+CREATE INDEX IF NOT EXISTS clusters_by_cluster ON clusters(cluster);
 """
+# Decisions that search, export and the page show, and those kept only so that nothing is lost.
+SHOWN = ("read", "snapped", "propagated", "completed")
+HIDDEN = ("unsure", "fragment", "rejected", "demoted")
+SHOWN_SQL = ", ".join(f"'{status}'" for status in SHOWN)
 
 
 class IndexFileError(RuntimeError):
@@ -66,11 +105,47 @@ def bib_digits(text: str) -> str:
 
 @dataclass(frozen=True)
 class BibNumber:
-    """One number read in a photo."""
+    """One number decided for a photo (pass 2), with how it was decided."""
 
     number: str
-    confidence: float
+    confidence: float  # the probability that the number is right (photos/event.py calibrates it)
     box: Box
+    status: str = "read"  # one of SHOWN (search and export list it) or HIDDEN (kept, not shown)
+    read: str = ""  # the number as read, where the decision changed it ("1026" completed to "10264")
+    reason: str = ""
+    runner: int | None = None  # the runner (`RunnerRead` position in its photo, or row id once stored)
+    source: str | None = None  # a propagated number: the photo it was read in
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: the signature arrays have no single truth value
+class RunnerRead:
+    """Pass 1: what the reader saw of one runner of a photo. Machine reads, stored once per photo read."""
+
+    region: Box  # where the bib was searched, photo pixels
+    number: str = ""  # the vote's number; "" where none was read
+    confidence: float = 0.0  # the vote's own confidence, uncalibrated
+    box: Box | None = None  # the number's box, photo pixels
+    evidence: dict = field(default_factory=dict)  # the face box and the readings behind the number (JSON-able)
+    face_embedding: np.ndarray | None = None  # photos/identity.py signature parts; None where not computed
+    colour: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class StoredRunner:
+    """A runner as the index holds it: its row id, its photo, and what pass 1 read."""
+
+    id: int
+    path: str
+    taken: float | None  # when its photo was shot (EXIF seconds), None where unknown
+    read: RunnerRead
+
+
+def _blob(array: np.ndarray | None) -> bytes | None:
+    return None if array is None else np.asarray(array, np.float32).tobytes()
+
+
+def _array(blob: bytes | None) -> np.ndarray | None:
+    return None if blob is None else np.frombuffer(blob, np.float32).copy()
 
 
 @dataclass(frozen=True)
@@ -145,6 +220,7 @@ class PhotoIndex:
                 with self._db:
                     self._db.executescript(SCHEMA)
                     self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                    self._upgrade()
         except sqlite3.DatabaseError as error:
             self._raise_for(error, "open")
 
@@ -159,6 +235,25 @@ class PhotoIndex:
             # Nothing can be writing to a read-only mount, so the file may be read as immutable.
             db.close()
             return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=30)
+
+    def _upgrade(self) -> None:
+        """Bring an index of an older jerseynum up to SCHEMA_VERSION: its tables gain the new columns, and its
+        photos, tagged before runners were stored, are marked to be read again by the next `tag` run."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row and row[0] == SCHEMA_VERSION:
+            return
+        columns = {
+            "photos": ["taken REAL"],
+            "numbers": ["status TEXT NOT NULL DEFAULT 'read'", "read TEXT NOT NULL DEFAULT ''",
+                        "reason TEXT NOT NULL DEFAULT ''", "runner_id INTEGER", "source_photo_id INTEGER"],
+        }  # fmt: skip
+        for table, wanted in columns.items():
+            have = {info[1] for info in self._db.execute(f"PRAGMA table_info({table})")}
+            for column in wanted:
+                if column.split()[0] not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+        self._db.execute("UPDATE photos SET model_version = '' WHERE id NOT IN (SELECT photo_id FROM runners)")
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
 
     def _check_ours(self, must_exist: bool) -> None:
         """Refuse a database of someone else's (other tables, or another application's id) before touching it."""
@@ -223,20 +318,68 @@ class PhotoIndex:
             self._db.execute("UPDATE photos SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path))
 
     def put(self, path: str, sha256: str, size: int, mtime_ns: int, shape: tuple[int, int] | None,
-            numbers: list[BibNumber], error: str | None, model_version: str, seconds: float) -> None:  # fmt: skip
-        """Replace the photo's row and numbers in one transaction."""
+            numbers: list[BibNumber], error: str | None, model_version: str, seconds: float,
+            runners: list[RunnerRead] = (), taken: float | None = None) -> None:  # fmt: skip
+        """Replace the photo's row, its runners (pass 1) and its numbers in one transaction. `numbers` are the
+        photo's own decisions (`event.decide_photo`), their `runner` a position in `runners`; the whole
+        event's decisions replace them when it is re-decided (`replace_decisions`)."""
         width, height = (shape[1], shape[0]) if shape else (None, None)
         with self._transaction(f"saving {path}"):
             self._db.execute("DELETE FROM photos WHERE path = ?", (path,))
             cursor = self._db.execute(
-                "INSERT INTO photos (path, sha256, size, mtime_ns, width, height, error, model_version, seconds)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (path, sha256, size, mtime_ns, width, height, error, model_version, seconds),
+                "INSERT INTO photos (path, sha256, size, mtime_ns, width, height, error, model_version, seconds, taken)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (path, sha256, size, mtime_ns, width, height, error, model_version, seconds, taken),
             )
-            self._db.executemany(
-                "INSERT INTO numbers VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(cursor.lastrowid, n.number, n.confidence, *n.box) for n in numbers],
+            photo_id = cursor.lastrowid
+            runner_ids = [self._insert_runner(photo_id, runner) for runner in runners]
+            self._insert_numbers(photo_id, numbers, lambda k: runner_ids[k] if k is not None else None)
+
+    def _insert_runner(self, photo_id: int, runner: RunnerRead) -> int:
+        box = runner.box or (None, None, None, None)
+        cursor = self._db.execute(
+            "INSERT INTO runners (photo_id, rx1, ry1, rx2, ry2, number, confidence, x1, y1, x2, y2, evidence,"
+            " face_embedding, colour) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (photo_id, *runner.region, runner.number, runner.confidence, *box, json.dumps(runner.evidence),
+             _blob(runner.face_embedding), _blob(runner.colour)),
+        )  # fmt: skip
+        return cursor.lastrowid
+
+    def _insert_numbers(self, photo_id: int, numbers: list[BibNumber], runner_id, source_id=lambda path: None) -> None:
+        self._db.executemany(
+            "INSERT INTO numbers (photo_id, number, confidence, x1, y1, x2, y2, status, read, reason, runner_id,"
+            " source_photo_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(photo_id, n.number, n.confidence, *n.box, n.status, n.read, n.reason, runner_id(n.runner),
+              source_id(n.source)) for n in numbers],
+        )  # fmt: skip
+
+    def runner_reads(self) -> list[StoredRunner]:
+        """Every runner of every photo as pass 1 stored it, by photo path and position in the photo."""
+        rows = self._db.execute(
+            "SELECT r.id, p.path, p.taken, r.rx1, r.ry1, r.rx2, r.ry2, r.number, r.confidence, r.x1, r.y1, r.x2,"
+            " r.y2, r.evidence, r.face_embedding, r.colour FROM runners r JOIN photos p ON p.id = r.photo_id"
+            " ORDER BY p.path, r.id"
+        )  # fmt: skip
+        found = []
+        for runner_id, path, taken, *region, number, confidence, x1, y1, x2, y2, evidence, face, colour in rows:
+            box = None if x1 is None else (x1, y1, x2, y2)
+            read = RunnerRead(
+                tuple(region), number, confidence, box, json.loads(evidence), _array(face), _array(colour)
             )
+            found.append(StoredRunner(runner_id, path, taken, read))
+        return found
+
+    def replace_decisions(self, numbers: dict[str, list[BibNumber]], clusters: dict[int, int]) -> None:
+        """The whole event's decisions (pass 2), in one transaction: per photo path its numbers (`runner`: the
+        runner's row id, `source`: a photo path), and each runner's identity cluster."""
+        ids = dict(self._db.execute("SELECT path, id FROM photos"))
+        with self._transaction("saving the event's decisions"):
+            self._db.execute("DELETE FROM numbers")
+            self._db.execute("DELETE FROM clusters")
+            for path, decided in numbers.items():
+                if path in ids:
+                    self._insert_numbers(ids[path], decided, lambda runner: runner, ids.get)
+            self._db.executemany("INSERT INTO clusters VALUES (?, ?)", clusters.items())
 
     def remove(self, paths: list[str]) -> None:
         with self._transaction("removing photos gone from the folder"):
@@ -257,12 +400,14 @@ class PhotoIndex:
         for start in range(0, len(ids), 500):  # SQLite caps the parameters of one statement
             chunk = ids[start : start + 500]
             rows = self._db.execute(
-                f"SELECT photo_id, number, confidence, x1, y1, x2, y2 FROM numbers"
-                f" WHERE photo_id IN ({','.join('?' * len(chunk))}) ORDER BY confidence DESC",
+                f"SELECT n.photo_id, n.number, n.confidence, n.x1, n.y1, n.x2, n.y2, n.status, n.read, n.reason,"
+                f" n.runner_id, p.path FROM numbers n LEFT JOIN photos p ON p.id = n.source_photo_id"
+                f" WHERE n.photo_id IN ({','.join('?' * len(chunk))}) AND n.status IN ({SHOWN_SQL})"
+                f" ORDER BY n.confidence DESC",
                 chunk,
             )
-            for photo_id, number, confidence, *box in rows:
-                numbers.setdefault(photo_id, []).append(BibNumber(number, confidence, tuple(box)))
+            for photo_id, number, confidence, x1, y1, x2, y2, *how in rows:
+                numbers.setdefault(photo_id, []).append(BibNumber(number, confidence, (x1, y1, x2, y2), *how))
         for row in photos:
             yield PhotoRecord(*row, numbers=tuple(numbers.get(row[0], ())))
 
@@ -275,7 +420,9 @@ class PhotoIndex:
     def counts(self) -> tuple[int, int]:
         """(photos in the index, photos with at least one number)."""
         photos = self._db.execute("SELECT COUNT(*) FROM photos").fetchone()[0]
-        numbered = self._db.execute("SELECT COUNT(DISTINCT photo_id) FROM numbers").fetchone()[0]
+        numbered = self._db.execute(
+            f"SELECT COUNT(DISTINCT photo_id) FROM numbers WHERE status IN ({SHOWN_SQL})"
+        ).fetchone()[0]
         return photos, numbered
 
     def search(self, query: str, partial: bool = True, max_distance: int = 1) -> list[Match]:
@@ -287,7 +434,7 @@ class PhotoIndex:
         # Compare the query with each distinct number once (a race has thousands of bibs, not millions), then
         # load only the photos of the numbers that match.
         kinds: dict[str, tuple[str, int]] = {}
-        for (number,) in self._db.execute("SELECT DISTINCT number FROM numbers"):
+        for (number,) in self._db.execute(f"SELECT DISTINCT number FROM numbers WHERE status IN ({SHOWN_SQL})"):
             distance = edit_distance(query, number)
             if distance == 0:
                 kinds[number] = ("exact", 0)
@@ -302,7 +449,9 @@ class PhotoIndex:
         for start in range(0, len(wanted), 500):  # SQLite caps the parameters of one statement
             chunk = wanted[start : start + 500]
             rows = self._db.execute(
-                f"SELECT DISTINCT photo_id FROM numbers WHERE number IN ({','.join('?' * len(chunk))})", chunk
+                f"SELECT DISTINCT photo_id FROM numbers WHERE number IN ({','.join('?' * len(chunk))})"
+                f" AND status IN ({SHOWN_SQL})",
+                chunk,
             )
             photo_ids.update(row[0] for row in rows)
         best: dict[int, Match] = {}
@@ -313,6 +462,37 @@ class PhotoIndex:
                     if photo.id not in best or match.rank < best[photo.id].rank:
                         best[photo.id] = match
         return sorted(best.values(), key=lambda m: m.rank)
+
+    def same_runner(self, path: str) -> list[tuple[int, list[PhotoRecord]]]:
+        """Per runner found in the photo at `path` (its row id), every other photo of the same person, as the
+        event's identity clusters say (photos/identity.py)."""
+        found = []
+        rows = self._db.execute(
+            "SELECT r.id, c.cluster FROM runners r JOIN photos p ON p.id = r.photo_id"
+            " LEFT JOIN clusters c ON c.runner_id = r.id WHERE p.path = ? ORDER BY r.id", (path,)
+        ).fetchall()  # fmt: skip
+        for runner_id, cluster in rows:
+            others = [] if cluster is None else [photo_id for (photo_id,) in self._db.execute(
+                "SELECT DISTINCT r.photo_id FROM clusters c JOIN runners r ON r.id = c.runner_id"
+                " JOIN photos p ON p.id = r.photo_id WHERE c.cluster = ? AND p.path != ?", (cluster, path))]  # fmt: skip
+            found.append((runner_id, list(self._records_by_id(sorted(others)))))
+        return found
+
+    # --- the start list ------------------------------------------------------------------------------
+
+    def set_entrants(self, entrants: list) -> None:
+        """Replace the start list (`startlist.Entrant`s); the event must then be re-decided."""
+        with self._transaction("saving the start list"):
+            self._db.execute("DELETE FROM entrants")
+            self._db.executemany("INSERT INTO entrants VALUES (?, ?, ?)",
+                                 [(e.bib, e.name, e.category) for e in entrants])  # fmt: skip
+
+    def start_list(self):
+        """The stored start list (`startlist.StartList`), None where none was given."""
+        from jerseynum.photos.startlist import Entrant, StartList  # startlist imports this module
+
+        rows = self._db.execute("SELECT bib, name, category FROM entrants ORDER BY rowid").fetchall()
+        return StartList(Entrant(*row) for row in rows) if rows else None
 
     def _records_by_id(self, ids: list[int]) -> Iterator[PhotoRecord]:
         for start in range(0, len(ids), 500):

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,9 @@ from jerseynum import __version__
 from jerseynum.config import PipelineConfig
 from jerseynum.io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError, decode_image, natural_key
 from jerseynum.parallel import map_in_workers
-from jerseynum.photos.index import BibNumber, PhotoIndex, file_sha256
+from jerseynum.photos.event import EventReport, EventSettings, decide_photo, redecide
+from jerseynum.photos.identity import FaceEmbedder, clothing_colour, photo_time
+from jerseynum.photos.index import SCHEMA_VERSION, SHOWN, BibNumber, PhotoIndex, RunnerRead, file_sha256
 from jerseynum.photos.runners import FaceRunnerFinder, RunnerSettings
 from jerseynum.pipeline import Pipeline
 from jerseynum.stages.crnn import DEFAULT_WEIGHTS as CRNN_WEIGHTS
@@ -27,66 +29,63 @@ from jerseynum.types import NO_NUMBER, Box, Mode, Prediction, Tracklet
 log = logging.getLogger("jerseynum")
 
 
-@dataclass(frozen=True)
-class PhotoRules:
-    """Which per-runner numbers a photo keeps (chosen on the RBNR development photos, benchmarks/photos.py)."""
-
-    min_digits: int = 2  # single digits are fragments or sponsor print far more often than bibs (F1 0.74 -> 0.82)
-    min_confidence: float = 0.8  # the vote's confidence in the runner's number (F1 0.82 -> 0.86)
-    drop_fragments: bool = True  # a number inside another number of the same photo is a partial read of it
-
-
-def model_version(config: PipelineConfig, settings: RunnerSettings, rules: PhotoRules) -> str:
-    """Names everything that decides a photo's tags: a change of it makes `jerseynum tag` retag the photo."""
+def model_version(config: PipelineConfig, settings: RunnerSettings, identity: bool = True) -> str:
+    """Names everything that decides what pass 1 reads of a photo: a change of it makes `jerseynum tag` read the
+    photo again. The decisions of pass 2 (photos/event.py) are not in it: they are re-made from the stored reads."""
     weights = hashlib.sha256(Path(CRNN_WEIGHTS).read_bytes()).hexdigest()[:10] if "crnn" in config.text else "-"
     legibility = (hashlib.sha256(Path(config.legibility_weights).read_bytes()).hexdigest()[:10]
                   if config.uses_legibility_classifier else "-")  # fmt: skip
     described = repr((config.text, config.text_settle, config.det_side, config.det_retry_sides, config.vote, settings,
-                      rules, config.legibility, config.line_legibility, config.legibility_threshold))  # fmt: skip
-    return (f"jerseynum {__version__}; crnn {weights}; legibility {legibility}; "
-            f"settings {hashlib.sha256(described.encode()).hexdigest()[:10]}")
+                      config.legibility, config.line_legibility, config.legibility_threshold, identity))  # fmt: skip
+    return (
+        f"jerseynum {__version__}; index {SCHEMA_VERSION}; crnn {weights}; legibility {legibility}; "
+        f"settings {hashlib.sha256(described.encode()).hexdigest()[:10]}"
+    )
 
 
 class PhotoTagger:
-    """Finds the runners of a photo and reads each one's bib."""
+    """Finds the runners of a photo, reads each one's bib and takes their appearance (pass 1)."""
 
     def __init__(self, config: PipelineConfig | None = None, runners: RunnerSettings = RunnerSettings(),
-                 rules: PhotoRules = PhotoRules(), threads: int = 0) -> None:  # fmt: skip
+                 identity: bool = True, threads: int = 0) -> None:  # fmt: skip
         self.config = config or PipelineConfig(mode=Mode.BIB, threads=threads)
         if self.config.mode is not Mode.BIB:
             raise ValueError("race photos are read in bib mode")
         self.finder = FaceRunnerFinder(runners)
         self.pipeline = Pipeline(self.config)
-        self.rules = rules
-        self.version = model_version(self.config, runners, rules)
+        # Faces are embedded for the identity clusters of pass 2 (photos/identity.py).
+        self.embedder = FaceEmbedder() if identity else None
+        self.version = model_version(self.config, runners, identity)
 
-    def tag(self, photo: np.ndarray, timings: dict[str, float] | None = None) -> list[BibNumber]:
-        """The bib numbers in the photo, one per number (the surest reading where several runners show it),
-        each with its box in photo pixels, best first. `timings`, if given, gains the seconds spent finding
-        runners ("runners") and in each pipeline stage, summed over the runners."""
-        found: dict[str, BibNumber] = {}
+    def read(self, photo: np.ndarray, timings: dict[str, float] | None = None) -> list[RunnerRead]:
+        """Every runner found in the photo, with the number its vote gives (or none) and its appearance.
+        `timings`, if given, gains the seconds spent finding runners ("runners"), embedding faces ("identity")
+        and in each pipeline stage, summed over the runners."""
+        timings = {} if timings is None else timings
         start = time.perf_counter()
         runners = self.finder.find(photo)
-        if timings is not None:
-            timings["runners"] = timings.get("runners", 0.0) + time.perf_counter() - start
+        timings["runners"] = timings.get("runners", 0.0) + time.perf_counter() - start
+        reads = []
         for k, runner in enumerate(runners):
             x1, y1, x2, y2 = runner.region
             prediction = self.pipeline.run(Tracklet.from_images(f"runner{k}", [photo[y1:y2, x1:x2]]))
-            for stage, seconds in prediction.timings.items() if timings is not None else ():
+            for stage, seconds in prediction.timings.items():
                 timings[stage] = timings.get(stage, 0.0) + seconds
-            text = prediction.text
-            if prediction.number == NO_NUMBER or len(text) < self.rules.min_digits:
-                continue
-            if prediction.confidence < self.rules.min_confidence:
-                continue
-            number = BibNumber(text, round(prediction.confidence, 4), self._bib_box(prediction, runner.region))
-            if text not in found or number.confidence > found[text].confidence:
-                found[text] = number
-        if self.rules.drop_fragments:
-            found = {
-                text: n for text, n in found.items() if not any(text != other and text in other for other in found)
-            }
-        return sorted(found.values(), key=lambda n: -n.confidence)
+            start = time.perf_counter()
+            face = self.embedder.embed(photo, runner.face) if self.embedder else None
+            colour = clothing_colour(photo, runner.face) if self.embedder else None
+            timings["identity"] = timings.get("identity", 0.0) + time.perf_counter() - start
+            found = prediction.number != NO_NUMBER
+            reads.append(RunnerRead(
+                runner.region, prediction.text if found else "", round(prediction.confidence, 4),
+                self._bib_box(prediction, runner.region) if found else None,
+                {"face": list(runner.face), "face_score": round(runner.face_score, 3), "votes": prediction.votes,
+                 "readings": _readings(prediction)}, face, colour))  # fmt: skip
+        return reads
+
+    def tag(self, photo: np.ndarray, timings: dict[str, float] | None = None) -> list[BibNumber]:
+        """The numbers shown for this photo read alone (`event.decide_photo`), best first."""
+        return [n for n in decide_photo(self.read(photo, timings)) if n.status in SHOWN]
 
     @staticmethod
     def _bib_box(prediction: Prediction, region: Box) -> Box:
@@ -101,6 +100,13 @@ class PhotoTagger:
         return region
 
 
+def _readings(prediction: Prediction) -> list[dict]:
+    """The readings behind a runner's vote, for the index (what pass 2 and a reviewer can weigh)."""
+    return [{"engine": r.engine, "text": r.text, "confidence": round(r.confidence, 4),
+             "chars": [round(c, 3) for c in r.char_confidences], "line_legibility": r.line_legibility}
+            for record in prediction.evidence for r in record.readings]  # fmt: skip
+
+
 @dataclass
 class TagReport:
     """What one `tag_folder` run did."""
@@ -110,7 +116,8 @@ class TagReport:
     unchanged: int = 0  # already in the index with the same content and model version: skipped
     unreadable: int = 0  # recorded with their error, no numbers
     removed: int = 0  # in the index but gone from the folder: dropped from the index
-    numbers: int = 0  # numbers found this run
+    runners: int = 0  # runners found in the photos read this run
+    event: EventReport | None = None  # the whole event re-decided at the end (pass 2)
     seconds: list[float] = field(default_factory=list)  # per photo tagged this run
 
 
@@ -127,48 +134,67 @@ TaggerFactory = Callable[..., PhotoTagger]  # called with threads=N (0: all core
 
 
 def _tag_file(root: Path, path: str, tagger: PhotoTagger, max_pixels: int) -> tuple:
-    """Read, hash, decode and tag one file: everything `PhotoIndex.put` needs, as plain picklable values. A file
-    that cannot be read (deleted mid-run), decoded or tagged is returned with the reason, never raised."""
+    """Read, hash, decode and read the runners of one file (pass 1): everything `PhotoIndex.put` needs, as plain
+    picklable values. A file that cannot be read (deleted mid-run), decoded or tagged is returned with the reason,
+    never raised."""
     start = time.perf_counter()
     file = root / path
     try:
         stat = file.stat()
         data = file.read_bytes()
     except OSError as error:  # gone or unreadable since the folder was listed: recorded, retried by a rerun
-        return path, "", 0, 0, None, [], f"cannot read the file: {error.strerror or error}", 0.0
+        return path, "", 0, 0, None, [], f"cannot read the file: {error.strerror or error}", 0.0, None
     sha256 = hashlib.sha256(data).hexdigest()
+    taken = photo_time(data)
     try:
         image, reduction = decode_image(data, path, max_pixels)
     except ImageError as error:
-        return path, sha256, stat.st_size, stat.st_mtime_ns, None, [], error.reason, 0.0
+        return path, sha256, stat.st_size, stat.st_mtime_ns, None, [], error.reason, 0.0, taken
     # A photo over the pixel budget was decoded at 1/reduction scale: the index keeps full-size pixels.
     shape = (image.shape[0] * reduction, image.shape[1] * reduction)
     try:
-        numbers = [BibNumber(n.number, n.confidence, tuple(v * reduction for v in n.box)) for n in tagger.tag(image)]
+        runners = [_scaled(read, reduction) for read in tagger.read(image)]
     except Exception as error:  # one photo that breaks a model is recorded, not the end of a long batch job
         log.exception("%s: tagging failed", path)
-        return path, sha256, stat.st_size, stat.st_mtime_ns, shape, [], f"tagging failed: {error}", 0.0
-    return path, sha256, stat.st_size, stat.st_mtime_ns, shape, numbers, None, time.perf_counter() - start
+        return path, sha256, stat.st_size, stat.st_mtime_ns, shape, [], f"tagging failed: {error}", 0.0, taken
+    return path, sha256, stat.st_size, stat.st_mtime_ns, shape, runners, None, time.perf_counter() - start, taken
+
+
+def _scaled(read: RunnerRead, factor: int) -> RunnerRead:
+    """A runner read on a photo decoded at 1/factor scale, in the photo's full-size pixels."""
+    if factor == 1:
+        return read
+
+    def scale(box):
+        return None if box is None else tuple(int(v) * factor for v in box)
+
+    evidence = {**read.evidence, "face": scale(read.evidence["face"])} if "face" in read.evidence else read.evidence
+    return replace(read, region=scale(read.region), box=scale(read.box), evidence=evidence)
 
 
 def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagger, version: str | None = None,
-               workers: int = 2, progress: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS) -> TagReport:  # fmt: skip
-    """Tag every photo under `root` into the index at `index_path`, resuming where a previous run stopped.
+               workers: int = 2, progress: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS,
+               settings: EventSettings = EventSettings(), entrants: list | None = None) -> TagReport:  # fmt: skip
+    """Tag every photo under `root` into the index at `index_path`, resuming where a previous run stopped, then
+    decide the whole event's numbers from every photo's stored reads (`event.redecide`).
 
     A photo already in the index is skipped when its size and modification time are unchanged (or its content
     hash is, if they changed) and it was tagged by the same model `version`; everything else is (re)tagged.
     Each photo is committed on its own, so an interrupted run loses at most the photos in flight. `workers`
     processes each run their own tagger with one thread per model (1: in this process). A photo over
     `max_pixels` is decoded reduced where it is a JPEG, else recorded as unreadable (`io.decode_image`).
+    `entrants` (`startlist.read_start_list`) replace the index's start list.
     """
     from tqdm import tqdm
 
     root = Path(root).resolve()
     files = photo_files(root)
-    version = version or model_version(PipelineConfig(mode=Mode.BIB), RunnerSettings(), PhotoRules())
+    version = version or model_version(PipelineConfig(mode=Mode.BIB), RunnerSettings())
     report = TagReport(photos=len(files))
     with PhotoIndex(index_path) as index:
         index.bind_root(root)
+        if entrants is not None:
+            index.set_entrants(entrants)
         known = index.known()
         gone = sorted(set(known) - set(files))
         index.remove(gone)
@@ -194,10 +220,12 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
         bar = tqdm(total=len(todo), desc="tagging photos", unit="photo", disable=not progress or not todo)
 
         def store(result: tuple) -> None:
-            path, sha256, size, mtime_ns, shape, numbers, error, seconds = result
-            index.put(path, sha256, size, mtime_ns, shape, numbers, error, version, seconds)
+            path, sha256, size, mtime_ns, shape, runners, error, seconds, taken = result
+            # Until the event is re-decided at the end of the run, the photo shows its own decisions.
+            numbers = decide_photo(runners)
+            index.put(path, sha256, size, mtime_ns, shape, numbers, error, version, seconds, runners, taken)
             report.tagged += 1
-            report.numbers += len(numbers)
+            report.runners += len(runners)
             if error:
                 report.unreadable += 1
                 log.warning("%s: %s (recorded, skipped)", path, error)
@@ -214,4 +242,6 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
                     store(result)
         finally:
             bar.close()
+        # Pass 2 over every stored read, old and new: seconds, not a photo read again.
+        report.event = redecide(index, settings)
     return report

@@ -1,0 +1,298 @@
+"""Pass 2: decide the numbers of a whole race from what pass 1 read, without reading a photo again.
+
+A photo read alone leaves errors a person looking at the whole folder would not make: a fragment of a bib (1026
+for 10264) in a race whose bibs all have 5 digits, a bib hidden in one photo but read in the next shot of the
+same burst, an OCR confusion (a 3 read as an 8) that the organiser's start list would correct. So the tagger
+stores each runner's reading and appearance (`index.RunnerRead`), and this pass decides over all of them:
+
+1. per photo: a reading the vote is unsure of is kept as "unsure"; a number inside another number of the same
+   photo is a partial read of it ("fragment");
+2. with a start list (`startlist.StartList`): a listed bib is kept, a plausible OCR misread of exactly one listed
+   bib is "snapped" to it, anything else is "rejected";
+   without one, the event's bib format is learnt from its confident reads, and a number of a digit count that
+   those reads (almost) never have is "demoted";
+3. runners are clustered by appearance (`identity.cluster`): a runner of a cluster that reads one number
+   confidently gets it where their own bib was not read ("propagated", with the photo it was read in), and a
+   partial read of it is "completed".
+
+Nothing is deleted: hidden decisions stay in the index with the reading and the reason (`index.HIDDEN`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from jerseynum.photos.identity import COLOUR_BINS, IdentitySettings, Signature, cluster
+from jerseynum.photos.index import SHOWN, BibNumber, PhotoIndex, RunnerRead, StoredRunner
+from jerseynum.photos.startlist import StartList
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    # A photo read alone (before the event is decided) shows a number whose vote has this confidence (chosen on
+    # the RBNR development photos: F1 0.82 -> 0.86). The event's decision weighs every read by its calibrated
+    # probability instead.
+    min_confidence: float = 0.8
+    drop_fragments: bool = True  # a number inside another number of the same photo is a partial read of it
+    # The event's bib format is learnt once this many numbers were read with a vote of `format_confidence` ...
+    format_min_reads: int = 20
+    format_confidence: float = 0.95
+    # ... and a hidden number of a digit count that fewer than this share of them have is called "demoted" (its
+    # digit count does not fit the event's bibs), rather than "unsure".
+    format_min_share: float = 0.1
+    # A number is shown when it is more likely right than wrong: the cut that makes the fewest errors.
+    min_probability: float = 0.5
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
+    # A cluster gives its number to its other runners only when its reads agree (the number holds at least this
+    # share of the cluster's shown reads' probability) and one of them is at least `propagate_from` likely right.
+    propagate_share: float = 0.8
+    propagate_from: float = 0.9
+
+
+@dataclass
+class EventReport:
+    runners: int = 0
+    clusters: int = 0  # identity clusters of more than one runner
+    statuses: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+
+def _number(read: RunnerRead, position: int, status: str, reason: str) -> BibNumber:
+    return BibNumber(read.number, read.confidence, read.box or read.region, status, "", reason, position)
+
+
+def decide_photo(runners: list[RunnerRead], settings: EventSettings = EventSettings()) -> list[BibNumber]:
+    """The photo's own decisions: what can be decided without the rest of the event (step 1). `runner` is the
+    reading's position in `runners`. One number per digit string: where several runners show it, the surest."""
+    decided = [
+        _number(read, k, "read", "") if read.confidence >= settings.min_confidence
+        else _number(read, k, "unsure", f"the vote's confidence {read.confidence:.2f} < {settings.min_confidence}")
+        for k, read in enumerate(runners) if read.number
+    ]  # fmt: skip
+    if settings.drop_fragments:
+        shown = {n.number for n in decided if n.status == "read"}
+        decided = [replace(n, status="fragment", reason=f"part of {whole}")
+                   if n.status == "read" and (whole := next((o for o in shown if n.number != o and n.number in o), None))
+                   else n for n in decided]  # fmt: skip
+    return _one_per_number(decided)
+
+
+def _one_per_number(numbers: list[BibNumber]) -> list[BibNumber]:
+    """Shown numbers: the surest of each digit string; hidden ones all kept. Best first."""
+    best: dict[str, BibNumber] = {}
+    hidden = []
+    for n in sorted(numbers, key=lambda n: -n.confidence):
+        if n.status not in SHOWN:
+            hidden.append(n)
+        elif n.number not in best:
+            best[n.number] = n
+    return sorted(best.values(), key=lambda n: -n.confidence) + hidden
+
+
+def apply_start_list(numbers: list[BibNumber], start_list: StartList) -> list[BibNumber]:
+    """Step 2 with a start list: each shown number is kept, snapped to a listed bib, or rejected."""
+    decided = []
+    for n in numbers:
+        if n.status != "read":
+            decided.append(n)
+            continue
+        snap = start_list.snap(n.number)
+        if snap.status == "listed":
+            decided.append(n)
+        elif snap.status == "snapped":
+            decided.append(replace(n, number=snap.number, status="snapped", read=n.number, reason=snap.reason))
+        else:
+            decided.append(replace(n, status="rejected", reason=snap.reason))
+    return decided
+
+
+@dataclass(frozen=True)
+class BibFormat:
+    """The digit counts of an event's bibs, learnt from its confident reads."""
+
+    counts: dict[int, int]  # digit count -> confident reads of that many digits
+
+    @classmethod
+    def learn(cls, numbers: list[BibNumber], settings: EventSettings) -> BibFormat | None:
+        confident = [n for n in numbers if n.status == "read" and n.confidence >= settings.format_confidence]
+        if len(confident) < settings.format_min_reads:
+            return None  # too few reads to say what a bib of this event looks like
+        return cls(dict(Counter(len(n.number) for n in confident)))
+
+    def share(self, number: str) -> float:
+        """The share of the confident reads with as many digits as `number`."""
+        return self.counts.get(len(number), 0) / sum(self.counts.values())
+
+    def describe(self) -> str:
+        total = sum(self.counts.values())
+        return ", ".join(f"{length} digits {count / total:.0%}" for length, count in sorted(self.counts.items()))
+
+
+def signature(runner: StoredRunner) -> Signature:
+    colour = runner.read.colour if runner.read.colour is not None else np.full(COLOUR_BINS, 1 / COLOUR_BINS)
+    return Signature(runner.read.face_embedding, colour, runner.taken)
+
+
+FEATURES = ("vote", "format", "support", "listed")
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-3), 1 - 1e-4)  # a vote of exactly 1.0 is common: the clip keeps it finite
+    return math.log(p / (1 - p))
+
+
+def features(number: BibNumber, read: RunnerRead, bib_format: BibFormat | None, support: int,
+             start_list: StartList | None) -> list[float]:  # fmt: skip
+    """What the calibration weighs (FEATURES): the vote's confidence (its logit); the share of the event's
+    confident reads with as many digits (1 where the format is unknown); how many other photos of the same runner
+    read the number; and whether the start list lists it (1), it was snapped to a listed bib (0.5), or there is no
+    list or it is not on it (0). The vote already sums its readings' agreement and character confidences (a
+    fit with them too gave them no weight of their own)."""
+    share = bib_format.share(number.number) if bib_format is not None else 1.0
+    listed = 0.0 if start_list is None else {"read": 1.0, "snapped": 0.5}.get(number.status, 0.0)
+    return [_logit(read.confidence), share, min(support, 2), listed]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """P(number right) = logistic(intercept + weights . features): fitted by `python benchmarks/photos.py
+    --fit-calibration` on the numbers lying on a labelled bib in the RBNR photos of the trained half
+    (`splits.rbnr_scored` false), with and without a simulated start list; measured on the other half and on
+    misc_bib_photos (README, "Race photos")."""
+
+    weights: tuple[float, ...]
+    intercept: float
+
+    def probability(self, values: list[float]) -> float:
+        z = self.intercept + sum(w * v for w, v in zip(self.weights, values, strict=True))
+        return 1 / (1 + math.exp(-z))
+
+
+CALIBRATION = Calibration(weights=(0.686, 1.004, 0.246, 1.350), intercept=-3.708)
+
+
+def candidates(runners: list[StoredRunner], start_list: StartList | None,
+               settings: EventSettings) -> tuple[dict[str, list[BibNumber]], BibFormat | None]:  # fmt: skip
+    """Steps 1-2: every runner's number with its photo's own decision (`runner`: the runner's id), then the start
+    list's; and the event's bib format learnt from them."""
+    by_photo: dict[str, list[StoredRunner]] = defaultdict(list)
+    for runner in runners:
+        by_photo[runner.path].append(runner)
+    decided: dict[str, list[BibNumber]] = {}
+    every_read = replace(settings, min_confidence=0.0)  # the calibration weighs the vote's confidence
+    for path, photo_runners in by_photo.items():
+        numbers = decide_photo([r.read for r in photo_runners], every_read)
+        decided[path] = [replace(n, runner=photo_runners[n.runner].id) for n in numbers]
+    if start_list is not None:
+        decided = {path: apply_start_list(numbers, start_list) for path, numbers in decided.items()}
+    bib_format = BibFormat.learn([n for numbers in decided.values() for n in numbers], settings)
+    return decided, bib_format
+
+
+def calibrated(decided: dict[str, list[BibNumber]], runners: list[StoredRunner], labels: list[int],
+               bib_format: BibFormat | None, start_list: StartList | None,
+               calibration: Calibration = CALIBRATION) -> dict[str, list[tuple[BibNumber, list[float]]]]:  # fmt: skip
+    """Each number with its features and, as its confidence, the calibrated probability that it is right."""
+    reads = {r.id: r.read for r in runners}
+    cluster_of = {r.id: label for r, label in zip(runners, labels)}
+    readers: dict[tuple[int, str], set[str]] = defaultdict(set)  # (cluster, number) -> photos reading it
+    for path, numbers in decided.items():
+        for n in numbers:
+            if n.status in SHOWN:
+                readers[(cluster_of[n.runner], n.number)].add(path)
+    out = {}
+    for path, numbers in decided.items():
+        out[path] = []
+        for n in numbers:
+            support = len(readers[(cluster_of[n.runner], n.number)] - {path})
+            values = features(n, reads[n.runner], bib_format, support, start_list)
+            out[path].append((replace(n, confidence=round(calibration.probability(values), 4)), values))
+    return out
+
+
+def propagate(runners: list[StoredRunner], decided: dict[str, list[BibNumber]], labels: list[int],
+              settings: EventSettings) -> dict[str, list[BibNumber]]:  # fmt: skip
+    """Step 3: within each identity cluster whose reads agree on one number, give it to the runners without a
+    shown number of their own ("propagated") and replace partial reads of it ("completed"). A propagated number
+    is as likely right as its source read (the identity clusters' own errors: README, "Race photos")."""
+    by_runner = {n.runner: (path, n) for path, numbers in decided.items() for n in numbers if n.status in SHOWN}
+    members: dict[int, list[StoredRunner]] = defaultdict(list)
+    for runner, label in zip(runners, labels, strict=True):
+        members[label].append(runner)
+    out = {path: list(numbers) for path, numbers in decided.items()}
+    for group in members.values():
+        reads = [by_runner[r.id] for r in group if r.id in by_runner]
+        if len(group) < 2 or not reads:
+            continue
+        # A partial read (1026) supports the whole number it is part of (10264).
+        weights = {n.number: sum(o.confidence for _, o in reads if o.number in n.number) for _, n in reads}
+        number = max(weights, key=lambda text: (weights[text], len(text)))
+        weight = weights[number]
+        source_path, source = max(((p, n) for p, n in reads if n.number == number), key=lambda pn: pn[1].confidence)
+        if (
+            weight < settings.propagate_share * sum(n.confidence for _, n in reads)
+            or source.confidence < settings.propagate_from
+        ):
+            continue
+        for runner in group:
+            own = by_runner.get(runner.id)
+            if own is None:
+                gift = BibNumber(number, source.confidence, runner.read.region, "propagated", runner.read.number,
+                                 f"the same runner reads {number} in {source_path}", runner.id, source_path)  # fmt: skip
+                out.setdefault(runner.path, []).append(gift)
+            elif own[1].number != number and own[1].number in number:
+                path, partial = own
+                out[path] = [replace(n, number=number, confidence=source.confidence, status="completed",
+                                     read=n.number, reason=f"part of {number}, read for the same runner in {source_path}")
+                             if n is partial else n for n in out[path]]  # fmt: skip
+    return {path: _one_per_number(numbers) for path, numbers in out.items()}
+
+
+def scored_candidates(runners: list[StoredRunner], start_list: StartList | None = None,
+                      settings: EventSettings = EventSettings(), calibration: Calibration = CALIBRATION
+                      ) -> tuple[dict[str, list[tuple[BibNumber, list[float]]]], list[int], BibFormat | None]:  # fmt: skip
+    """Steps 1-2 and the identity clusters: every number with its features and calibrated probability, the
+    runners' cluster labels, and the event's bib format."""
+    decided, bib_format = candidates(runners, start_list, settings)
+    photo_ids = {path: k for k, path in enumerate(dict.fromkeys(r.path for r in runners))}
+    labels = cluster([signature(r) for r in runners], settings.identity, [photo_ids[r.path] for r in runners])
+    return calibrated(decided, runners, labels, bib_format, start_list, calibration), labels, bib_format
+
+
+def decide_event(runners: list[StoredRunner], start_list: StartList | None = None,
+                 settings: EventSettings = EventSettings()) -> tuple[dict[str, list[BibNumber]], dict[int, int]]:  # fmt: skip
+    """Pass 2 over every runner of the event: per photo path its decided numbers (`runner`: the runner's id), and
+    each runner's identity cluster."""
+    scored, labels, bib_format = scored_candidates(runners, start_list, settings)
+    decided = {path: [_judged(n, values, bib_format, settings) for n, values in numbers]
+               for path, numbers in scored.items()}  # fmt: skip
+    decided = propagate(runners, decided, labels, settings)
+    return decided, {runner.id: label for runner, label in zip(runners, labels, strict=True)}
+
+
+def _judged(number: BibNumber, values: list[float], bib_format: BibFormat | None, settings: EventSettings) -> BibNumber:
+    """A shown number less likely right than wrong is hidden: "demoted" where its digit count does not fit the
+    event's bibs, else "unsure"."""
+    if number.status not in SHOWN or number.confidence >= settings.min_probability:
+        return number
+    if bib_format is not None and values[FEATURES.index("format")] < settings.format_min_share:
+        return replace(number, status="demoted", reason=f"{len(number.number)} digits: {bib_format.describe()} of"
+                       f" this event's confident reads; P(right) {number.confidence:.2f}")  # fmt: skip
+    return replace(number, status="unsure", reason=f"P(right) {number.confidence:.2f} < {settings.min_probability}")
+
+
+def redecide(index: PhotoIndex, settings: EventSettings = EventSettings()) -> EventReport:
+    """Re-decide the whole event stored in `index` and save the decisions, in one transaction."""
+    start = time.perf_counter()
+    runners = index.runner_reads()
+    decided, clusters = decide_event(runners, index.start_list(), settings)
+    index.replace_decisions(decided, clusters)
+    sizes = Counter(clusters.values())
+    return EventReport(runners=len(runners), clusters=sum(size > 1 for size in sizes.values()),
+                       statuses=Counter(n.status for numbers in decided.values() for n in numbers),
+                       seconds=time.perf_counter() - start)  # fmt: skip

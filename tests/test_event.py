@@ -1,0 +1,179 @@
+"""Pass 2 (photos/event.py): the whole event decides, from stored reads, without reading a photo again."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import cv2
+import numpy as np
+import pytest
+
+from jerseynum.cli import main
+from jerseynum.photos.event import decide_event, decide_photo
+from jerseynum.photos.identity import COLOUR_BINS
+from jerseynum.photos.index import SHOWN, PhotoIndex, RunnerRead, StoredRunner
+from jerseynum.photos.startlist import Entrant, StartList
+from jerseynum.photos.tagger import tag_folder
+from tests.test_photos import ShadeTagger, write_photos
+
+REGION = (0, 0, 50, 100)
+
+
+def face(seed: int) -> np.ndarray:
+    """A face descriptor of one person: unit-norm-ish, far (> 1) from any other seed's."""
+    return np.random.default_rng(seed).normal(0, 0.2, 128).astype(np.float32)
+
+
+def runner(rid: int, path: str, number: str = "", confidence: float = 1.0, person: int | None = None) -> StoredRunner:
+    read = RunnerRead(REGION, number, confidence, (10, 40, 40, 60) if number else None, {},
+                      None if person is None else face(person), np.full(COLOUR_BINS, 1 / COLOUR_BINS))  # fmt: skip
+    return StoredRunner(rid, path, None, read)
+
+
+def shown(decided: dict, path: str) -> dict[str, str]:
+    return {n.number: n.status for n in decided[path] if n.status in SHOWN}
+
+
+def test_a_photo_alone_hides_unsure_reads_and_fragments_but_keeps_them():
+    reads = [RunnerRead(REGION, "10264", 0.99), RunnerRead(REGION, "1026", 0.97), RunnerRead(REGION, "555", 0.5),
+             RunnerRead(REGION)]  # fmt: skip
+    decided = {n.number: (n.status, n.runner) for n in decide_photo(reads)}
+    assert decided == {"10264": ("read", 0), "1026": ("fragment", 1), "555": ("unsure", 2)}
+
+
+def test_the_start_list_keeps_listed_bibs_snaps_one_edit_and_rejects_the_rest():
+    runners = [runner(1, "a.jpg", "3638"), runner(2, "b.jpg", "8638"), runner(3, "c.jpg", "1026"),
+               runner(4, "d.jpg", "4444")]  # fmt: skip
+    decided, _ = decide_event(runners, StartList([Entrant("3638"), Entrant("10264"), Entrant("777")]))
+    assert shown(decided, "a.jpg") == {"3638": "read"}
+    (snapped,) = decided["b.jpg"]
+    assert (snapped.number, snapped.status, snapped.read) == ("3638", "snapped", "8638")
+    assert "8 read for 3" in snapped.reason
+    assert shown(decided, "c.jpg") == {"10264": "snapped"}
+    (rejected,) = decided["d.jpg"]
+    assert (rejected.number, rejected.status) == ("4444", "rejected") and "not on the start list" in rejected.reason
+
+
+def test_without_a_start_list_a_number_that_does_not_fit_the_events_bib_format_is_demoted():
+    runners = [runner(k, f"p{k}.jpg", str(1000 + k)) for k in range(30)] + [runner(99, "x.jpg", "42", 0.99)]
+    decided, _ = decide_event(runners)
+    (demoted,) = decided["x.jpg"]
+    assert demoted.status == "demoted" and "2 digits: 2 digits 3%, 4 digits 97%" in demoted.reason
+    assert demoted.confidence < 0.5 < min(n.confidence for k in range(30) for n in decided[f"p{k}.jpg"])
+    # too few confident reads to know the format: nothing is demoted
+    decided, _ = decide_event(runners[:10] + runners[-1:])
+    assert shown(decided, "x.jpg") == {"42": "read"}
+
+
+def test_the_same_runner_gets_the_number_read_elsewhere_and_a_partial_read_is_completed():
+    runners = [
+        runner(1, "burst1.jpg", "10264", person=7),
+        runner(2, "burst2.jpg", "", person=7),  # bib hidden
+        runner(3, "burst3.jpg", "1026", person=7),  # bib cut by the photo's edge
+        runner(4, "burst2.jpg", "555", person=8),  # someone else, in the same photo as runner 2
+        runner(5, "other.jpg", "", person=9),  # never read: stays unknown
+    ]
+    decided, clusters = decide_event(runners)
+    (gift,) = [n for n in decided["burst2.jpg"] if n.runner == 2]
+    assert (gift.number, gift.status, gift.source) == ("10264", "propagated", "burst1.jpg")
+    assert shown(decided, "burst3.jpg") == {"10264": "completed"}
+    assert shown(decided, "burst2.jpg") == {"10264": "propagated", "555": "read"}
+    assert decided.get("other.jpg", []) == []
+    assert clusters[1] == clusters[2] == clusters[3] != clusters[4] != clusters[5]
+
+
+def test_a_cluster_whose_reads_disagree_gives_nothing():
+    runners = [
+        runner(1, "a.jpg", "1234", person=7),
+        runner(2, "b.jpg", "5678", person=7),
+        runner(3, "c.jpg", "", person=7),
+    ]
+    decided, _ = decide_event(runners)
+    assert decided["c.jpg"] == []
+
+
+def test_a_start_list_given_later_re_decides_without_reading_any_photo(tmp_path, capsys):
+    photos, index = tmp_path / "photos", tmp_path / "race.db"
+    write_photos(photos, [10, 20, 30])  # ShadeTagger reads 110, 120, 130
+    tag_folder(photos, index, ShadeTagger, version="v1", workers=1)
+    assert ShadeTagger.calls == 3
+    csv = tmp_path / "runners.csv"
+    csv.write_text("Bib;First Name;Last Name\n110;Ada;Lovelace\n145;Alan;Turing\n999;Grace;Hopper\n")
+    assert main(["start-list", "--index", str(index), str(csv)]) == 0
+    assert "3 entrants" in capsys.readouterr().out
+    with PhotoIndex(index) as opened:
+        numbers = {r.path: [n.number for n in r.numbers] for r in opened.photos()}
+    # 110 is listed; 120 and 130 are not, nor one OCR confusion from a listed bib
+    assert numbers == {"photo0.png": ["110"], "photo1.png": [], "photo2.png": []}
+    assert main(["search", "--name", "lovelace", "--index", str(index)]) == 0
+    assert "Ada Lovelace (bib 110): 1 photos" in capsys.readouterr().out
+    assert main(["search", "130", "--index", str(index), "--exact"]) == 1  # rejected: not shown
+    # a photo added and the start list changed: only the new photo is read, and every photo re-decided
+    write_photos(photos / "later", [10])
+    report = tag_folder(photos, index, ShadeTagger, version="v1", workers=1, entrants=[Entrant("110"), Entrant("136")])
+    assert (report.tagged, report.unchanged, ShadeTagger.calls) == (1, 3, 4)
+    with PhotoIndex(index) as opened:
+        numbers = {r.path: [n.number for n in r.numbers] for r in opened.photos()}
+    # 130 is one OCR confusion (6 read as 0) from 136
+    assert numbers == {"later/photo0.png": ["110"], "photo0.png": ["110"], "photo1.png": [], "photo2.png": ["136"]}
+
+
+def test_an_index_of_the_previous_schema_is_upgraded_and_its_photos_read_again(tmp_path):
+    photos, index = tmp_path / "photos", tmp_path / "old.db"
+    write_photos(photos, [10, 20])
+    db = sqlite3.connect(index)  # the schema before runners were stored
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE photos (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, width INTEGER, height INTEGER, error TEXT,
+            model_version TEXT NOT NULL, seconds REAL NOT NULL);
+        CREATE TABLE numbers (photo_id INTEGER NOT NULL, number TEXT NOT NULL, confidence REAL NOT NULL,
+            x1 INTEGER NOT NULL, y1 INTEGER NOT NULL, x2 INTEGER NOT NULL, y2 INTEGER NOT NULL);
+    """)
+    db.execute("INSERT INTO meta VALUES ('photos_root', ?)", (str(photos.resolve()),))
+    for k, path in enumerate(["photo0.png", "photo1.png"]):
+        stat = (photos / path).stat()
+        db.execute("INSERT INTO photos VALUES (?, ?, 'x', ?, ?, 32, 24, NULL, 'v1', 0.1)",
+                   (k + 1, path, stat.st_size, stat.st_mtime_ns))  # fmt: skip
+        db.execute("INSERT INTO numbers VALUES (?, '42', 0.9, 0, 0, 5, 5)", (k + 1,))
+    db.commit()
+    db.close()
+    report = tag_folder(photos, index, ShadeTagger, version="v1", workers=1)
+    assert report.tagged == 2
+    with PhotoIndex(index) as opened:
+        assert {r.path: [n.number for n in r.numbers] for r in opened.photos()} == {
+            "photo0.png": ["110"], "photo1.png": ["120"]}  # fmt: skip
+
+
+@pytest.fixture
+def burst(tmp_path):
+    """Three photos of one runner (one face) and one of another; the runner's bib is read in the first only."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k in range(4):
+        cv2.imwrite(str(photos / f"shot{k}.png"), np.full((24, 32, 3), 10 * (k + 1), np.uint8))
+    return photos
+
+
+class FaceTagger(ShadeTagger):
+    """shot0-2 show person 1 (bib 2024 read in shot0 only), shot3 person 2 (bib unread)."""
+
+    def read(self, image: np.ndarray) -> list[RunnerRead]:
+        ShadeTagger.calls += 1
+        shot = int(image.mean()) // 10 - 1
+        number = "2024" if shot == 0 else ""
+        return [RunnerRead(REGION, number, 1.0 if number else 0.0, (10, 40, 40, 60) if number else None,
+                           {"face": [0, 0, 10, 10]}, face(1 if shot < 3 else 2), np.full(COLOUR_BINS, 1 / COLOUR_BINS))]  # fmt: skip
+
+
+def test_search_same_runner_lists_every_other_photo_of_the_person(burst, tmp_path, capsys):
+    index = tmp_path / "race.db"
+    tag_folder(burst, index, FaceTagger, version="v1", workers=1)
+    capsys.readouterr()
+    assert main(["search", "--same-runner", "shot1.png", "--index", str(index)]) == 0
+    out = capsys.readouterr().out
+    assert "2 other photos of the same person" in out and "shot0.png  2024" in out and "shot2.png  2024" in out
+    assert "shot3" not in out
+    assert main(["search", "2024", "--index", str(index), "--exact"]) == 0
+    assert capsys.readouterr().out.count("shot") == 3  # read in one, propagated to two
+    assert main(["search", "--same-runner", "shot3.png", "--index", str(index)]) == 1
