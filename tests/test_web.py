@@ -408,3 +408,34 @@ def test_search_and_photo_view_in_a_browser(site, browser, tmp_path):
     browser.find_element(By.LINK_TEXT, "1234").click()
     wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".grid .card")))
     assert "q=1234" in browser.current_url
+
+
+def test_the_page_finds_runners_by_name_and_shows_the_same_persons_other_photos(tmp_path):
+    from jerseynum.photos.startlist import Entrant
+    from jerseynum.photos.tagger import tag_folder
+    from tests.test_event import FaceTagger
+
+    photos, index_path = tmp_path / "photos", tmp_path / "race.db"
+    photos.mkdir()
+    for k in range(4):  # FaceTagger: shot0-2 one runner (2024 read in shot0 only), shot3 another
+        cv2.imwrite(str(photos / f"shot{k}.png"), np.full((24, 32, 3), 10 * (k + 1), np.uint8))
+    tag_folder(photos, index_path, FaceTagger, version="v1", workers=1,
+               entrants=[Entrant("2024", "Zoë Ménard", "F40"), Entrant("77", "Bob Ray")])  # fmt: skip
+    with PhotoIndex(index_path) as index:
+        ids = {photo.path: photo.id for photo in index.photos()}
+    server = make_server(index_path, photos)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        body = page(f"{base}/?name=zoe+menard")
+        assert "Zoë Ménard" in body and "bib 2024, F40, 3 photos" in body
+        assert (
+            all(f"/photo/{ids[f'shot{k}.png']}" in body for k in range(3)) and f"/photo/{ids['shot3.png']}" not in body
+        )
+        assert "no entrant named" in page(f"{base}/?name=nobody")
+        body = page(f"{base}/photo/{ids['shot1.png']}")
+        assert "the same runner, read in shot0.png" in body and "2 more photos of this runner" in body
+        assert f"/photo/{ids['shot0.png']}" in body and f"/photo/{ids['shot3.png']}" not in body
+    finally:
+        server.shutdown()
+        server.server_close()

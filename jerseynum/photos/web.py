@@ -1,8 +1,10 @@
 """The local web page for searching tagged race photos (`jerseynum serve`).
 
-Type a bib number, get a grid of the photos showing it, with the bib's box drawn over each thumbnail; open a
-photo to see every number read in it. The boxes are CSS (percentages of the photo's size), so the server only
-ever sends the original file or a thumbnail.
+Type a bib number, get a grid of the photos showing it, with the bib's box drawn over each thumbnail; or a
+runner's name, where the index has a start list; open a photo to see every number read in it, how it was decided
+(read, snapped to the start list, propagated from another photo of the same runner) and the same person's other
+photos. The boxes are CSS (percentages of the photo's size), so the server only ever sends the original file or
+a thumbnail.
 
 It is the standard library's threaded HTTP server and a few string templates, not a web framework: the page
 is meant for one person on their own machine (or a laptop at the finish line), it has four routes, and keeping
@@ -48,6 +50,8 @@ log = logging.getLogger(__name__)
 PER_PAGE = 24
 THUMB_SIZE = 320  # px, the longer side
 MAX_QUERY = 12  # digits
+MAX_NAME = 60  # characters of a name query
+MAX_ENTRANTS = 20  # entrants listed for one name query
 LISTEN_BACKLOG = 1024  # connections the kernel queues before accept(); the library's 5 made bursts wait 20 s
 REQUEST_TIMEOUT = 10.0  # seconds for a request to arrive, and for each response write
 SECURITY_HEADERS = {
@@ -92,6 +96,7 @@ PAGE = """<!doctype html>
   .pages .current {{ font-weight: bold; border-bottom: 2px solid #222; }}
   h2 {{ font-size: 1.1rem; margin: 0 0 .3rem; overflow-wrap: anywhere; }}
   .photo {{ margin: 1.5rem auto 0; }}
+  h2.same {{ margin-top: 1.5rem; }}
 </style>
 </head>
 <body>
@@ -102,6 +107,11 @@ PAGE = """<!doctype html>
            pattern="[0-9]*" maxlength="{max_query}" autofocus aria-label="bib number">
     <label><input type="checkbox" name="exact" value="1"{exact_checked}> exact only</label>
     <button type="submit">Search</button>
+  </form>
+  <form action="/" method="get" role="search">
+    <input type="search" name="name" value="{name}" placeholder="runner's name" maxlength="{max_name}"
+           aria-label="runner's name (from the start list)">
+    <button type="submit">Find</button>
   </form>
 </header>
 <main>
@@ -276,6 +286,7 @@ class App:
     def photo_page(self, photo_id: int) -> str | None:
         with self.index() as index:
             photo = index.photo(photo_id)
+            same = index.same_runner(photo.path) if photo else []
         if photo is None:
             return None
         parts = [f"<h2>{_e(photo.path)}</h2>"]
@@ -283,7 +294,8 @@ class App:
             parts.append(f'<p class="muted">could not be tagged: {_e(photo.error)}</p>')
         if photo.numbers:
             items = " · ".join(f'<a href="{_e(_search_href(n.number))}">{_e(n.number)}</a> '
-                               f'<span class="muted">{n.confidence:.0%}</span>' for n in photo.numbers)  # fmt: skip
+                               f'<span class="muted">{n.confidence:.0%}{_e(self._how(n))}</span>'
+                               for n in photo.numbers)  # fmt: skip
             parts.append(f'<p class="numbers">Numbers read: {items}</p>')
         elif not photo.error:
             parts.append('<p class="muted">no numbers read in this photo</p>')
@@ -297,11 +309,57 @@ class App:
             fit = f"{_aspect(photo)};width:min(100%, calc(max(200px, 100vh - 13rem) * {photo.width} / {photo.height}))"
             parts.append(f'<div class="frame photo" style="{_e(fit)}"><img src="/image/{photo.id}"'
                          f' alt="{_e(photo.path)}">{"".join(boxes)}</div>')  # fmt: skip
+        for k, (_, others) in enumerate(same, 1):
+            if others:  # the runners' identity clusters (photos/identity.py)
+                who = "this runner" if len(same) == 1 else f"runner {k} of this photo"
+                parts.append(f'<h2 class="same">{len(others)} more photos of {who}</h2><div class="grid">'
+                             + "".join(self._photo_card(p) for p in others[:PER_PAGE]) + "</div>")  # fmt: skip
         return self.render(photo.path, "\n".join(parts))
 
+    def name_page(self, name: str) -> str:
+        """The photos of the start list's entrants whose name matches, by their bib."""
+        with self.index() as index:
+            start_list = index.start_list()
+            if start_list is None:
+                body = ('<p class="empty">this index has no start list, so names cannot be searched: give it one'
+                        " with <code>jerseynum start-list --index INDEX runners.csv</code></p>")  # fmt: skip
+                return self.render(f"{name}: no start list", body, name=name)
+            entrants = start_list.find_name(name)
+            found = [(e, index.search(e.bib, partial=False, max_distance=0)) for e in entrants[:MAX_ENTRANTS]]
+        if not found:
+            return self.render(f"{name}: nobody", f'<p class="empty">no entrant named {_e(name)}</p>', name=name)
+        parts = []
+        for entrant, matches in found:
+            category = f", {entrant.category}" if entrant.category else ""
+            parts.append(f"<h2>{_e(entrant.name)} <span class=\"muted\">bib {_e(entrant.bib)}{_e(category)},"
+                         f" {len(matches)} photos</span></h2>")  # fmt: skip
+            parts.append('<div class="grid">' + "".join(self._card(m) for m in matches[:PER_PAGE]) + "</div>")
+        more = (
+            f'<p class="muted">and {len(entrants) - MAX_ENTRANTS} more entrants</p>'
+            if len(entrants) > MAX_ENTRANTS
+            else ""
+        )
+        return self.render(f"{name}: {len(entrants)} entrants", "\n".join(parts) + more, name=name)
+
     @staticmethod
-    def render(title: str, body: str, query: str = "", exact: bool = False) -> str:
-        return PAGE.format(title=_e(title), query=_e(query), max_query=MAX_QUERY,
+    def _photo_card(photo: PhotoRecord) -> str:
+        numbers = " ".join(n.number for n in photo.numbers) or "no number"
+        return (f'<a class="card" href="/photo/{photo.id}" title="{_e(photo.path)}">'
+                f'<div class="frame" style="{_e(_aspect(photo))}"><img src="/thumb/{photo.id}" alt="{_e(photo.path)}"'
+                f' loading="lazy"></div><div class="caption">{_e(numbers)}</div></a>')  # fmt: skip
+
+    @staticmethod
+    def _how(number: BibNumber) -> str:
+        """How a shown number was decided, where it is not simply as read."""
+        if number.status == "propagated":
+            return f" (the same runner, read in {number.source})"
+        if number.status in ("snapped", "completed"):
+            return f" (read {number.read}: {number.reason})"
+        return ""
+
+    @staticmethod
+    def render(title: str, body: str, query: str = "", exact: bool = False, name: str = "") -> str:
+        return PAGE.format(title=_e(title), query=_e(query), max_query=MAX_QUERY, name=_e(name), max_name=MAX_NAME,
                            exact_checked=" checked" if exact else "", body=body)  # fmt: skip
 
 
@@ -367,6 +425,9 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path == "/":
             params = parse_qs(url.query)
+            name = params.get("name", [""])[0].strip()[:MAX_NAME]
+            if name:
+                return self._send_page(HTTPStatus.OK, self.app.name_page(name))
             query = clean_query(params.get("q", [""])[0])
             exact = params.get("exact", [""])[0] == "1"
             page = parse_page(params.get("page", ["1"])[0])
