@@ -19,6 +19,11 @@ from tests.test_photos import ShadeTagger, write_photos
 REGION = (0, 0, 50, 100)
 
 
+@pytest.fixture(autouse=True)
+def _reset_calls():
+    ShadeTagger.calls = 0
+
+
 def face(seed: int) -> np.ndarray:
     """A face descriptor of one person: unit-norm-ish, far (> 1) from any other seed's."""
     return np.random.default_rng(seed).normal(0, 0.2, 128).astype(np.float32)
