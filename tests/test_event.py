@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -182,3 +183,30 @@ def test_search_same_runner_lists_every_other_photo_of_the_person(burst, tmp_pat
     assert main(["search", "2024", "--index", str(index), "--exact"]) == 0
     assert capsys.readouterr().out.count("shot") == 3  # read in one, propagated to two
     assert main(["search", "--same-runner", "shot3.png", "--index", str(index)]) == 1
+
+
+def test_real_photos_of_one_runner_give_a_hidden_bib_its_number():
+    """RBNR's runner 2874 in two photos of a burst: with the read of one photo hidden, the other gives it the
+    number (the runner's face, clustered over the photos)."""
+    import json
+
+    from jerseynum.photos.tagger import PhotoTagger
+    from tests.conftest import data_set
+
+    root = data_set("rbnr_bib_photos")
+    group = json.loads((data_set("rbnr_same_runner_groups") / "groups.json").read_text())["set1/2874"]
+    tagger = PhotoTagger()
+    runners: list[StoredRunner] = []
+    for path in group["photos"]:
+        reads = tagger.read(cv2.imread(str(root / "images" / path)))
+        runners += [StoredRunner(len(runners) + k, path, None, read) for k, read in enumerate(reads)]
+
+    own = [next((r for r in runners if r.path == path and r.read.number == "2874"), None) for path in group["photos"]]
+    assert None not in own  # each photo, read alone, reads the runner's bib
+    hidden = own[1]
+    runners = [replace(r, read=replace(r.read, number="", confidence=0.0, box=None)) if r is hidden else r
+               for r in runners]  # fmt: skip
+    decided, clusters = decide_event(runners)
+    (gift,) = [n for n in decided[hidden.path] if n.runner == hidden.id]
+    assert (gift.number, gift.status, gift.source) == ("2874", "propagated", group["photos"][0])
+    assert len({clusters[r.id] for r in own}) == 1
