@@ -210,3 +210,13 @@ def test_real_photos_of_one_runner_give_a_hidden_bib_its_number():
     (gift,) = [n for n in decided[hidden.path] if n.runner == hidden.id]
     assert (gift.number, gift.status, gift.source) == ("2874", "propagated", group["photos"][0])
     assert len({clusters[r.id] for r in own}) == 1
+
+
+def test_a_start_list_without_a_bib_column_is_refused_before_any_photo_is_read(tmp_path, caplog):
+    write_photos(tmp_path / "photos", [10])
+    csv = tmp_path / "runners.csv"
+    csv.write_text("Name,Club\nAda Lovelace,AC\n")
+    assert main(["tag", str(tmp_path / "photos"), "--index", str(tmp_path / "race.db"), "--start-list", str(csv)]) == 2
+    assert "has no bib-number column" in caplog.text and not (tmp_path / "race.db").exists()
+    assert main(["start-list", "--index", str(tmp_path / "race.db"), str(csv)]) == 2
+    assert "no index at" in caplog.text
