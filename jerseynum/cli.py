@@ -52,36 +52,69 @@ def at_least(minimum: int) -> Callable[[str], int]:
 
 
 def add_max_pixels_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-pixels", type=at_least(1), default=DEFAULT_MAX_PIXELS,
-                        help="pixel budget per image, read from its header before decoding: a JPEG over it is "
-                             f"decoded at 1/2, 1/4 or 1/8 size, any other image skipped (default {DEFAULT_MAX_PIXELS})")
+    parser.add_argument(
+        "--max-pixels",
+        type=at_least(1),
+        default=DEFAULT_MAX_PIXELS,
+        help="pixel budget per image, read from its header before decoding: a JPEG over it is "
+        f"decoded at 1/2, 1/4 or 1/8 size, any other image skipped (default {DEFAULT_MAX_PIXELS})",
+    )
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", choices=["jersey", "bib"], default="jersey",
-                        help="jersey: numbers 0-99 (default); bib: race bibs of up to 6 digits")
-    parser.add_argument("--pose", choices=["mediapipe", "mmpose", "none"], default=None,
-                        help="pose backend (default: mediapipe for jerseys, none for bibs)")
+    parser.add_argument(
+        "--mode",
+        choices=["jersey", "bib"],
+        default="jersey",
+        help="jersey: numbers 0-99 (default); bib: race bibs of up to 6 digits",
+    )
+    parser.add_argument(
+        "--pose",
+        choices=["mediapipe", "mmpose", "none"],
+        default=None,
+        help="pose backend (default: mediapipe for jerseys, none for bibs)",
+    )
     parser.add_argument("--mmpose-config", type=Path, help="mmpose model config (with --pose mmpose)")
     parser.add_argument("--mmpose-checkpoint", type=Path, help="mmpose checkpoint file (with --pose mmpose)")
-    parser.add_argument("--text", nargs="+", choices=["rapidocr", "crnn", "easyocr"],
-                        help="text engines in cascade order (default: crnn rapidocr for jerseys, rapidocr crnn for "
-                             "bibs; crnn is the project's trained recognizer in models/)")
-    parser.add_argument("--text-settle", type=float, default=PipelineConfig.text_settle,
-                        help="a later engine skips crops an earlier one read with this confidence; 1.1: all read")
-    parser.add_argument("--legibility", choices=["on", "off"],
-                        help="the legibility stage (default: on for jerseys, off for bibs)")
-    parser.add_argument("--legibility-weights", type=Path, default=DEFAULT_LEGIBILITY_WEIGHTS,
-                        help="legibility classifier: a .pt checkpoint or its .onnx export (default: the shipped one)")
-    parser.add_argument("--legibility-threshold", type=float, default=PipelineConfig.legibility_threshold,
-                        help="frames scoring below this are not read")
+    parser.add_argument(
+        "--text",
+        nargs="+",
+        choices=["rapidocr", "crnn", "easyocr"],
+        help="text engines in cascade order (default: crnn rapidocr for jerseys, rapidocr crnn for "
+        "bibs; crnn is the project's trained recognizer in models/)",
+    )
+    parser.add_argument(
+        "--text-settle",
+        type=float,
+        default=PipelineConfig.text_settle,
+        help="a later engine skips crops an earlier one read with this confidence; 1.1: all read",
+    )
+    parser.add_argument(
+        "--legibility", choices=["on", "off"], help="the legibility stage (default: on for jerseys, off for bibs)"
+    )
+    parser.add_argument(
+        "--legibility-weights",
+        type=Path,
+        default=DEFAULT_LEGIBILITY_WEIGHTS,
+        help="legibility classifier: a .pt checkpoint or its .onnx export (default: the shipped one)",
+    )
+    parser.add_argument(
+        "--legibility-threshold",
+        type=float,
+        default=PipelineConfig.legibility_threshold,
+        help="frames scoring below this are not read",
+    )
     parser.add_argument("--max-frames", type=at_least(1), default=64, help="frames sampled from a longer tracklet")
     add_max_pixels_argument(parser)
     parser.add_argument("--no-early-stop", action="store_true", help="read every sampled frame")
     parser.add_argument("--device", default="cpu", help="torch device for the legibility classifier")  # fmt: skip
-    parser.add_argument("--workers", type=at_least(1), default=2,
-                        help="processes reading tracklets in parallel, one thread per model each (default 2: both"
-                             " cores; 1: one process whose models share the cores)")
+    parser.add_argument(
+        "--workers",
+        type=at_least(1),
+        default=2,
+        help="processes reading tracklets in parallel, one thread per model each (default 2: both"
+        " cores; 1: one process whose models share the cores)",
+    )
 
 
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
@@ -164,43 +197,67 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     infer_parser = commands.add_parser("infer", parents=[common], help="read the number of every tracklet in a folder")
-    infer_parser.add_argument("tracklets", type=Path, nargs="?", default=SAMPLE_TRACKLETS,
-                              help="folder of tracklet folders (default: the shipped samples)")
-    infer_parser.add_argument("-o", "--output", type=Path, default=Path("predictions.json"),
-                              help="challenge JSON to write (default: predictions.json)")
+    infer_parser.add_argument(
+        "tracklets",
+        type=Path,
+        nargs="?",
+        default=SAMPLE_TRACKLETS,
+        help="folder of tracklet folders (default: the shipped samples)",
+    )
+    infer_parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("predictions.json"),
+        help="challenge JSON to write (default: predictions.json)",
+    )
     infer_parser.add_argument("--gt", type=Path, help="ground-truth JSON: also print SoccerNet's accuracy")
     add_pipeline_arguments(infer_parser)
     infer_parser.set_defaults(handler=infer)
 
-    tag_parser = commands.add_parser("tag", parents=[common],
-                                     help="read the bib numbers of every race photo in a folder into an index")
+    tag_parser = commands.add_parser(
+        "tag", parents=[common], help="read the bib numbers of every race photo in a folder into an index"
+    )
     tag_parser.add_argument("photos", type=Path, help="folder of race photos (searched recursively)")
     tag_parser.add_argument("--index", type=Path, required=True, help="SQLite index file (created if absent)")
     tag_parser.add_argument("--workers", type=at_least(1), default=2, help="processes tagging in parallel (default: 2)")
-    tag_parser.add_argument("--start-list", type=Path, metavar="CSV",
-                            help="the organiser's start list (a bib column, optional name and category columns)")
+    tag_parser.add_argument(
+        "--start-list",
+        type=Path,
+        metavar="CSV",
+        help="the organiser's start list (a bib column, optional name and category columns)",
+    )
     add_max_pixels_argument(tag_parser)
     tag_parser.set_defaults(handler=tag)
 
     start_list_parser = commands.add_parser(
-        "start-list", parents=[common], help="give an index the race's start list and re-decide its numbers")
+        "start-list", parents=[common], help="give an index the race's start list and re-decide its numbers"
+    )
     start_list_parser.add_argument("csv", type=Path, help="CSV with a bib column, optional name and category columns")
     start_list_parser.add_argument("--index", type=Path, required=True)
     start_list_parser.set_defaults(handler=start_list)
 
-    search_parser = commands.add_parser("search", parents=[common],
-                                        help="find the photos of a bib number, a runner's name, or a person")
+    search_parser = commands.add_parser(
+        "search", parents=[common], help="find the photos of a bib number, a runner's name, or a person"
+    )
     search_parser.add_argument("number", nargs="?", help="the bib number (digits)")
     search_parser.add_argument("--name", help="the photos of the start list's entrants of this name")
-    search_parser.add_argument("--same-runner", metavar="PHOTO",
-                               help="every other photo of the people in this photo (its path in the folder)")
+    search_parser.add_argument(
+        "--same-runner", metavar="PHOTO", help="every other photo of the people in this photo (its path in the folder)"
+    )
     search_parser.add_argument("--index", type=Path, required=True)
     search_parser.add_argument("--exact", action="store_true", help="exact matches only (no partial, no fuzzy)")
-    search_parser.add_argument("--fuzzy", type=at_least(0), default=1, metavar="K",
-                               help="also numbers within K edits of the query (default 1; 0: none)")
+    search_parser.add_argument(
+        "--fuzzy",
+        type=at_least(0),
+        default=1,
+        metavar="K",
+        help="also numbers within K edits of the query (default 1; 0: none)",
+    )
     search_parser.add_argument("--limit", type=at_least(1), default=50, help="at most this many photos listed")
-    search_parser.add_argument("--copy-to", type=Path,
-                               help="copy the matching photos into this folder (never overwriting a file there)")
+    search_parser.add_argument(
+        "--copy-to", type=Path, help="copy the matching photos into this folder (never overwriting a file there)"
+    )
     search_parser.set_defaults(handler=search)
 
     export_parser = commands.add_parser("export", parents=[common], help="write the index as JSON or CSV")
@@ -214,61 +271,120 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--photos", type=Path, help="the photo folder (default: the one the index was made of)")
     serve_parser.add_argument("--host", default="127.0.0.1")
     serve_parser.add_argument("--port", type=at_least(0), default=8000)
-    serve_parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
-                              help="a host name the page may be reached by besides IP addresses and localhost "
-                                   "(repeatable; other Host headers are refused against DNS rebinding)")
+    serve_parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name the page may be reached by besides IP addresses and localhost "
+        "(repeatable; other Host headers are refused against DNS rebinding)",
+    )
     serve_parser.set_defaults(handler=serve)
 
-    video_parser = commands.add_parser("video", parents=[common],
-                                       help="track the people of a video and read each one's number")
+    video_parser = commands.add_parser(
+        "video", parents=[common], help="track the people of a video and read each one's number"
+    )
     video_parser.add_argument("video", help="video file (or stream URL)")
-    video_parser.add_argument("-o", "--output", type=Path, default=Path("video.json"),
-                              help="result JSON: per track its frames, boxes and number (default: video.json)")
+    video_parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("video.json"),
+        help="result JSON: per track its frames, boxes and number (default: video.json)",
+    )
     video_parser.add_argument("--mode", choices=["jersey", "bib"], default="jersey")
-    video_parser.add_argument("--detector", choices=["motion", "faces"], default="motion",
-                              help="motion: fixed camera (default); faces: people facing the camera")
-    video_parser.add_argument("--save-tracklets", type=Path, metavar="DIR",
-                              help="write each track's crops as DIR/<track>/<frame>.jpg (inference.py reads it)")
+    video_parser.add_argument(
+        "--detector",
+        choices=["motion", "faces"],
+        default="motion",
+        help="motion: fixed camera (default); faces: people facing the camera",
+    )
+    video_parser.add_argument(
+        "--save-tracklets",
+        type=Path,
+        metavar="DIR",
+        help="write each track's crops as DIR/<track>/<frame>.jpg (inference.py reads it)",
+    )
     video_parser.set_defaults(handler=video)
 
-    train_parser = commands.add_parser("train-recognizer", parents=[common],
-                                       help="train the digit recognizer on the shared data plus rendered crops")
-    train_parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                              help=f"the shared data folder (default: {DEFAULT_DATA})")
-    train_parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS,
-                              help=f"checkpoint to write (default: {DEFAULT_WEIGHTS})")
+    train_parser = commands.add_parser(
+        "train-recognizer", parents=[common], help="train the digit recognizer on the shared data plus rendered crops"
+    )
+    train_parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help=f"the shared data folder (default: {DEFAULT_DATA})"
+    )
+    train_parser.add_argument(
+        "--out", type=Path, default=DEFAULT_WEIGHTS, help=f"checkpoint to write (default: {DEFAULT_WEIGHTS})"
+    )
     train_parser.add_argument("--arch", default="easyocr_g2", help="easyocr_g2 (shipped) | crnn_small | crnn_tiny")
-    train_parser.add_argument("--epochs", type=int, nargs="+", default=[8, 12],
-                              help="epochs of one run; several values: one run each, their weights averaged "
-                              "(a model soup; the shipped model averages 8 and 12)")
-    train_parser.add_argument("--work", type=Path, default=REPO / ".cache" / "train-recognizer",
-                              help="where a soup keeps its runs (a finished one is reused)")
+    train_parser.add_argument(
+        "--epochs",
+        type=int,
+        nargs="+",
+        default=[8, 12],
+        help="epochs of one run; several values: one run each, their weights averaged "
+        "(a model soup; the shipped model averages 8 and 12)",
+    )
+    train_parser.add_argument(
+        "--work",
+        type=Path,
+        default=REPO / ".cache" / "train-recognizer",
+        help="where a soup keeps its runs (a finished one is reused)",
+    )
     train_parser.add_argument("--synthetic", type=int, default=10000, help="rendered crops added to the real ones")
     train_parser.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (one-cycle schedule)")
     train_parser.add_argument("--seed", type=int, default=0)
     train_parser.add_argument("--device", default="cpu", help="cpu or cuda")
     train_parser.set_defaults(handler=train_recognizer)
 
-    legibility_parser = commands.add_parser("train-legibility", parents=[common],
-                                            help="train the legibility classifier from EasyOCR pseudo-labels")
-    legibility_parser.add_argument("--crops", type=Path, nargs="+",
-                                   help="folders of crops or tracklets (default: the shared data's recipe)")
-    legibility_parser.add_argument("--torso", action="store_true",
-                                   help="cut each image of --crops to its torso with the pipeline's pose + torso")
-    legibility_parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                                   help=f"the shared data folder, used without --crops (default: {DEFAULT_DATA})")
-    legibility_parser.add_argument("--out", type=Path, default=DEFAULT_LEGIBILITY_CHECKPOINT,
-                                   help=f"checkpoint to write, its ONNX export beside (default: {DEFAULT_LEGIBILITY_CHECKPOINT})")
-    legibility_parser.add_argument("--work", type=Path, default=REPO / ".cache" / "train-legibility",
-                                   help="where the pseudo-labelling readings are cached (a rerun reuses them)")
-    legibility_parser.add_argument("--mode", choices=["jersey", "bib"], default="jersey",
-                                   help="which numbers count as plausible for the pseudo-labels")
-    legibility_parser.add_argument("--legible-min", type=float, default=0.5,
-                                   help="EasyOCR confidence from which a read number makes a crop legible")
-    legibility_parser.add_argument("--illegible-max", type=float, default=0.1,
-                                   help="EasyOCR confidence under which a crop is illegible")
-    legibility_parser.add_argument("--agreement", action=argparse.BooleanOptionalAction, default=True,
-                                   help="pseudo-labels also need our text stage (rapidocr + crnn) to agree")
+    legibility_parser = commands.add_parser(
+        "train-legibility", parents=[common], help="train the legibility classifier from EasyOCR pseudo-labels"
+    )
+    legibility_parser.add_argument(
+        "--crops", type=Path, nargs="+", help="folders of crops or tracklets (default: the shared data's recipe)"
+    )
+    legibility_parser.add_argument(
+        "--torso", action="store_true", help="cut each image of --crops to its torso with the pipeline's pose + torso"
+    )
+    legibility_parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help=f"the shared data folder, used without --crops (default: {DEFAULT_DATA})",
+    )
+    legibility_parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_LEGIBILITY_CHECKPOINT,
+        help=f"checkpoint to write, its ONNX export beside (default: {DEFAULT_LEGIBILITY_CHECKPOINT})",
+    )
+    legibility_parser.add_argument(
+        "--work",
+        type=Path,
+        default=REPO / ".cache" / "train-legibility",
+        help="where the pseudo-labelling readings are cached (a rerun reuses them)",
+    )
+    legibility_parser.add_argument(
+        "--mode",
+        choices=["jersey", "bib"],
+        default="jersey",
+        help="which numbers count as plausible for the pseudo-labels",
+    )
+    legibility_parser.add_argument(
+        "--legible-min",
+        type=float,
+        default=0.5,
+        help="EasyOCR confidence from which a read number makes a crop legible",
+    )
+    legibility_parser.add_argument(
+        "--illegible-max", type=float, default=0.1, help="EasyOCR confidence under which a crop is illegible"
+    )
+    legibility_parser.add_argument(
+        "--agreement",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="pseudo-labels also need our text stage (rapidocr + crnn) to agree",
+    )
     legibility_parser.add_argument("--rounds", type=int, default=1, help="2 or more: self-training rounds")
     legibility_parser.add_argument("--known", nargs="*", metavar="KIND",
                                    help="material labelled by construction, beside the pseudo-labels (with --data): "
@@ -332,8 +448,10 @@ def tag(args: argparse.Namespace) -> int:
     with _open_index(args.index) as index:
         total = len(index)
     timing = f", median {statistics.median(report.seconds):.2f} s per photo" if report.seconds else ""
-    print(f"{report.photos} photos: {report.tagged} tagged ({report.runners} runners, {report.unreadable} unreadable)"
-          f", {report.unchanged} unchanged, {report.removed} gone from the folder{timing}; {total} in {args.index}")
+    print(
+        f"{report.photos} photos: {report.tagged} tagged ({report.runners} runners, {report.unreadable} unreadable)"
+        f", {report.unchanged} unchanged, {report.removed} gone from the folder{timing}; {total} in {args.index}"
+    )
     print(describe_event(report.event))
     return 0
 
@@ -341,8 +459,10 @@ def tag(args: argparse.Namespace) -> int:
 def describe_event(report) -> str:
     """One line on the whole event's decisions (pass 2)."""
     statuses = ", ".join(f"{count} {status}" for status, count in report.statuses.most_common()) or "no numbers"
-    return (f"event decided in {report.seconds:.1f} s: {report.runners} runners, {report.clusters} seen in several"
-            f" photos; numbers: {statuses}")
+    return (
+        f"event decided in {report.seconds:.1f} s: {report.runners} runners, {report.clusters} seen in several"
+        f" photos; numbers: {statuses}"
+    )
 
 
 def start_list(args: argparse.Namespace) -> int:
@@ -396,7 +516,10 @@ def search(args: argparse.Namespace) -> int:
         found = index.search(digits, partial=not args.exact, max_distance=0 if args.exact else args.fuzzy)
     matches = found[: args.limit]
     for match in matches:
-        print(f"{match.kind:7} {match.number.number:>8} {match.number.confidence:.2f}  {root / match.photo.path}")
+        how = {"propagated": f"  (the same runner, read in {match.number.source})",
+               "snapped": f"  (read {match.number.read}: on the start list)",
+               "completed": f"  (read {match.number.read}: {match.number.reason})"}.get(match.number.status, "")  # fmt: skip
+        print(f"{match.kind:7} {match.number.number:>8} {match.number.confidence:.2f}  {root / match.photo.path}{how}")
     more = f" (of {len(found)}: --limit {args.limit})" if len(found) > len(matches) else ""
     print(f"{len(matches)} photos for {digits}{more}")
     if args.copy_to and matches:
@@ -442,7 +565,9 @@ def search_same_runner(args: argparse.Namespace) -> int:
     with _open_index(args.index) as index:
         root = index.photos_root
         photo = Path(args.same_runner)
-        relative = photo.resolve().relative_to(root).as_posix() if photo.is_absolute() or photo.exists() else photo.as_posix()
+        relative = (
+            photo.resolve().relative_to(root).as_posix() if photo.is_absolute() or photo.exists() else photo.as_posix()
+        )
         if relative not in index.known():
             log.error("%s is not a photo of %s", args.same_runner, args.index)
             return 2

@@ -501,18 +501,21 @@ class PhotoIndex:
 
     def export(self, fmt: str) -> str:
         """json: {"<photo file name>": ["1234", ...]} for every photo (empty where none was read); csv: one row
-        per number (photo, number, confidence, box), and one with an empty number per photo without any."""
+        per number (photo, number, confidence, box, and how it was decided: snapped, propagated from a source photo,
+        ...), and one with an empty number per photo without any. Hidden decisions are not exported."""
         records = self.photos()
         if fmt == "json":
             return json.dumps({r.path: sorted({n.number for n in r.numbers}) for r in records}, indent=1) + "\n"
         if fmt == "csv":
             out = io.StringIO()
             writer = csv.writer(out)
-            writer.writerow(["photo", "number", "confidence", "x1", "y1", "x2", "y2", "error"])
+            writer.writerow(["photo", "number", "confidence", "x1", "y1", "x2", "y2", "error", "decision", "read",
+                             "reason", "source_photo"])  # fmt: skip
             for r in records:
                 for n in r.numbers:
-                    writer.writerow([r.path, n.number, f"{n.confidence:.3f}", *n.box, ""])
+                    writer.writerow([r.path, n.number, f"{n.confidence:.3f}", *n.box, "", n.status, n.read, n.reason,
+                                     n.source or ""])  # fmt: skip
                 if not r.numbers:
-                    writer.writerow([r.path, "", "", "", "", "", "", r.error or ""])
+                    writer.writerow([r.path, "", "", "", "", "", "", r.error or "", "", "", "", ""])
             return out.getvalue()
         raise ValueError(f"unknown export format {fmt!r}: json or csv")
