@@ -215,8 +215,8 @@ def identity(runners: list[StoredRunner], boxes: dict[str, list[dict]], groups: 
             rank1[kind][1] += 1
     propagated = right = 0
     for runner_id, group_id in tqdm(members.items(), desc="identity: bibs hidden", leave=False):
-        hidden = [replace(r, read=replace(r.read, number="", confidence=0.0, box=None)) if r.id == runner_id else r
-                  for r in runners]  # fmt: skip
+        hidden = [replace(r, read=replace(r.read, number="", confidence=0.0, box=None, evidence={})) if r.id == runner_id
+                  else r for r in runners]  # fmt: skip
         decided, _ = decide_events(hidden, start_list, settings)
         path = next(r.path for r in runners if r.id == runner_id)
         gift = next((n for n in decided[path] if n.runner == runner_id and n.status == "propagated"), None)

@@ -364,3 +364,8 @@ def test_a_large_race() -> None:
         assert snap.number == (reached.pop() if status != "rejected" else None), (read, snap)
         statuses.append("ambiguous" if "one edit away" in snap.reason else snap.status)
     assert all(statuses.count(status) > 50 for status in ("listed", "snapped", "ambiguous", "rejected")), statuses
+
+
+def test_a_read_with_leading_zeros_matches_the_bib_a_spreadsheet_listed_without_them():
+    snap = StartList([Entrant("891")]).snap("0891")
+    assert (snap.number, snap.status) == ("891", "listed") and "leading zeros" in snap.reason

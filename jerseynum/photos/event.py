@@ -103,7 +103,9 @@ def apply_start_list(numbers: list[BibNumber], start_list: StartList) -> list[Bi
             continue
         snap = start_list.snap(n.number)
         if snap.status == "listed":
-            decided.append(n)
+            decided.append(
+                n if snap.number == n.number else replace(n, number=snap.number, read=n.number, reason=snap.reason)
+            )
         elif snap.status == "snapped":
             decided.append(replace(n, number=snap.number, status="snapped", read=n.number, reason=snap.reason))
         else:
@@ -146,16 +148,17 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def features(number: BibNumber, read: RunnerRead, bib_format: BibFormat | None, support: int,
-             start_list: StartList | None) -> list[float]:  # fmt: skip
-    """What the calibration weighs (FEATURES): the vote's confidence (its logit); the share of the event's
+def features(
+    number: BibNumber, bib_format: BibFormat | None, support: int, start_list: StartList | None
+) -> list[float]:
+    """What the calibration weighs (FEATURES): the vote's confidence in the number as read (its logit); the share of the event's
     confident reads with as many digits (1 where the format is unknown); how many other photos of the same runner
     read the number; and whether the start list lists it (1), it was snapped to a listed bib (0.5), or there is no
     list or it is not on it (0). The vote already sums its readings' agreement and character confidences (a
     fit with them too gave them no weight of their own)."""
     share = bib_format.share(number.number) if bib_format is not None else 1.0
     listed = 0.0 if start_list is None else {"read": 1.0, "snapped": 0.5}.get(number.status, 0.0)
-    return [_logit(read.confidence), share, min(support, 2), listed]
+    return [_logit(number.confidence), share, min(support, 2), listed]
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,6 @@ def calibrated(decided: dict[str, list[BibNumber]], runners: list[StoredRunner],
                bib_format: BibFormat | None, start_list: StartList | None,
                calibration: Calibration = CALIBRATION) -> dict[str, list[tuple[BibNumber, list[float]]]]:  # fmt: skip
     """Each number with its features and, as its confidence, the calibrated probability that it is right."""
-    reads = {r.id: r.read for r in runners}
     cluster_of = {r.id: label for r, label in zip(runners, labels)}
     readers: dict[tuple[int, str], set[str]] = defaultdict(set)  # (cluster, number) -> photos reading it
     for path, numbers in decided.items():
@@ -210,7 +212,7 @@ def calibrated(decided: dict[str, list[BibNumber]], runners: list[StoredRunner],
         out[path] = []
         for n in numbers:
             support = len(readers[(cluster_of[n.runner], n.number)] - {path})
-            values = features(n, reads[n.runner], bib_format, support, start_list)
+            values = features(n, bib_format, support, start_list)
             out[path].append((replace(n, confidence=round(calibration.probability(values), 4)), values))
     return out
 

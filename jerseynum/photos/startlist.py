@@ -259,14 +259,18 @@ class StartList:
                 if all(word in name for word in words)]
 
     def snap(self, read: str) -> Snap:
-        """The listed bib an OCR read stands for: itself if listed, else the one listed bib it is one plausible
-        misread of (a confused digit, or a first or last digit missing). Several such bibs, none, or a read
-        longer than every bib (an inserted digit is never snapped) is rejected."""
+        """The listed bib an OCR read stands for: itself if listed (or listed without its leading zeros, as a
+        spreadsheet writes it), else the one listed bib it is one plausible misread of (a confused digit, or a
+        first or last digit missing). Several such bibs, none, or a read longer than every bib (an inserted digit is
+        never snapped) is rejected."""
         digits = bib_digits(read)
         if not digits:
             return Snap(None, "rejected", f"read {read!r}: no digits")
         if digits in self.bibs:
             return Snap(digits, "listed", f"read {digits}: on the start list")
+        # A spreadsheet drops a number's leading zeros: bib "0891" is listed as 891.
+        if (stripped := digits.lstrip("0")) != digits and stripped in self.bibs:
+            return Snap(stripped, "listed", f"read {digits}: on the start list as {stripped} (leading zeros)")
         hit = self._reach.get(digits)
         if isinstance(hit, str):
             return Snap(hit, "snapped", f"read {digits}: {_edit(digits, hit)} ({hit})")
