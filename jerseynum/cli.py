@@ -565,9 +565,10 @@ def search_same_runner(args: argparse.Namespace) -> int:
     with _open_index(args.index) as index:
         root = index.photos_root
         photo = Path(args.same_runner)
-        relative = (
-            photo.resolve().relative_to(root).as_posix() if photo.is_absolute() or photo.exists() else photo.as_posix()
-        )
+        relative = photo.as_posix()
+        if photo.is_absolute() or photo.exists():  # a path on this machine, else a path in the photo folder
+            resolved = photo.resolve()
+            relative = resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(resolved)
         if relative not in index.known():
             log.error("%s is not a photo of %s", args.same_runner, args.index)
             return 2

@@ -221,3 +221,25 @@ def test_a_start_list_without_a_bib_column_is_refused_before_any_photo_is_read(t
     assert "has no bib-number column" in caplog.text and not (tmp_path / "race.db").exists()
     assert main(["start-list", "--index", str(tmp_path / "race.db"), str(csv)]) == 2
     assert "no index at" in caplog.text
+
+
+def test_a_large_race_is_clustered_in_windows_of_photos():
+    from dataclasses import replace as changed
+
+    from jerseynum.photos.event import EventSettings, identities
+
+    # one person in six photos in a row, then someone else in six more: windows of 4 runners split the first
+    runners = [runner(k, f"p{k:02d}.jpg", person=1 if k < 6 else 2) for k in range(12)]
+    assert len(set(identities(runners))) == 2
+    labels = identities(runners, changed(EventSettings(), cluster_window=4))
+    assert labels[:4] == [labels[0]] * 4 and labels[4:6] == [labels[4]] * 2 and labels[0] != labels[4]
+    assert labels[6:8] == [labels[6]] * 2 and len(set(labels)) == 4
+
+
+def test_same_runner_refuses_a_photo_outside_the_index(tmp_path, caplog):
+    write_photos(tmp_path / "photos", [10])
+    tag_folder(tmp_path / "photos", tmp_path / "race.db", ShadeTagger, version="v1", workers=1)
+    elsewhere = tmp_path / "elsewhere.png"
+    elsewhere.write_bytes(b"x")
+    assert main(["search", "--same-runner", str(elsewhere), "--index", str(tmp_path / "race.db")]) == 2
+    assert "is not a photo of" in caplog.text

@@ -52,6 +52,7 @@ class EventSettings:
     # share of the cluster's shown reads' probability) and one of them is at least `propagate_from` likely right.
     propagate_share: float = 0.8
     propagate_from: float = 0.9
+    cluster_window: int = 3000  # runners clustered together at most (`identities`)
 
 
 @dataclass
@@ -261,9 +262,22 @@ def scored_candidates(runners: list[StoredRunner], start_list: StartList | None 
     """Steps 1-2 and the identity clusters: every number with its features and calibrated probability, the
     runners' cluster labels, and the event's bib format."""
     decided, bib_format = candidates(runners, start_list, settings)
-    photo_ids = {path: k for k, path in enumerate(dict.fromkeys(r.path for r in runners))}
-    labels = cluster([signature(r) for r in runners], settings.identity, [photo_ids[r.path] for r in runners])
+    labels = identities(runners, settings)
     return calibrated(decided, runners, labels, bib_format, start_list, calibration), labels, bib_format
+
+
+def identities(runners: list[StoredRunner], settings: EventSettings = EventSettings()) -> list[int]:
+    """Each runner's identity cluster. Clustering compares every pair, so a large race is clustered in windows of
+    `settings.cluster_window` runners in photo order (a photographer's file names follow the shooting order, and
+    a runner's photos are seconds or minutes apart): 20,000 runners at once would need 3 GB of distances."""
+    photo_ids = {path: k for k, path in enumerate(dict.fromkeys(r.path for r in runners))}
+    labels: list[int] = []
+    for start in range(0, len(runners), settings.cluster_window):
+        window = runners[start : start + settings.cluster_window]
+        found = cluster([signature(r) for r in window], settings.identity, [photo_ids[r.path] for r in window])
+        offset = max(labels, default=-1) + 1
+        labels += [offset + label for label in found]
+    return labels
 
 
 def decide_event(runners: list[StoredRunner], start_list: StartList | None = None,
