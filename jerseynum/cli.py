@@ -227,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CSV",
         help="the organiser's start list (a bib column, optional name and category columns)",
     )
+    tag_parser.add_argument("--write-metadata", nargs="?", const="sidecar", choices=["sidecar", "keywords"],
+                            help="then write BIB:<number> (and names) as keywords for photo tools: into XMP sidecars"
+                                 " (default, and always for RAW) or into the photos themselves")  # fmt: skip
     add_max_pixels_argument(tag_parser)
     tag_parser.set_defaults(handler=tag)
 
@@ -236,6 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     start_list_parser.add_argument("csv", type=Path, help="CSV with a bib column, optional name and category columns")
     start_list_parser.add_argument("--index", type=Path, required=True)
     start_list_parser.set_defaults(handler=start_list)
+
+    metadata_parser = commands.add_parser(
+        "write-metadata", parents=[common], help="write an index's numbers as keywords that photo tools read")  # fmt: skip
+    metadata_parser.add_argument("--index", type=Path, required=True)
+    metadata_parser.add_argument("--mode", choices=["sidecar", "keywords"], default="sidecar",
+                                 help="XMP sidecars beside the photos (default) or IPTC/XMP keywords in them")  # fmt: skip
+    metadata_parser.set_defaults(handler=write_metadata)
 
     search_parser = commands.add_parser(
         "search", parents=[common], help="find the photos of a bib number, a runner's name, or a person"
@@ -453,7 +463,27 @@ def tag(args: argparse.Namespace) -> int:
         f", {report.unchanged} unchanged, {report.removed} gone from the folder{timing}; {total} in {args.index}"
     )
     print(describe_event(report.event))
-    return 0
+    return write_metadata(args) if args.write_metadata else 0
+
+
+def write_metadata(args: argparse.Namespace) -> int:
+    from jerseynum.photos.metadata import MetadataError, write_index_metadata
+
+    mode = args.write_metadata if args.command == "tag" else args.mode
+    if not args.index.is_file():
+        log.error("no index at %s: create it with `jerseynum tag PHOTOS --index %s`", args.index, args.index)
+        return 2
+    try:
+        report = write_index_metadata(args.index, mode, progress=not args.quiet)
+    except MetadataError as error:
+        log.error("%s", error)
+        return 2
+    where = "into the photos" if mode == "keywords" else "into XMP sidecars"
+    print(f"keywords {where}: {report.written} of {report.photos} photos with numbers gained {report.keywords}"
+          f" keywords, {report.unchanged} had them all, {len(report.failed)} failed")  # fmt: skip
+    for path, reason in report.failed.items():
+        log.error("%s: %s", path, reason)
+    return 1 if report.failed else 0
 
 
 def describe_event(report) -> str:

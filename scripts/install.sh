@@ -13,6 +13,11 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium chromium-driver
 fi
+# Keywords for photo tools (`jerseynum write-metadata`) are written by ExifTool, Debian's libimage-exiftool-perl.
+if ! command -v exiftool > /dev/null; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq libimage-exiftool-perl
+fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 # The pinned set in requirements.txt was verified to install and run together (see its comments).
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" || true

@@ -317,6 +317,13 @@ class PhotoIndex:
         with self._transaction(f"updating {path}"):
             self._db.execute("UPDATE photos SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path))
 
+    def record_file(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
+        """A photo file that jerseynum itself changed (keywords written into it): its new stat and hash, so that a
+        rerun of `tag` does not read it again."""
+        with self._transaction(f"updating {path}"):
+            self._db.execute("UPDATE photos SET size = ?, mtime_ns = ?, sha256 = ? WHERE path = ?",
+                             (size, mtime_ns, sha256, path))  # fmt: skip
+
     def put(self, path: str, sha256: str, size: int, mtime_ns: int, shape: tuple[int, int] | None,
             numbers: list[BibNumber], error: str | None, model_version: str, seconds: float,
             runners: list[RunnerRead] = (), taken: float | None = None) -> None:  # fmt: skip
