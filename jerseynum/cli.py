@@ -25,9 +25,9 @@ from jerseynum.io import (
     write_json_atomic,
     write_text_atomic,
 )
-from jerseynum.stages.crnn import DEFAULT_WEIGHTS
-from jerseynum.stages.legibility import DEFAULT_CHECKPOINT as DEFAULT_LEGIBILITY_CHECKPOINT
-from jerseynum.stages.legibility import DEFAULT_WEIGHTS as DEFAULT_LEGIBILITY_WEIGHTS
+from jerseynum.weights import CRNN_WEIGHTS as DEFAULT_WEIGHTS
+from jerseynum.weights import LEGIBILITY_CHECKPOINT as DEFAULT_LEGIBILITY_CHECKPOINT
+from jerseynum.weights import LEGIBILITY_WEIGHTS as DEFAULT_LEGIBILITY_WEIGHTS
 
 log = logging.getLogger("jerseynum")
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jerseynum.io import DEFAULT_MAX_PIXELS
-from jerseynum.stages.legibility import DEFAULT_WEIGHTS as LEGIBILITY_WEIGHTS
 from jerseynum.stages.torso import BIB_TORSO, TorsoSettings
 from jerseynum.stages.vote import BIB_VOTE, VoteSettings
 from jerseynum.types import Mode
+from jerseynum.weights import LEGIBILITY_WEIGHTS
 
 
 @dataclass

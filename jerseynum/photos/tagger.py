@@ -217,7 +217,9 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
                     report.unchanged += 1
                     continue
             todo.append(path)
-        bar = tqdm(total=len(todo), desc="tagging photos", unit="photo", disable=not progress or not todo)
+        # The models take a while to load before the first photo (tens of seconds on a small CPU): say so.
+        bar = tqdm(total=len(todo), desc="tagging photos (loading the models)", unit="photo",
+                   disable=not progress or not todo)  # fmt: skip
 
         def store(result: tuple) -> None:
             path, sha256, size, mtime_ns, shape, runners, error, seconds, taken = result
@@ -231,6 +233,8 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
                 log.warning("%s: %s (recorded, skipped)", path, error)
             else:
                 report.seconds.append(seconds)
+            if not bar.n:
+                bar.set_description("tagging photos")
             bar.update()
 
         def tag_one(tagger: PhotoTagger, path: str) -> tuple:

@@ -19,8 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from jerseynum.weights import CRNN_WEIGHTS
+
 ALPHABET = "0123456789"  # class 0 is the CTC blank, class i + 1 is ALPHABET[i]
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "digits_crnn.pt"
+DEFAULT_WEIGHTS = CRNN_WEIGHTS
 INPUT_SIZE = (32, 64)  # of the colour CRNNs (height, width): resized to the height keeping the aspect, then padded
 
 

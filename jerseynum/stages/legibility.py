@@ -17,9 +17,11 @@ import cv2
 import numpy as np
 import torch
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "models" / "legibility.pt"
+from jerseynum.weights import LEGIBILITY_CHECKPOINT, LEGIBILITY_WEIGHTS
+
+DEFAULT_CHECKPOINT = LEGIBILITY_CHECKPOINT
 # What the pipeline loads: the checkpoint's ONNX export, 2.3x faster than torch on this CPU (benchmarks/legibility.py)
-DEFAULT_WEIGHTS = DEFAULT_CHECKPOINT.with_suffix(".onnx")
+DEFAULT_WEIGHTS = LEGIBILITY_WEIGHTS
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 

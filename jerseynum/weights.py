@@ -1,0 +1,12 @@
+"""Where the shipped model weights live (`models/`, each with its model card). Kept apart from the stages that
+load them, so that naming a default path does not import torch: `jerseynum --help`, `search` and `export` start
+without loading any model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+CRNN_WEIGHTS = MODELS / "digits_crnn.pt"  # the digit recognizer (stages/crnn.py)
+LEGIBILITY_CHECKPOINT = MODELS / "legibility.pt"  # the legibility classifier (stages/legibility.py) ...
+LEGIBILITY_WEIGHTS = LEGIBILITY_CHECKPOINT.with_suffix(".onnx")  # ... and its ONNX export, what the pipeline runs
