@@ -256,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--same-runner", metavar="PHOTO", help="every other photo of the people in this photo (its path in the folder)"
     )
     search_parser.add_argument("--index", type=Path, required=True)
-    search_parser.add_argument("--exact", action="store_true", help="exact matches only (no partial, no fuzzy)")
+    search_parser.add_argument("--exact", action="store_true",
+                               help="no \"maybe you\" section of near matches (other bibs containing the number, or"
+                                    " within --fuzzy edits of it)")  # fmt: skip
     search_parser.add_argument(
         "--fuzzy",
         type=at_least(0),
@@ -266,8 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search_parser.add_argument("--limit", type=at_least(1), default=50, help="at most this many photos listed")
     search_parser.add_argument(
-        "--copy-to", type=Path, help="copy the matching photos into this folder (never overwriting a file there)"
+        "--copy-to", type=Path, help="copy the photos of the number into this folder (never overwriting a file there)"
     )
+    search_parser.add_argument("--copy-near", action="store_true",
+                               help="also copy the near matches (\"maybe you\"), which are not copied otherwise")  # fmt: skip
     search_parser.set_defaults(handler=search)
 
     export_parser = commands.add_parser("export", parents=[common], help="write the index as JSON or CSV")
@@ -544,14 +548,24 @@ def search(args: argparse.Namespace) -> int:
     with _open_index(args.index) as index:
         root = index.photos_root
         found = index.search(digits, partial=not args.exact, max_distance=0 if args.exact else args.fuzzy)
-    matches = found[: args.limit]
+    # The runner's own photos are the exact matches; near ones (a bib containing the number, or one digit off) are
+    # strangers' more often than not: listed apart, copied only when asked.
+    exact = [m for m in found if m.kind == "exact"]
+    near = [m for m in found if m.kind != "exact"]
+    matches = exact[: args.limit]
     for match in matches:
-        how = {"propagated": f"  (the same runner, read in {match.number.source})",
-               "snapped": f"  (read {match.number.read}: on the start list)",
-               "completed": f"  (read {match.number.read}: {match.number.reason})"}.get(match.number.status, "")  # fmt: skip
-        print(f"{match.kind:7} {match.number.number:>8} {match.number.confidence:.2f}  {root / match.photo.path}{how}")
-    more = f" (of {len(found)}: --limit {args.limit})" if len(found) > len(matches) else ""
+        print(_match_line(match, root))
+    more = f" (of {len(exact)}: --limit {args.limit})" if len(exact) > len(matches) else ""
     print(f"{len(matches)} photos for {digits}{more}")
+    if near:
+        uncopied = " (not copied: --copy-near copies them)" if args.copy_to and not args.copy_near else ""
+        print(f"maybe you: {len(near)} photos of near numbers{uncopied}")
+        for match in near[: args.limit]:
+            print(_match_line(match, root))
+        if len(near) > args.limit:
+            print(f"  ... and {len(near) - args.limit} more (--limit {args.limit})")
+    if args.copy_near:
+        matches = matches + near[: args.limit]
     if args.copy_to and matches:
         copied = {"copied": 0, "renamed": 0, "already there": 0, "failed": 0}
         for match in matches:
@@ -567,7 +581,16 @@ def search(args: argparse.Namespace) -> int:
             if outcome == "renamed":
                 print(f"{match.photo.path}: another file of that name is in {args.copy_to}; copied as {target.name}")
         print(f"{args.copy_to}: " + ", ".join(f"{n} {what}" for what, n in copied.items() if n))
-    return 0 if matches else 1
+    return 0 if exact else 1
+
+
+def _match_line(match, root: Path) -> str:
+    """One search result: how it matched, the number, its probability, the photo, and how it was decided."""
+    number = match.number
+    how = {"propagated": f"  (the same runner, read in {number.source})",
+           "snapped": f"  (read {number.read}: on the start list)",
+           "completed": f"  (read {number.read}: {number.reason})"}.get(number.status, "")  # fmt: skip
+    return f"{match.kind:7} {number.number:>8} {number.confidence:.2f}  {root / match.photo.path}{how}"
 
 
 def search_name(args: argparse.Namespace) -> int:

@@ -235,6 +235,21 @@ def test_search_command_prints_and_copies_the_photos(small_index, tmp_path, caps
         main(["search", "1", "--index", str(tmp_path / "missing.db")])
 
 
+def test_search_copies_the_runners_photos_and_lists_near_numbers_apart(small_index, tmp_path, capsys):
+    for name in "abcd":
+        (tmp_path / f"{name}.jpg").write_bytes(name.encode())
+    assert main(["search", "1234", "--index", str(small_index), "--copy-to", str(tmp_path / "mine")]) == 0
+    out = capsys.readouterr().out
+    assert out.index("2 photos for 1234") < out.index("maybe you: 2 photos of near numbers (not copied")
+    assert "12345" in out.split("maybe you")[1] and "1284" in out.split("maybe you")[1]
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["a.jpg", "d.jpg"]  # no stranger's photo
+    assert main(["search", "1234", "--index", str(small_index), "--copy-to", str(tmp_path / "all"), "--copy-near"]) == 0
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
+    capsys.readouterr()
+    assert main(["search", "123", "--index", str(small_index)]) == 1  # only near numbers: no photo of 123
+    assert "0 photos for 123" in capsys.readouterr().out.split("maybe you")[0]
+
+
 def test_bib_region_hangs_below_the_face_and_stays_in_the_photo():
     settings = RunnerSettings()
     x1, y1, x2, y2 = bib_region((100, 50, 120, 74), 400, 300, settings)  # a 20 x 24 face
@@ -438,7 +453,7 @@ def test_full_width_digits_find_the_bib(small_index, capsys):
 
 def test_search_says_when_the_limit_cuts_the_list(small_index, capsys):
     assert main(["search", "1234", "--index", str(small_index), "--limit", "1"]) == 0
-    assert "1 photos for 1234 (of 4: --limit 1)" in capsys.readouterr().out
+    assert "1 photos for 1234 (of 2: --limit 1)" in capsys.readouterr().out
 
 
 def committed_photos(index: Path) -> int:

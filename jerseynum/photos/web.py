@@ -96,7 +96,7 @@ PAGE = """<!doctype html>
   .pages .current {{ font-weight: bold; border-bottom: 2px solid #222; }}
   h2 {{ font-size: 1.1rem; margin: 0 0 .3rem; overflow-wrap: anywhere; }}
   .photo {{ margin: 1.5rem auto 0; }}
-  h2.same {{ margin-top: 1.5rem; }}
+  h2.same, h2.maybe {{ margin-top: 1.5rem; }}
 </style>
 </head>
 <body>
@@ -235,9 +235,19 @@ class App:
                 body = (f'<p>{photos} photos in the index, {numbered} with numbers read. '
                         "Type a bib number to find its photos.</p>")  # fmt: skip
                 return self.render("Race photos", body)
-            matches = index.search(query, partial=not exact, max_distance=0 if exact else 1)
+            found = index.search(query, partial=not exact, max_distance=0 if exact else 1)
+        # The runner's own photos first and alone; near matches (another bib containing the number, or one digit
+        # off) are strangers' more often than not, so they come apart, as "maybe you".
+        matches = [m for m in found if m.kind == "exact"]
+        near = [m for m in found if m.kind != "exact"]
+        maybe = ""
+        if near and page == 1:
+            cards = "\n".join(self._card(match) for match in near[:PER_PAGE])
+            more = f" (the first {PER_PAGE})" if len(near) > PER_PAGE else ""
+            maybe = (f'<h2 class="maybe">Maybe you: {len(near)} photos of near numbers{more}</h2>\n'
+                     f'<div class="grid maybe">\n{cards}\n</div>')  # fmt: skip
         if not matches:
-            body = f'<p class="empty">no photos for {_e(query)}</p>'
+            body = f'<p class="empty">no photos for {_e(query)}</p>\n{maybe}'
             return self.render(f"{query}: no photos", body, query, exact)
         last = math.ceil(len(matches) / PER_PAGE)
         page = min(page, last)
@@ -245,7 +255,7 @@ class App:
         cards = "\n".join(self._card(match) for match in shown)
         plural = "photo" if len(matches) == 1 else "photos"
         body = (f'<p class="muted">{len(matches)} {plural} for {_e(query)}</p>\n'
-                f'<div class="grid">\n{cards}\n</div>\n{self._pages(query, exact, page, last)}')  # fmt: skip
+                f'<div class="grid">\n{cards}\n</div>\n{self._pages(query, exact, page, last)}\n{maybe}')  # fmt: skip
         return self.render(f"{query}: {len(matches)} {plural}", body, query, exact)
 
     @staticmethod
