@@ -464,8 +464,14 @@ def tag(args: argparse.Namespace) -> int:
     timing = f", median {statistics.median(report.seconds):.2f} s per photo" if report.seconds else ""
     print(
         f"{report.photos} photos: {report.tagged} tagged ({report.runners} runners, {report.unreadable} unreadable)"
-        f", {report.unchanged} unchanged, {report.removed} gone from the folder{timing}; {total} in {args.index}"
+        f", {report.unchanged} unchanged, {report.removed} gone from the folder, {len(report.skipped)} other files"
+        f" skipped{timing}; {total} in {args.index}"
     )
+    for what, files in (("unreadable", report.errors), ("skipped", report.skipped)):
+        for path, reason in list(files.items())[:MAX_LISTED]:
+            print(f"  {what}: {path}: {reason}")
+        if len(files) > MAX_LISTED:
+            print(f"  ... and {len(files) - MAX_LISTED} more {what} files")
     print(describe_event(report.event))
     return write_metadata(args) if args.write_metadata else 0
 
@@ -488,6 +494,9 @@ def write_metadata(args: argparse.Namespace) -> int:
     for path, reason in report.failed.items():
         log.error("%s: %s", path, reason)
     return 1 if report.failed else 0
+
+
+MAX_LISTED = 20  # files named per kind in a run's summary
 
 
 def describe_event(report) -> str:

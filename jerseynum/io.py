@@ -31,7 +31,10 @@ from jerseynum.types import Frame, Tracklet
 
 log = logging.getLogger("jerseynum")
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+# Camera RAW files are read through the preview the camera embeds in them (rawpy/LibRaw); HEIC through pillow-heif.
+RAW_SUFFIXES = {".cr2", ".cr3", ".nef", ".nrw", ".arw", ".dng", ".orf", ".rw2", ".raf", ".pef", ".srw"}
+HEIF_SUFFIXES = {".heic", ".heif"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"} | RAW_SUFFIXES | HEIF_SUFFIXES
 DEFAULT_MAX_PIXELS = 100_000_000  # a 100-megapixel photo: above any camera a race photographer carries
 _JPEG_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
@@ -97,11 +100,17 @@ def image_size(data: bytes, source: str = "image") -> tuple[int, int, str] | Non
         return None
 
 
-def decode_image(data: bytes, source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, int]:
+def decode_image(data: bytes, source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, float]:
     """A BGR image from encoded bytes, and the factor it was reduced by (1: full size; 2, 4 or 8: a JPEG over
-    `max_pixels` decoded at that fraction of its width and height). Raises `ImageError` saying why it failed."""
+    `max_pixels` decoded at that fraction of its width and height; a RAW file: its full size over its embedded
+    preview's). Raises `ImageError` saying why it failed. RAW and HEIF files are told by `source`'s suffix."""
     if not data:
         raise ImageError(source, "empty file")
+    suffix = Path(source).suffix.lower()
+    if suffix in RAW_SUFFIXES:
+        return _decode_raw(data, source, max_pixels)
+    if suffix in HEIF_SUFFIXES:
+        return _decode_heif(data, source, max_pixels), 1
     size = image_size(data, source)
     reduction = 1
     if size is not None:
@@ -128,7 +137,52 @@ def decode_image(data: bytes, source: str, max_pixels: int = DEFAULT_MAX_PIXELS)
     return image, reduction
 
 
-def read_image_file(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, int]:
+def _decode_raw(data: bytes, source: str, max_pixels: int) -> tuple[np.ndarray, float]:
+    """A RAW file's embedded preview (the camera's own JPEG rendering, full or near full size: fast, and the
+    colours the photographer saw), else its sensor data developed at half size; and full width / its width."""
+    import rawpy
+
+    try:
+        with rawpy.imread(io.BytesIO(data)) as raw:
+            full_width, full_height = raw.sizes.width, raw.sizes.height
+            if full_width * full_height > max_pixels:
+                raise ImageError(source, f"{full_width} x {full_height} pixels is over the pixel budget")
+            try:
+                thumb = raw.extract_thumb()
+            except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError):
+                thumb = None
+            if thumb is not None and thumb.format == rawpy.ThumbFormat.JPEG:
+                image = cv2.imdecode(np.frombuffer(thumb.data, np.uint8), cv2.IMREAD_COLOR)
+            elif thumb is not None and thumb.format == rawpy.ThumbFormat.BITMAP:
+                image = cv2.cvtColor(np.ascontiguousarray(thumb.data), cv2.COLOR_RGB2BGR)
+            else:
+                image = cv2.cvtColor(raw.postprocess(half_size=True, use_camera_wb=True), cv2.COLOR_RGB2BGR)
+    except ImageError:
+        raise
+    except Exception as error:  # LibRaw raises its own kinds for every unreadable file
+        raise ImageError(source, f"not a readable RAW file ({type(error).__name__})") from error
+    if image is None or image.size == 0:
+        raise ImageError(source, "its embedded preview is not decodable")
+    return image, full_width / image.shape[1]
+
+
+def _decode_heif(data: bytes, source: str, max_pixels: int) -> np.ndarray:
+    from PIL import Image
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    try:
+        with Image.open(io.BytesIO(data)) as heif:
+            if heif.width * heif.height > max_pixels:
+                raise ImageError(source, f"{heif.width} x {heif.height} pixels is over the pixel budget")
+            return cv2.cvtColor(np.asarray(heif.convert("RGB")), cv2.COLOR_RGB2BGR)
+    except ImageError:
+        raise
+    except Exception as error:  # Pillow and libheif raise many kinds for a broken file
+        raise ImageError(source, f"not a readable HEIC file ({type(error).__name__})") from error
+
+
+def read_image_file(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, float]:
     """`decode_image` of a file; a missing or unreadable file (deleted mid-run, say) is an `ImageError` too."""
     try:
         data = Path(path).read_bytes()

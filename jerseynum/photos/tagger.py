@@ -115,19 +115,31 @@ class TagReport:
     tagged: int = 0  # read this run (new, changed, or tagged by another model version)
     unchanged: int = 0  # already in the index with the same content and model version: skipped
     unreadable: int = 0  # recorded with their error, no numbers
+    errors: dict[str, str] = field(default_factory=dict)  # path -> why, of the unreadable ones
+    skipped: dict[str, str] = field(default_factory=dict)  # files of the folder that are not photos -> why
     removed: int = 0  # in the index but gone from the folder: dropped from the index
     runners: int = 0  # runners found in the photos read this run
     event: EventReport | None = None  # the whole event re-decided at the end (pass 2)
     seconds: list[float] = field(default_factory=list)  # per photo tagged this run
 
 
-def photo_files(root: Path) -> list[str]:
-    """Image files under `root` (recursively), as '/'-separated paths relative to it, in natural order."""
+def photo_files(root: Path) -> tuple[list[str], dict[str, str]]:
+    """Image files under `root` (recursively), as '/'-separated paths relative to it, in natural order; and the
+    other files, each with why it is skipped. Hidden files and XMP sidecars (`write-metadata`'s) are not listed."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"not a folder: {root}")
-    files = [p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
-    return sorted((p.relative_to(root).as_posix() for p in files), key=natural_key)
+    photos, skipped = [], {}
+    for file in root.rglob("*"):
+        relative = file.relative_to(root)
+        if any(part.startswith(".") for part in relative.parts) or not file.is_file():
+            continue
+        suffix = file.suffix.lower()
+        if suffix in IMAGE_SUFFIXES:
+            photos.append(relative.as_posix())
+        elif suffix != ".xmp":
+            skipped[relative.as_posix()] = f"not a photo format ({suffix or 'no extension'})"
+    return sorted(photos, key=natural_key), dict(sorted(skipped.items()))
 
 
 TaggerFactory = Callable[..., PhotoTagger]  # called with threads=N (0: all cores)
@@ -150,8 +162,9 @@ def _tag_file(root: Path, path: str, tagger: PhotoTagger, max_pixels: int) -> tu
         image, reduction = decode_image(data, path, max_pixels)
     except ImageError as error:
         return path, sha256, stat.st_size, stat.st_mtime_ns, None, [], error.reason, 0.0, taken
-    # A photo over the pixel budget was decoded at 1/reduction scale: the index keeps full-size pixels.
-    shape = (image.shape[0] * reduction, image.shape[1] * reduction)
+    # A photo over the pixel budget (or a RAW file's preview) is decoded at 1/reduction scale: the index keeps
+    # full-size pixels.
+    shape = (round(image.shape[0] * reduction), round(image.shape[1] * reduction))
     try:
         runners = [_scaled(read, reduction) for read in tagger.read(image)]
     except Exception as error:  # one photo that breaks a model is recorded, not the end of a long batch job
@@ -160,13 +173,13 @@ def _tag_file(root: Path, path: str, tagger: PhotoTagger, max_pixels: int) -> tu
     return path, sha256, stat.st_size, stat.st_mtime_ns, shape, runners, None, time.perf_counter() - start, taken
 
 
-def _scaled(read: RunnerRead, factor: int) -> RunnerRead:
+def _scaled(read: RunnerRead, factor: float) -> RunnerRead:
     """A runner read on a photo decoded at 1/factor scale, in the photo's full-size pixels."""
     if factor == 1:
         return read
 
     def scale(box):
-        return None if box is None else tuple(int(v) * factor for v in box)
+        return None if box is None else tuple(round(v * factor) for v in box)
 
     evidence = {**read.evidence, "face": scale(read.evidence["face"])} if "face" in read.evidence else read.evidence
     return replace(read, region=scale(read.region), box=scale(read.box), evidence=evidence)
@@ -188,9 +201,9 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
     from tqdm import tqdm
 
     root = Path(root).resolve()
-    files = photo_files(root)
+    files, skipped = photo_files(root)
     version = version or model_version(PipelineConfig(mode=Mode.BIB), RunnerSettings())
-    report = TagReport(photos=len(files))
+    report = TagReport(photos=len(files), skipped=skipped)
     with PhotoIndex(index_path) as index:
         index.bind_root(root)
         if entrants is not None:
@@ -230,6 +243,7 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
             report.runners += len(runners)
             if error:
                 report.unreadable += 1
+                report.errors[path] = error
                 log.warning("%s: %s (recorded, skipped)", path, error)
             else:
                 report.seconds.append(seconds)

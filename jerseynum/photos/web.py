@@ -48,6 +48,7 @@ from jerseynum.photos.index import BibNumber, Match, PhotoIndex, PhotoRecord, bi
 log = logging.getLogger(__name__)
 
 PER_PAGE = 24
+BROWSER_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}  # served as they are; others as a JPEG
 THUMB_SIZE = 320  # px, the longer side
 MAX_QUERY = 12  # digits
 MAX_NAME = 60  # characters of a name query
@@ -210,6 +211,15 @@ class App:
         if not path.is_relative_to(self.photos_root) or not path.is_file():
             return None
         return path
+
+    def rendition(self, path: Path) -> bytes:
+        """A full-size JPEG of a photo whose format browsers do not show (TIFF, RAW, HEIC)."""
+        with self._decoding:
+            image, _ = read_image_file(path)
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        if not ok:
+            raise ImageError(str(path), "cannot encode a JPEG rendition")
+        return encoded.tobytes()
 
     def _make_thumbnail(self, path: Path, sha256: str) -> bytes:
         """A JPEG thumbnail of the photo; raises `ImageError` for a file gone, unreadable or over the pixel budget
@@ -455,7 +465,14 @@ class Handler(BaseHTTPRequestHandler):
         if path is None:
             return self._not_found()
         if kind == "image":
-            return self._send_file(path)
+            if path.suffix.lower() in BROWSER_SUFFIXES:
+                return self._send_file(path)
+            try:  # TIFF, RAW, HEIC: a JPEG rendition, which every browser shows
+                rendition = self.app.rendition(path)
+            except ImageError as error:
+                log.debug("no rendition: %s", error)
+                return self._not_found()
+            return self._send(HTTPStatus.OK, rendition, "image/jpeg")
         try:
             thumbnail = self.app.thumbnail(path, photo.sha256)
         except ImageError as error:  # undecodable, or deleted since file_of looked

@@ -1,0 +1,100 @@
+"""Every photo format a photographer shoots: RAW through its embedded preview, HEIC, TIFF; files that are not
+photos, or broken, named in the run's summary with the reason."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+
+from jerseynum.cli import main
+from jerseynum.io import DEFAULT_MAX_PIXELS, decode_image
+from jerseynum.photos.event import EventSettings
+from jerseynum.photos.index import PhotoIndex
+from jerseynum.photos.tagger import tag_folder
+from jerseynum.photos.web import make_server
+from tests.test_photos import ShadeTagger
+
+
+def dng(shade: int) -> bytes:
+    """A minimal DNG: 320 x 240 linear raw data and a 160 x 120 RGB preview of grey `shade`, as a camera embeds."""
+    tifffile = pytest.importorskip("tifffile")
+    raw = np.full((240, 320, 3), shade * 256, np.uint16)
+    out = io.BytesIO()
+    with tifffile.TiffWriter(out) as tif:
+        tif.write(np.full((120, 160, 3), shade, np.uint8), photometric="rgb", subfiletype=1, subifds=1,
+                  extratags=[(50706, "B", 4, (1, 4, 0, 0), True), (50708, "s", 0, "jerseynum test", True)])  # fmt: skip
+        tif.write(raw, photometric=34892, subfiletype=0)  # LinearRaw
+    return out.getvalue()
+
+
+def heic(shade: int) -> bytes:
+    from PIL import Image
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    out = io.BytesIO()
+    Image.fromarray(np.full((48, 64, 3), shade, np.uint8)).save(out, format="HEIF", quality=95)
+    return out.getvalue()
+
+
+def test_raw_is_read_through_its_preview_and_scaled_to_the_full_image():
+    image, scale = decode_image(dng(70), "IMG_0001.DNG")
+    assert image.shape == (120, 160, 3) and scale == 2.0 and abs(int(image.mean()) - 70) <= 1
+
+
+def test_heic_decodes():
+    image, scale = decode_image(heic(90), "IMG_0002.HEIC")
+    assert image.shape == (48, 64, 3) and scale == 1 and abs(int(image.mean()) - 90) <= 3
+
+
+def test_a_folder_of_every_format_is_tagged_and_the_summary_names_what_was_skipped(tmp_path, monkeypatch, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "raw.DNG").write_bytes(dng(70))
+    (photos / "phone.heic").write_bytes(heic(90))
+    cv2.imwrite(str(photos / "scan.tif"), np.full((24, 32, 3), 110, np.uint8))
+    good = cv2.imencode(".jpg", np.full((40, 40, 3), 50, np.uint8))[1].tobytes()
+    (photos / "broken.jpg").write_bytes(good[:30])
+    (photos / "notes.txt").write_text("start at 9")
+    (photos / "raw.xmp").write_text("<x:xmpmeta/>")  # a sidecar: not a photo, not worth a line
+    (photos / ".DS_Store").write_bytes(b"\0")
+    monkeypatch.setattr("jerseynum.photos.tagger.tag_folder.__defaults__",
+                        (ShadeTagger, "v1", 1, False, DEFAULT_MAX_PIXELS, EventSettings(), None))  # fmt: skip
+    assert main(["tag", str(photos), "--index", str(tmp_path / "race.db"), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "4 photos: 4 tagged" in out and "1 unreadable" in out and "1 other files skipped" in out
+    assert "unreadable: broken.jpg: not a decodable image" in out
+    assert "skipped: notes.txt: not a photo format (.txt)" in out and "raw.xmp" not in out
+    with PhotoIndex(tmp_path / "race.db") as index:
+        found = {r.path: (r.width, r.height, [(n.number, n.box) for n in r.numbers]) for r in index.photos()}
+    # ShadeTagger reads 100 + the mean grey and boxes (1, 2, 30, 20): on the RAW file's half-size preview,
+    # doubled to the full image's pixels
+    assert found["raw.DNG"] == (320, 240, [("170", (2, 4, 60, 40))])
+    assert found["phone.heic"][2][0][0] in {"189", "190", "191"} and found["scan.tif"][2] == [("210", (1, 2, 30, 20))]
+    assert found["broken.jpg"] == (None, None, [])
+
+
+def test_the_photo_view_shows_formats_browsers_cannot_as_jpeg(tmp_path):
+    import threading
+    import urllib.request
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "scan.tif"), np.full((24, 32, 3), 110, np.uint8))
+    tag_folder(photos, tmp_path / "race.db", ShadeTagger, version="v1", workers=1, progress=False)
+    server = make_server(tmp_path / "race.db", photos)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with PhotoIndex(tmp_path / "race.db") as index:
+            (photo,) = index.photos()
+        url = f"http://127.0.0.1:{server.server_address[1]}/image/{photo.id}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body, kind = response.read(), response.headers["Content-Type"]
+        assert kind == "image/jpeg" and body[:2] == b"\xff\xd8"
+        assert cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR).shape == (24, 32, 3)
+    finally:
+        server.shutdown()
+        server.server_close()
