@@ -240,6 +240,23 @@ def build_parser() -> argparse.ArgumentParser:
     start_list_parser.add_argument("--index", type=Path, required=True)
     start_list_parser.set_defaults(handler=start_list)
 
+    review_parser = commands.add_parser(
+        "review", parents=[common], help="list the uncertain numbers and the runners found without one")  # fmt: skip
+    review_parser.add_argument("--index", type=Path, required=True)
+    review_parser.add_argument("--below", type=float, default=0.9,
+                               help="numbers less likely right than this are listed (default 0.9)")  # fmt: skip
+    review_parser.add_argument("--limit", type=at_least(1), default=50, help="at most this many of each listed")
+    review_parser.set_defaults(handler=review)
+
+    correct_parser = commands.add_parser(
+        "correct", parents=[common], help="confirm, add or remove a photo's numbers (a person's word wins)")  # fmt: skip
+    correct_parser.add_argument("photo", help="the photo, by its path in the folder")
+    correct_parser.add_argument("--index", type=Path, required=True)
+    for action, what in (("confirm", "is right"), ("add", "is in the photo, unread"), ("remove", "is not there")):
+        correct_parser.add_argument(f"--{action}", action="append", default=[], metavar="NUMBER",
+                                    help=f"this number {what} (repeatable)")  # fmt: skip
+    correct_parser.set_defaults(handler=correct)
+
     metadata_parser = commands.add_parser(
         "write-metadata", parents=[common], help="write an index's numbers as keywords that photo tools read")  # fmt: skip
     metadata_parser.add_argument("--index", type=Path, required=True)
@@ -276,7 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     export_parser = commands.add_parser("export", parents=[common], help="write the index as JSON or CSV")
     export_parser.add_argument("--index", type=Path, required=True)
-    export_parser.add_argument("--format", choices=["json", "csv"], default="json")
+    export_parser.add_argument("--format", choices=["json", "csv", "corrections"], default="json",
+                               help="json: numbers per photo; csv: one row per number, with how it was decided;"
+                                    " corrections: what people corrected, beside the machine's reads")  # fmt: skip
     export_parser.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
     export_parser.set_defaults(handler=export)
 
@@ -474,6 +493,51 @@ def tag(args: argparse.Namespace) -> int:
             print(f"  ... and {len(files) - MAX_LISTED} more {what} files")
     print(describe_event(report.event))
     return write_metadata(args) if args.write_metadata else 0
+
+
+def review(args: argparse.Namespace) -> int:
+    """What a person should look at: shown numbers least likely right first, then photos with unread runners."""
+    with _open_index(args.index) as index:
+        root = index.photos_root
+        records = index.photos()
+        uncertain = sorted(((n.confidence, record.path, n) for record in records for n in record.numbers
+                            if n.confidence < args.below), key=lambda item: item[:2])  # fmt: skip
+        given = {n.runner for record in records for n in record.numbers}  # runners with a number shown
+        unread = {path: sum(r.id not in given for r in runners) for path, runners in index.runners_by_path().items()}
+    unread = {path: count for path, count in unread.items() if count}
+    print(f"{len(uncertain)} numbers less likely right than {args.below:.0%}, least likely first:")
+    for confidence, path, number in uncertain[: args.limit]:
+        print(f"  {confidence:.2f} {number.number:>8} ({number.status})  {root / path}")
+    print(f"{len(unread)} photos with runners found but no number read:")
+    for path, count in sorted(unread.items())[: args.limit]:
+        print(f"  {count} runners  {root / path}")
+    print(f"correct with: jerseynum correct PHOTO --index {args.index} --confirm N | --add N | --remove N")
+    return 0
+
+
+def correct(args: argparse.Namespace) -> int:
+    from jerseynum.photos.event import redecide
+    from jerseynum.photos.index import PhotoIndex, bib_digits
+
+    said = [(bib_digits(n), action) for action in ("confirm", "add", "remove") for n in getattr(args, action)]
+    if not said or not all(number for number, _ in said):
+        log.error("say what to correct: --confirm N, --add N or --remove N, each a number with digits")
+        return 2
+    if not args.index.is_file():
+        log.error("no index at %s", args.index)
+        return 2
+    with PhotoIndex(args.index) as index:
+        path = Path(args.photo).as_posix()
+        if path not in index.known():
+            log.error("%s is not a photo of %s (give its path in the photo folder)", args.photo, args.index)
+            return 2
+        for number, action in said:
+            index.correct(path, number, action)
+        redecide(index)
+        record = index.photo_at(path)
+    numbers = ", ".join(f"{n.number} ({n.status})" for n in record.numbers) or "none"
+    print(f"{path}: {len(said)} corrections saved; its numbers now: {numbers}")
+    return 0
 
 
 def write_metadata(args: argparse.Namespace) -> int:

@@ -243,3 +243,51 @@ def test_same_runner_refuses_a_photo_outside_the_index(tmp_path, caplog):
     elsewhere.write_bytes(b"x")
     assert main(["search", "--same-runner", str(elsewhere), "--index", str(tmp_path / "race.db")]) == 2
     assert "is not a photo of" in caplog.text
+
+
+def test_a_persons_corrections_win_survive_a_re_read_and_are_exported(tmp_path, capsys):
+    photos, index = tmp_path / "photos", tmp_path / "race.db"
+    write_photos(photos, [10, 20, 30])  # ShadeTagger reads 110, 120, 130
+    tag_folder(photos, index, ShadeTagger, version="v1", workers=1)
+    argv = ["--index", str(index)]
+    assert main(["correct", "photo0.png", *argv, "--remove", "110", "--add", "1100"]) == 0
+    assert main(["correct", "photo1.png", *argv, "--confirm", "120"]) == 0
+    assert main(["correct", "missing.png", *argv, "--add", "1"]) == 2
+    assert main(["correct", "photo1.png", *argv]) == 2  # nothing said
+    capsys.readouterr()
+
+    def shown() -> dict[str, list[tuple[str, str, float]]]:
+        with PhotoIndex(index) as opened:
+            return {r.path: [(n.number, n.status, n.confidence) for n in r.numbers] for r in opened.photos()}
+
+    expected = {"photo0.png": [("1100", "corrected", 1.0)], "photo1.png": [("120", "confirmed", 1.0)],
+                "photo2.png": [("130", "read", pytest.approx(0.97, abs=0.03))]}  # fmt: skip
+    assert shown() == expected
+    assert main(["search", "110", *argv, "--exact"]) == 1  # removed: not shown
+    # every photo read again by another model version: the corrections still win
+    assert tag_folder(photos, index, ShadeTagger, version="v2", workers=1).tagged == 3
+    assert shown() == expected
+    capsys.readouterr()
+    assert main(["export", *argv, "--format", "corrections"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0] == "photo,number,action,machine_numbers,corrected_at"
+    assert [row.split(",")[:4] for row in rows[1:]] == [["photo0.png", "1100", "add", "110"],
+                                                         ["photo0.png", "110", "remove", "110"],
+                                                         ["photo1.png", "120", "confirm", "120"]]  # fmt: skip
+
+
+def test_review_lists_the_least_likely_numbers_first_and_runners_without_one(tmp_path, capsys):
+    photos, index = tmp_path / "photos", tmp_path / "race.db"
+    photos.mkdir()
+    for k in range(4):
+        cv2.imwrite(str(photos / f"shot{k}.png"), np.full((24, 32, 3), 10 * (k + 1), np.uint8))
+    tag_folder(photos, index, FaceTagger, version="v1", workers=1)  # shot3's runner: no number
+    capsys.readouterr()
+    assert main(["review", "--index", str(index), "--below", "1.01"]) == 0
+    out = capsys.readouterr().out
+    assert "3 numbers less likely right than 101%" in out and "1 photos with runners found but no number" in out
+    numbers, unread = out.split("photos with runners found but no number")
+    # equally likely (propagated numbers are as likely as their source): by photo
+    assert [line.split()[-1][-9:] for line in numbers.splitlines() if "2024" in line] == [
+        "shot0.png", "shot1.png", "shot2.png"]  # fmt: skip
+    assert "(propagated)" in numbers and "1 runners" in unread and "shot3.png" in unread

@@ -302,11 +302,33 @@ def _judged(number: BibNumber, values: list[float], bib_format: BibFormat | None
     return replace(number, status="unsure", reason=f"P(right) {number.confidence:.2f} < {settings.min_probability}")
 
 
+def apply_corrections(decided: dict[str, list[BibNumber]], corrections: dict[str, list[tuple[str, str]]]
+                      ) -> dict[str, list[BibNumber]]:  # fmt: skip
+    """A person's word wins over every machine decision: a confirmed number is shown as sure, an added one is
+    shown, a removed one hidden (kept, with the reason)."""
+    out = {path: list(numbers) for path, numbers in decided.items()}
+    for path, said in corrections.items():
+        numbers = out.setdefault(path, [])
+        for number, action in said:
+            matching = [n for n in numbers if n.number == number]
+            if action == "remove":
+                numbers[:] = [replace(n, status="removed", reason="removed by a person") if n.number == number else n
+                              for n in numbers]  # fmt: skip
+            elif matching:  # confirmed, or added where the machine had it hidden
+                numbers[:] = [n for n in numbers if n.number != number]
+                numbers.append(replace(matching[0], confidence=1.0, status="confirmed", reason="confirmed by a person"))
+            else:  # no box: a person gives the number, not its place
+                numbers.append(BibNumber(number, 1.0, (0, 0, 0, 0), "corrected", "", "added by a person"))
+        out[path] = _one_per_number(numbers)
+    return out
+
+
 def redecide(index: PhotoIndex, settings: EventSettings = EventSettings()) -> EventReport:
     """Re-decide the whole event stored in `index` and save the decisions, in one transaction."""
     start = time.perf_counter()
     runners = index.runner_reads()
     decided, clusters = decide_event(runners, index.start_list(), settings)
+    decided = apply_corrections(decided, index.corrections())
     index.replace_decisions(decided, clusters)
     sizes = Counter(clusters.values())
     return EventReport(runners=len(runners), clusters=sum(size > 1 for size in sizes.values()),

@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import sqlite3
+import time
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,6 +75,13 @@ CREATE TABLE IF NOT EXISTS numbers (   -- pass 2: the numbers decided, shown and
 CREATE TABLE IF NOT EXISTS entrants (  -- the organiser's start list, if given
     bib TEXT PRIMARY KEY, name TEXT NOT NULL, category TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS corrections (  -- a person's word on a photo's numbers, never overwritten by a machine
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,                 -- the photo by its path, so that a photo read again keeps its corrections
+    number TEXT NOT NULL,
+    action TEXT NOT NULL,               -- 'confirm' | 'add' | 'remove'
+    created REAL NOT NULL               -- seconds since the epoch
+);
 CREATE TABLE IF NOT EXISTS clusters (  -- pass 2: which runners are one person (photos/identity.py)
     runner_id INTEGER PRIMARY KEY REFERENCES runners(id) ON DELETE CASCADE,
     cluster INTEGER NOT NULL
@@ -84,8 +92,9 @@ CREATE INDEX IF NOT EXISTS runners_by_photo ON runners(photo_id);
 CREATE INDEX IF NOT EXISTS clusters_by_cluster ON clusters(cluster);
 """
 # Decisions that search, export and the page show, and those kept only so that nothing is lost.
-SHOWN = ("read", "snapped", "propagated", "completed")
-HIDDEN = ("unsure", "fragment", "rejected", "demoted")
+SHOWN = ("read", "snapped", "propagated", "completed", "confirmed", "corrected")
+HIDDEN = ("unsure", "fragment", "rejected", "demoted", "removed")
+CORRECTIONS = ("confirm", "add", "remove")
 SHOWN_SQL = ", ".join(f"'{status}'" for status in SHOWN)
 
 
@@ -376,6 +385,13 @@ class PhotoIndex:
             found.append(StoredRunner(runner_id, path, taken, read))
         return found
 
+    def runners_by_path(self) -> dict[str, list[StoredRunner]]:
+        """Every photo's runners, as pass 1 stored them."""
+        found: dict[str, list[StoredRunner]] = {}
+        for runner in self.runner_reads():
+            found.setdefault(runner.path, []).append(runner)
+        return found
+
     def replace_decisions(self, numbers: dict[str, list[BibNumber]], clusters: dict[int, int]) -> None:
         """The whole event's decisions (pass 2), in one transaction: per photo path its numbers (`runner`: the
         runner's row id, `source`: a photo path), and each runner's identity cluster."""
@@ -423,6 +439,9 @@ class PhotoIndex:
 
     def photo(self, photo_id: int) -> PhotoRecord | None:
         return next(self._records("WHERE id = ?", (photo_id,)), None)
+
+    def photo_at(self, path: str) -> PhotoRecord | None:
+        return next(self._records("WHERE path = ?", (path,)), None)
 
     def counts(self) -> tuple[int, int]:
         """(photos in the index, photos with at least one number)."""
@@ -485,6 +504,27 @@ class PhotoIndex:
             found.append((runner_id, list(self._records_by_id(sorted(others)))))
         return found
 
+    # --- a person's corrections ------------------------------------------------------------------------
+
+    def correct(self, path: str, number: str, action: str) -> None:
+        """Record a person's word on one number of a photo (it replaces their earlier word on that number); the
+        event must then be re-decided (`event.redecide`), where corrections win over every machine decision."""
+        if action not in CORRECTIONS:
+            raise ValueError(f"unknown correction {action!r}: {', '.join(CORRECTIONS)}")
+        if path not in self.known():
+            raise KeyError(f"{path} is not a photo of this index")
+        with self._transaction(f"saving a correction of {path}"):
+            self._db.execute("DELETE FROM corrections WHERE path = ? AND number = ?", (path, number))
+            self._db.execute("INSERT INTO corrections (path, number, action, created) VALUES (?, ?, ?, ?)",
+                             (path, number, action, time.time()))  # fmt: skip
+
+    def corrections(self) -> dict[str, list[tuple[str, str]]]:
+        """Per photo path, its corrections as (number, action), oldest first."""
+        found: dict[str, list[tuple[str, str]]] = {}
+        for path, number, action in self._db.execute("SELECT path, number, action FROM corrections ORDER BY id"):
+            found.setdefault(path, []).append((number, action))
+        return found
+
     # --- the start list ------------------------------------------------------------------------------
 
     def set_entrants(self, entrants: list) -> None:
@@ -525,4 +565,14 @@ class PhotoIndex:
                 if not r.numbers:
                     writer.writerow([r.path, "", "", "", "", "", "", r.error or "", "", "", "", ""])
             return out.getvalue()
-        raise ValueError(f"unknown export format {fmt!r}: json or csv")
+        if fmt == "corrections":  # what people corrected, beside what the machine had read: training material
+            out = io.StringIO()
+            writer = csv.writer(out)
+            writer.writerow(["photo", "number", "action", "machine_numbers", "corrected_at"])
+            read = {path: " ".join(sorted({r.read.number for r in runners if r.read.number}))
+                    for path, runners in self.runners_by_path().items()}  # fmt: skip
+            rows = self._db.execute("SELECT path, number, action, created FROM corrections ORDER BY path, id")
+            for path, number, action, created in rows:
+                writer.writerow([path, number, action, read.get(path, ""), f"{created:.0f}"])
+            return out.getvalue()
+        raise ValueError(f"unknown export format {fmt!r}: json, csv or corrections")

@@ -165,9 +165,9 @@ def _percent(value: float, total: int) -> float:
 
 def box_style(number: BibNumber, photo: PhotoRecord) -> str | None:
     """The CSS placing a number's box over its photo (percentages of the photo's size); None where unknown."""
-    if not photo.width or not photo.height:
-        return None
     x1, y1, x2, y2 = number.box
+    if not photo.width or not photo.height or x2 <= x1 or y2 <= y1:  # a number a person added has no box
+        return None
     left, top = _percent(x1, photo.width), _percent(y1, photo.height)
     width, height = _percent(x2, photo.width) - left, _percent(y2, photo.height) - top
     return f"left:{left:.2f}%;top:{top:.2f}%;width:{width:.2f}%;height:{height:.2f}%"
@@ -322,6 +322,8 @@ class App:
         if photo.width and photo.height:
             boxes = []
             for number in photo.numbers:
+                if box_style(number, photo) is None:
+                    continue
                 label = f"{number.number} · {number.confidence:.0%}"
                 boxes.append(f'<div class="box" style="{_e(box_style(number, photo))}">'
                              f'<span class="label">{_e(label)}</span></div>')  # fmt: skip
@@ -375,6 +377,8 @@ class App:
             return f" (the same runner, read in {number.source})"
         if number.status in ("snapped", "completed"):
             return f" (read {number.read}: {number.reason})"
+        if number.status in ("confirmed", "corrected"):
+            return f" ({number.reason})"
         return ""
 
     @staticmethod
