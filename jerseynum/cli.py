@@ -733,6 +733,9 @@ def serve(args: argparse.Namespace) -> int:
     if photos is None or not Path(photos).is_dir():
         log.error("photo folder not found: %s (pass --photos)", photos)
         return 2
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"serving on {args.host}: anyone who can reach this machine on port {args.port} can search the photos"
+              f" of {photos} and download them (the page has no password); --host 127.0.0.1 keeps it to this machine")  # fmt: skip
     try:
         serve_forever(args.index, Path(photos), args.host, args.port, tuple(args.allow_host))
     except OSError as error:  # the port is taken, or the address is not this machine's

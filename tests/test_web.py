@@ -154,7 +154,7 @@ def test_home_shows_the_counts_and_the_security_headers(site):
 def test_search_ranks_exact_then_partial_then_fuzzy(site):
     base, ids, _ = site
     html = page(base + "/?q=1234")
-    positions = [html.index(f'href="/photo/{ids[p]}"') for p in ("a/bib_1234.jpg", "c/bib_51234.jpg", "b/bib_1284.jpg")]
+    positions = [html.index(f'href="/photo/{ids[p]}?') for p in ("a/bib_1234.jpg", "c/bib_51234.jpg", "b/bib_1284.jpg")]
     assert positions == sorted(positions)
     assert "1 photo for 1234" in html and "exact</span> 97%" in html
     # strangers' near numbers come apart, after the runner's own photos
@@ -162,8 +162,8 @@ def test_search_ranks_exact_then_partial_then_fuzzy(site):
     # The box is placed in percentages of the photo: (120, 100, 280, 200) of 400x300.
     assert "left:30.00%;top:33.33%;width:40.00%;height:33.33%" in html
     exact = page(base + "/?q=1234&exact=1")
-    assert f'/photo/{ids["a/bib_1234.jpg"]}"' in exact and "1 photo for 1234" in exact
-    assert f'/photo/{ids["b/bib_1284.jpg"]}"' not in exact and f'/photo/{ids["c/bib_51234.jpg"]}"' not in exact
+    assert f'/photo/{ids["a/bib_1234.jpg"]}?' in exact and "1 photo for 1234" in exact
+    assert f'/photo/{ids["b/bib_1284.jpg"]}?' not in exact and f'/photo/{ids["c/bib_51234.jpg"]}?' not in exact
     assert "no photos for 4321" in page(base + "/?q=4321")
 
 
@@ -181,14 +181,14 @@ def test_query_keeps_digits_only_and_everything_is_escaped(site):
     base, ids, _ = site
     html = page(base + "/?q=%3Cscript%3Ealert(document.cookie)%3C/script%3E12a34")
     assert "<script>" not in html and "alert" not in html
-    assert 'value="1234"' in html and f'/photo/{ids["a/bib_1234.jpg"]}"' in html
+    assert 'value="1234"' in html and f'/photo/{ids["a/bib_1234.jpg"]}?' in html
     assert 'value="123456789012"' in page(base + "/?q=12345678901234567890")  # at most 12 digits
 
 
 def test_full_width_digits_find_the_same_photos(site):
     base, ids, _ = site
     html = page(base + "/?q=%EF%BC%91%EF%BC%92%EF%BC%93%EF%BC%94&exact=1")  # "１２３４", as a Japanese keyboard types
-    assert 'value="1234"' in html and "1 photo for 1234" in html and f'/photo/{ids["a/bib_1234.jpg"]}"' in html
+    assert 'value="1234"' in html and "1 photo for 1234" in html and f'/photo/{ids["a/bib_1234.jpg"]}?' in html
     assert 'value="123123123123"' in page(base + "/?q=" + "%EF%BC%91%EF%BC%92%EF%BC%93" * 6)  # 18 digits, cut to 12
 
 
@@ -385,7 +385,7 @@ def test_search_and_photo_view_in_a_browser(site, browser, tmp_path):
     field.submit()
     first = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".grid .card")))
     wait.until(lambda d: d.execute_script(loaded))
-    assert first.get_attribute("href").endswith(f"/photo/{ids['a/bib_1234.jpg']}")
+    assert first.get_attribute("href").endswith(f"/photo/{ids['a/bib_1234.jpg']}?q=1234")
     assert first.find_element(By.CLASS_NAME, "caption").text == "1234 exact 97%"
     box = first.find_element(By.CLASS_NAME, "box")
     thumb = first.find_element(By.TAG_NAME, "img")
@@ -441,3 +441,27 @@ def test_the_page_finds_runners_by_name_and_shows_the_same_persons_other_photos(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_photo_view_leads_back_to_the_search_and_on_to_its_other_photos(site):
+    base, ids, _ = site
+    crowd = [ids[f"crowd/{i:03d}.jpg"] for i in range(30)]  # all 888, equally sure: in path order
+    second = page(f"{base}/photo/{crowd[1]}?q=888")
+    assert 'href="/?q=888"' in second and "2 of 30" in second
+    assert f'href="/photo/{crowd[0]}?q=888" rel="prev"' in second and f'href="/photo/{crowd[2]}?q=888" rel="next"' in second
+    last = page(f"{base}/photo/{crowd[29]}?q=888")
+    assert 'rel="next"' not in last and "30 of 30" in last
+    assert 'rel="prev"' not in page(f"{base}/photo/{crowd[0]}") and 'href="/"' in page(f"{base}/photo/{crowd[0]}")
+
+
+def test_serving_beyond_this_machine_says_what_it_exposes(tmp_path, monkeypatch, capsys):
+    from jerseynum.cli import main
+
+    with PhotoIndex(tmp_path / "race.db") as index:
+        index.bind_root(tmp_path)
+    served = []
+    monkeypatch.setattr("jerseynum.photos.web.serve_forever", lambda *args: served.append(args))
+    assert main(["serve", "--index", str(tmp_path / "race.db")]) == 0
+    assert capsys.readouterr().out == "" and served[-1][2] == "127.0.0.1"  # the default: this machine only
+    assert main(["serve", "--index", str(tmp_path / "race.db"), "--host", "0.0.0.0", "--port", "8080"]) == 0
+    assert "anyone who can reach this machine on port 8080 can search the photos" in capsys.readouterr().out

@@ -273,8 +273,10 @@ class App:
         photo, number = match.photo, match.number
         style = box_style(number, photo)
         box = f'<div class="box" style="{_e(style)}"></div>' if style else ""
+        # the photo view then leads back to this search, and on to its other photos
+        href = f"/photo/{photo.id}?{urlencode({'q': number.number if match.kind == 'exact' else ''})}"
         return (
-            f'<a class="card" href="/photo/{photo.id}" title="{_e(photo.path)}">'
+            f'<a class="card" href="{_e(href)}" title="{_e(photo.path)}">'
             f'<div class="frame" style="{_e(_aspect(photo))}"><img src="/thumb/{photo.id}" alt="{_e(photo.path)}"'
             f' loading="lazy">{box}</div>'
             f'<div class="caption"><b>{_e(number.number)}</b> <span class="kind {_e(match.kind)}">'
@@ -303,13 +305,16 @@ class App:
             links.append(f'<a href="{_e(_search_href(query, exact, page + 1))}" rel="next">next &raquo;</a>')
         return '<nav class="pages">' + "".join(links) + "</nav>"
 
-    def photo_page(self, photo_id: int) -> str | None:
+    def photo_page(self, photo_id: int, query: str = "") -> str | None:
+        """A photo, its numbers, the same person's other photos; with `query` (the bib searched for), links back to
+        that search and to the previous and next of its photos."""
         with self.index() as index:
             photo = index.photo(photo_id)
             same = index.same_runner(photo.path) if photo else []
+            ids = [m.photo.id for m in index.search(query, partial=False, max_distance=0)] if query else []
         if photo is None:
             return None
-        parts = [f"<h2>{_e(photo.path)}</h2>"]
+        parts = [self._navigation(photo_id, query, ids), f"<h2>{_e(photo.path)}</h2>"]
         if photo.error:
             parts.append(f'<p class="muted">could not be tagged: {_e(photo.error)}</p>')
         if photo.numbers:
@@ -362,6 +367,20 @@ class App:
             else ""
         )
         return self.render(f"{name}: {len(entrants)} entrants", "\n".join(parts) + more, name=name)
+
+    @staticmethod
+    def _navigation(photo_id: int, query: str, ids: list[int]) -> str:
+        if not query:
+            return '<nav class="pages"><a href="/">&laquo; search</a></nav>'
+        links = [f'<a href="{_e(_search_href(query))}">&laquo; all photos of {_e(query)}</a>']
+        if photo_id in ids:
+            at = ids.index(photo_id)
+            for step, label, rel in ((-1, "previous", "prev"), (1, "next", "next")):
+                if 0 <= at + step < len(ids):
+                    href = f"/photo/{ids[at + step]}?{urlencode({'q': query})}"
+                    links.append(f'<a href="{_e(href)}" rel="{rel}" id="{rel}">{label}</a>')
+            links.append(f'<span class="muted">{at + 1} of {len(ids)}</span>')
+        return '<nav class="pages">' + "".join(links) + "</nav>"
 
     @staticmethod
     def _photo_card(photo: PhotoRecord) -> str:
@@ -461,7 +480,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._not_found()
         kind, photo_id = route[1], int(route[2])
         if kind == "photo":
-            page = self.app.photo_page(photo_id)
+            page = self.app.photo_page(photo_id, clean_query(parse_qs(url.query).get("q", [""])[0]))
             return self._send_page(HTTPStatus.OK, page) if page else self._not_found()
         with self.app.index() as index:
             photo = index.photo(photo_id)
