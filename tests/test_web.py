@@ -465,3 +465,22 @@ def test_serving_beyond_this_machine_says_what_it_exposes(tmp_path, monkeypatch,
     assert capsys.readouterr().out == "" and served[-1][2] == "127.0.0.1"  # the default: this machine only
     assert main(["serve", "--index", str(tmp_path / "race.db"), "--host", "0.0.0.0", "--port", "8080"]) == 0
     assert "anyone who can reach this machine on port 8080 can search the photos" in capsys.readouterr().out
+
+
+def test_a_runner_downloads_each_photo_and_all_of_them_as_a_zip(site):
+    import io
+    import zipfile
+
+    base, ids, _ = site
+    html = page(base + "/?q=888")
+    assert 'href="/zip?q=888"' in html and 'href="/?q=888&amp;exact=1">link to share' in html
+    status, headers, body = get(base + "/zip?q=888")
+    assert status == 200 and headers["Content-Type"] == "application/zip"
+    assert 'attachment; filename="bib-888.zip"' in headers["Content-Disposition"]
+    names = zipfile.ZipFile(io.BytesIO(body)).namelist()
+    assert sorted(names) == [f"crowd__{i:03d}.jpg" for i in range(30)]
+    status, headers, body = get(f"{base}/image/{ids['a/bib_1234.jpg']}?download=1")
+    assert status == 200 and 'filename="bib_1234.jpg"' in headers["Content-Disposition"] and body[:2] == b"\xff\xd8"
+    assert "download the photo" in page(f"{base}/photo/{ids['a/bib_1234.jpg']}")
+    assert get(base + "/zip?q=999")[0] == 404  # its only photo lies outside the folder: never served
+    assert get(base + "/zip?q=")[0] == 404

@@ -33,12 +33,14 @@ import mimetypes
 import os
 import re
 import socket
+import tempfile
 import threading
 import time
+import zipfile
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import cv2
 
@@ -48,6 +50,7 @@ from jerseynum.photos.index import BibNumber, Match, PhotoIndex, PhotoRecord, bi
 log = logging.getLogger(__name__)
 
 PER_PAGE = 24
+MAX_ZIP = 500  # photos in one "download all" zip
 BROWSER_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}  # served as they are; others as a JPEG
 THUMB_SIZE = 320  # px, the longer side
 MAX_QUERY = 12  # digits
@@ -264,7 +267,9 @@ class App:
         shown = matches[(page - 1) * PER_PAGE : page * PER_PAGE]
         cards = "\n".join(self._card(match) for match in shown)
         plural = "photo" if len(matches) == 1 else "photos"
-        body = (f'<p class="muted">{len(matches)} {plural} for {_e(query)}</p>\n'
+        share = _search_href(query, exact=True)
+        body = (f'<p class="muted">{len(matches)} {plural} for {_e(query)} · <a href="/zip?q={_e(query)}" download>'
+                f'download all (zip)</a> · <a href="{_e(share)}">link to share</a></p>\n'
                 f'<div class="grid">\n{cards}\n</div>\n{self._pages(query, exact, page, last)}\n{maybe}')  # fmt: skip
         return self.render(f"{query}: {len(matches)} {plural}", body, query, exact)
 
@@ -314,7 +319,8 @@ class App:
             ids = [m.photo.id for m in index.search(query, partial=False, max_distance=0)] if query else []
         if photo is None:
             return None
-        parts = [self._navigation(photo_id, query, ids), f"<h2>{_e(photo.path)}</h2>"]
+        parts = [self._navigation(photo_id, query, ids), f"<h2>{_e(photo.path)}</h2>",
+                 f'<p><a href="/image/{photo_id}?download=1" download>download the photo</a></p>']
         if photo.error:
             parts.append(f'<p class="muted">could not be tagged: {_e(photo.error)}</p>')
         if photo.numbers:
@@ -475,6 +481,8 @@ class Handler(BaseHTTPRequestHandler):
             exact = params.get("exact", [""])[0] == "1"
             page = parse_page(params.get("page", ["1"])[0])
             return self._send_page(HTTPStatus.OK, self.app.search_page(query, exact, page))
+        if url.path == "/zip":
+            return self._send_zip(clean_query(parse_qs(url.query).get("q", [""])[0]))
         route = ROUTE.fullmatch(url.path)  # the raw path: '%2e%2e' and friends simply do not match
         if route is None:
             return self._not_found()
@@ -488,6 +496,8 @@ class Handler(BaseHTTPRequestHandler):
         if path is None:
             return self._not_found()
         if kind == "image":
+            if parse_qs(url.query).get("download") == ["1"]:
+                return self._send_file(path, download=True)
             if path.suffix.lower() in BROWSER_SUFFIXES:
                 return self._send_file(path)
             try:  # TIFF, RAW, HEIC: a JPEG rendition, which every browser shows
@@ -516,15 +526,21 @@ class Handler(BaseHTTPRequestHandler):
         self._send_head(status, content_type, len(body), cache)
         self.wfile.write(body)
 
-    def _send_head(self, status: HTTPStatus, content_type: str, length: int, cache: bool) -> None:
+    def _send_head(self, status: HTTPStatus, content_type: str, length: int, cache: bool,
+                   attachment: str | None = None) -> None:  # fmt: skip
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if attachment is not None:  # RFC 6266: an ASCII fallback and the UTF-8 name
+            ascii_name = attachment.encode("ascii", "replace").decode().replace('"', "_")
+            self.send_header("Content-Disposition", f"attachment; filename=\"{ascii_name}\"; "
+                                                    f"filename*=UTF-8''{quote(attachment)}")  # fmt: skip
         self.send_header("Content-Length", str(length))
         self.send_header("Cache-Control", "private, max-age=300" if cache else "no-store")
         self.end_headers()
 
-    def _send_file(self, path: Path) -> None:
-        """The photo file, streamed (a flood of requests for a 30 MB photo holds no copies of it in memory)."""
+    def _send_file(self, path: Path, download: bool = False) -> None:
+        """The photo file, streamed (a flood of requests for a 30 MB photo holds no copies of it in memory); with
+        `download`, as an attachment under its own name."""
         try:
             file = path.open("rb")  # once open, the file stays readable even if it is deleted
         except OSError:  # deleted or made unreadable since file_of looked
@@ -532,8 +548,28 @@ class Handler(BaseHTTPRequestHandler):
         with file:
             size = os.fstat(file.fileno()).st_size
             content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            self._send_head(HTTPStatus.OK, content_type, size, cache=True)
+            self._send_head(HTTPStatus.OK, content_type, size, cache=True, attachment=path.name if download else None)
             self.connection.sendfile(file, 0, size)
+
+    def _send_zip(self, query: str) -> None:
+        """Every photo of a bib (exact matches, at most MAX_ZIP) as one zip, built in a temporary file."""
+        with self.app.index() as index:
+            matches = index.search(query, partial=False, max_distance=0)[:MAX_ZIP] if query else []
+            files = [(m.photo.path, self.app.file_of(m.photo)) for m in matches]
+        files = [(name, path) for name, path in files if path is not None]
+        if not files:
+            return self._not_found()
+        with tempfile.TemporaryFile() as archive:
+            with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zipped:  # photos are compressed already
+                for name, path in files:
+                    try:
+                        zipped.write(path, name.replace("/", "__"))
+                    except OSError:  # deleted since: the rest still comes
+                        continue
+            size = archive.tell()
+            archive.seek(0)
+            self._send_head(HTTPStatus.OK, "application/zip", size, cache=False, attachment=f"bib-{query}.zip")
+            self.connection.sendfile(archive, 0, size)
 
     def log_message(self, format: str, *args) -> None:  # the signature of http.server
         log.debug("%s " + format, self.address_string(), *args)
