@@ -484,3 +484,79 @@ def test_a_runner_downloads_each_photo_and_all_of_them_as_a_zip(site):
     assert "download the photo" in page(f"{base}/photo/{ids['a/bib_1234.jpg']}")
     assert get(base + "/zip?q=999")[0] == 404  # its only photo lies outside the folder: never served
     assert get(base + "/zip?q=")[0] == 404
+
+
+def multipart(field: str, data: bytes) -> tuple[bytes, str]:
+    boundary = "jerseynumTestBoundary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="me.jpg"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()  # fmt: skip
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def post(url: str, body: bytes, content_type: str) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def served(index_path: Path, photos: Path, **options):
+    server = make_server(index_path, photos, **options)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def test_selfie_search_is_off_unless_asked_and_refuses_what_is_no_face(site, tmp_path):
+    base, _, tmp = site
+    assert get(base + "/selfie")[0] == 404
+    assert post(base + "/selfie", *multipart("selfie", b"x"))[0] == 405
+    assert post(base + "/", *multipart("selfie", b"x"))[0] == 405
+    server, url = served(tmp / "index.sqlite", tmp / "photos", selfie_search=True)
+    try:
+        assert "never stored or logged" in page(url + "/selfie") and 'href="/selfie"' in page(url + "/")
+        status, html = post(url + "/selfie", *multipart("selfie", b"not an image"))
+        assert status == 200 and "not a decodable image" in html
+        blank = cv2.imencode(".jpg", np.full((200, 200, 3), 128, np.uint8))[1].tobytes()
+        assert "no face found" in post(url + "/selfie", *multipart("selfie", blank))[1]
+        assert "no photo was sent" in post(url + "/selfie", *multipart("other", blank))[1]
+        # too big: refused from its headers, before a byte of it is read
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+        connection.putrequest("POST", "/selfie")
+        connection.putheader("Content-Type", "multipart/form-data; boundary=x")
+        connection.putheader("Content-Length", "10000001")
+        connection.endheaders()
+        response = connection.getresponse()
+        assert response.status == 413 and "at most 10 MB" in response.read().decode()
+        connection.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_selfie_finds_the_runners_photos(tmp_path):
+    """The face of RBNR's runner 2874, cut from one photo of a burst, finds that runner's photos."""
+    from jerseynum.photos.tagger import tag_folder
+    from tests.conftest import data_set
+
+    root = data_set("rbnr_bib_photos")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("set1_34.JPG", "set1_35.JPG", "set1_01.JPG"):  # the runner twice, and someone else
+        (photos / name).write_bytes((root / "images" / name).read_bytes())
+    tag_folder(photos, tmp_path / "race.db", workers=1, progress=False)
+    with PhotoIndex(tmp_path / "race.db") as index:
+        runner = next(r for r in index.runner_reads() if r.path == "set1_34.JPG" and r.read.number == "2874")
+    x1, y1, x2, y2 = runner.read.evidence["face"]
+    image = cv2.imread(str(photos / "set1_34.JPG"))
+    margin = x2 - x1
+    face = image[max(0, y1 - margin) : y2 + margin, max(0, x1 - margin) : x2 + margin]
+    server, url = served(tmp_path / "race.db", photos, selfie_search=True)
+    try:
+        status, html = post(url + "/selfie", *multipart("selfie", cv2.imencode(".jpg", face)[1].tobytes()))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status == 200 and "face distance" in html
+    assert html.index("set1_34.JPG") < html.index("set1_35.JPG") and "set1_01.JPG" not in html

@@ -43,13 +43,18 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import cv2
+import numpy as np
 
-from jerseynum.io import ImageError, read_image_file
+from jerseynum.io import ImageError, decode_image, read_image_file
 from jerseynum.photos.index import BibNumber, Match, PhotoIndex, PhotoRecord, bib_digits
 
 log = logging.getLogger(__name__)
 
 PER_PAGE = 24
+# A selfie matches a runner within this face distance: dlib's own same-person threshold (a selfie is a large,
+# sharp face; the event's clusters use 0.45 between two small ones)
+SELFIE_DISTANCE = 0.6
+MAX_UPLOAD = 10_000_000  # bytes of a selfie
 MAX_ZIP = 500  # photos in one "download all" zip
 BROWSER_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}  # served as they are; others as a JPEG
 THUMB_SIZE = 320  # px, the longer side
@@ -196,10 +201,14 @@ def _e(value: object) -> str:
 class App:
     """What the handlers share: where the index and the photos are, and the thumbnail cache."""
 
-    def __init__(self, index_path: Path, photos_root: Path, host_names: frozenset[str]) -> None:
+    def __init__(self, index_path: Path, photos_root: Path, host_names: frozenset[str],
+                 selfie_search: bool = False) -> None:  # fmt: skip
         self.index_path = Path(index_path)
         self.photos_root = Path(photos_root).resolve()
         self.host_names = host_names
+        self.selfie_search = selfie_search
+        self._face_models = None  # (finder, embedder), built on the first selfie
+        self._face_lock = threading.Lock()
         # Keyed by the file and its content hash, so a re-tagged, changed photo gets a fresh thumbnail.
         self.thumbnail = functools.lru_cache(maxsize=512)(self._make_thumbnail)
         # Decoding is CPU-bound and a 24 MP photo takes 70 MB: more at once than cores only costs memory.
@@ -207,6 +216,35 @@ class App:
 
     def index(self) -> PhotoIndex:
         return PhotoIndex(self.index_path, read_only=True)
+
+    def selfie_matches(self, data: bytes) -> list[tuple[float, PhotoRecord]]:
+        """The photos of the runner whose face is in the uploaded selfie, nearest face first, as (face distance,
+        photo). The upload lives in memory for this call only: never stored, never logged. Raises `ImageError`
+        where it is no image or shows no face."""
+        from jerseynum.photos.identity import FaceEmbedder
+        from jerseynum.photos.runners import FaceRunnerFinder
+
+        image, _ = decode_image(data, "selfie", 40_000_000)
+        with self._face_lock:  # the face models are not thread-safe; one selfie at a time is plenty
+            if self._face_models is None:
+                self._face_models = FaceRunnerFinder(), FaceEmbedder()
+            finder, embedder = self._face_models
+            faces = finder.faces(image)
+            if not faces:
+                raise ImageError("selfie", "no face found: a photo of your face, from the front, works best")
+            box, _ = max(faces, key=lambda face: (face[0][2] - face[0][0]) * (face[0][3] - face[0][1]))
+            query = embedder.embed(image, box)
+        if query is None:
+            raise ImageError("selfie", "the face is too small: come closer")
+        with self.index() as index:
+            best: dict[str, float] = {}
+            for runner in index.runner_reads():
+                if runner.read.face_embedding is not None:
+                    distance = float(np.linalg.norm(runner.read.face_embedding - query))
+                    if distance <= SELFIE_DISTANCE and distance < best.get(runner.path, math.inf):
+                        best[runner.path] = distance
+            found = [(distance, index.photo_at(path)) for path, distance in best.items()]
+        return sorted((item for item in found if item[1] is not None), key=lambda item: (item[0], item[1].path))
 
     def file_of(self, photo: PhotoRecord) -> Path | None:
         """The photo's file, only if it lies inside the photo folder (symlinks and '..' resolved) and exists."""
@@ -247,6 +285,8 @@ class App:
                 photos, numbered = index.counts()
                 body = (f'<p>{photos} photos in the index, {numbered} with numbers read. '
                         "Type a bib number to find its photos.</p>")  # fmt: skip
+                if self.selfie_search:
+                    body += '<p><a href="/selfie">Or find your photos by a photo of your face.</a></p>'
                 return self.render("Race photos", body)
             found = index.search(query, partial=not exact, max_distance=0 if exact else 1)
         # The runner's own photos first and alone; near matches (another bib containing the number, or one digit
@@ -374,6 +414,25 @@ class App:
         )
         return self.render(f"{name}: {len(entrants)} entrants", "\n".join(parts) + more, name=name)
 
+    def selfie_page(self, results: list[tuple[float, PhotoRecord]] | None = None, message: str = "") -> str:
+        form = ('<form action="/selfie" method="post" enctype="multipart/form-data" class="selfie">'
+                '<label>A photo of your face: <input type="file" name="selfie" accept="image/*" required></label>'
+                ' <button type="submit">Find my photos</button></form>'
+                '<p class="muted">Your photo is compared with the faces of the runners found in the race photos and'
+                " then forgotten: it is held in memory for that moment only, never stored or logged.</p>")  # fmt: skip
+        parts = [form]
+        if message:
+            parts.append(f'<p class="empty">{_e(message)}</p>')
+        if results is not None and not message:
+            if not results:
+                parts.append('<p class="empty">no runner with this face was found in the photos</p>')
+            else:
+                cards = "".join(self._photo_card(photo, f"face distance {distance:.2f} ({_likeness(distance)})")
+                                for distance, photo in results[:PER_PAGE])  # fmt: skip
+                parts.append(f'<p class="muted">{len(results)} photos of a runner with this face, nearest first</p>'
+                             f'<div class="grid">{cards}</div>')  # fmt: skip
+        return self.render("Find my photos by a selfie", "\n".join(parts))
+
     @staticmethod
     def _navigation(photo_id: int, query: str, ids: list[int]) -> str:
         if not query:
@@ -389,8 +448,8 @@ class App:
         return '<nav class="pages">' + "".join(links) + "</nav>"
 
     @staticmethod
-    def _photo_card(photo: PhotoRecord) -> str:
-        numbers = " ".join(n.number for n in photo.numbers) or "no number"
+    def _photo_card(photo: PhotoRecord, caption: str | None = None) -> str:
+        numbers = caption or " ".join(n.number for n in photo.numbers) or "no number"
         return (f'<a class="card" href="/photo/{photo.id}" title="{_e(photo.path)}">'
                 f'<div class="frame" style="{_e(_aspect(photo))}"><img src="/thumb/{photo.id}" alt="{_e(photo.path)}"'
                 f' loading="lazy"></div><div class="caption">{_e(numbers)}</div></a>')  # fmt: skip
@@ -410,6 +469,11 @@ class App:
     def render(title: str, body: str, query: str = "", exact: bool = False, name: str = "") -> str:
         return PAGE.format(title=_e(title), query=_e(query), max_query=MAX_QUERY, name=_e(name), max_name=MAX_NAME,
                            exact_checked=" checked" if exact else "", body=body)  # fmt: skip
+
+
+def _likeness(distance: float) -> str:
+    """How sure a face match is, in words (dlib's face distances: the same person mostly under 0.45)."""
+    return "very likely you" if distance < 0.4 else "likely you" if distance < 0.5 else "maybe you"
 
 
 ROUTE = re.compile(r"/(photo|image|thumb)/([0-9]{1,18})")
@@ -470,6 +534,36 @@ class Handler(BaseHTTPRequestHandler):
             log.exception("error serving %s", self.path)
             self._send_page(HTTPStatus.INTERNAL_SERVER_ERROR, self._error_page("something went wrong"))
 
+    def do_POST(self) -> None:
+        """Only a selfie is ever posted (and only where `serve --selfie-search` allows it)."""
+        try:
+            hosts = self.headers.get_all("Host") or [None]
+            if len(hosts) > 1 or not host_allowed(hosts[0], self.app.host_names):
+                return self._send_page(HTTPStatus.BAD_REQUEST, self._error_page("unknown host name"))
+            if urlsplit(self.path).path != "/selfie" or not self.app.selfie_search:
+                self.close_connection = True  # the body, if any, is not read
+                return self._send_page(HTTPStatus.METHOD_NOT_ALLOWED, self._error_page("nothing to post here"))
+            try:
+                length = int(self.headers.get("Content-Length", ""))
+            except ValueError:
+                length = -1
+            if not 0 < length <= MAX_UPLOAD:
+                self.close_connection = True
+                message = f"a selfie of at most {MAX_UPLOAD // 1_000_000} MB, please"
+                return self._send_page(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, self.app.selfie_page(message=message))
+            upload = _uploaded_file(self.headers.get("Content-Type", ""), self.rfile.read(length), "selfie")
+            try:
+                results = self.app.selfie_matches(upload) if upload else None
+                page = self.app.selfie_page(results, "" if upload else "no photo was sent")
+            except ImageError as error:
+                page = self.app.selfie_page(message=f"{error.reason}")
+            self._send_page(HTTPStatus.OK, page)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass
+        except Exception:
+            log.exception("error serving a selfie")  # the upload itself is never logged
+            self._send_page(HTTPStatus.INTERNAL_SERVER_ERROR, self._error_page("something went wrong"))
+
     def _dispatch(self) -> None:
         url = urlsplit(self.path)
         if url.path == "/":
@@ -481,6 +575,10 @@ class Handler(BaseHTTPRequestHandler):
             exact = params.get("exact", [""])[0] == "1"
             page = parse_page(params.get("page", ["1"])[0])
             return self._send_page(HTTPStatus.OK, self.app.search_page(query, exact, page))
+        if url.path == "/selfie":
+            if not self.app.selfie_search:
+                return self._not_found()
+            return self._send_page(HTTPStatus.OK, self.app.selfie_page())
         if url.path == "/zip":
             return self._send_zip(clean_query(parse_qs(url.query).get("q", [""])[0]))
         route = ROUTE.fullmatch(url.path)  # the raw path: '%2e%2e' and friends simply do not match
@@ -580,23 +678,38 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
 
+def _uploaded_file(content_type: str, body: bytes, field: str) -> bytes | None:
+    """The bytes of one file field of a multipart/form-data body (None where there is none)."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    if not content_type.startswith("multipart/form-data"):
+        return None
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    for part in message.iter_parts() if message.is_multipart() else ():
+        if part.get_param("name", header="content-disposition") == field:
+            return part.get_payload(decode=True) or None
+    return None
+
+
 def make_server(index_path: Path, photos_root: Path, host: str = "127.0.0.1", port: int = 0,
-                allowed_hosts: tuple[str, ...] = (), timeout: float = REQUEST_TIMEOUT) -> ThreadingHTTPServer:  # fmt: skip
+                allowed_hosts: tuple[str, ...] = (), timeout: float = REQUEST_TIMEOUT,
+                selfie_search: bool = False) -> ThreadingHTTPServer:  # fmt: skip
     """A server for the page, not yet serving (call `serve_forever()`); port 0 picks a free port.
 
     Requests must name the server by IP address, `localhost`, `host`, or one of `allowed_hosts` (host names,
     any case); `timeout` is the seconds a connection has to send its request, and each response write."""
     names = {"localhost", host, *allowed_hosts}
     host_names = frozenset(name.strip().lower().removesuffix(".") for name in names if name.strip())
-    app = App(index_path, photos_root, host_names)
+    app = App(index_path, photos_root, host_names, selfie_search)
     handler = type("BoundHandler", (Handler,), {"app": app, "timeout": timeout})
     return _Server((host, port), handler)
 
 
 def serve_forever(index_path: Path, photos_root: Path, host: str, port: int,
-                  allowed_hosts: tuple[str, ...] = ()) -> None:  # fmt: skip
+                  allowed_hosts: tuple[str, ...] = (), selfie_search: bool = False) -> None:  # fmt: skip
     """Serve the page until Ctrl-C."""
-    server = make_server(index_path, photos_root, host, port, allowed_hosts)
+    server = make_server(index_path, photos_root, host, port, allowed_hosts, selfie_search=selfie_search)
     shown_host = f"[{host}]" if ":" in host else host
     log.info("searching %s at http://%s:%d/ (Ctrl-C to stop)", photos_root, shown_host, server.server_address[1])
     try:
