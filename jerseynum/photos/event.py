@@ -8,12 +8,15 @@ stores each runner's reading and appearance (`index.RunnerRead`), and this pass 
 1. per photo: a reading the vote is unsure of is kept as "unsure"; a number inside another number of the same
    photo is a partial read of it ("fragment");
 2. with a start list (`startlist.StartList`): a listed bib is kept, a plausible OCR misread of exactly one listed
-   bib is "snapped" to it, anything else is "rejected";
-   without one, the event's bib format is learnt from its confident reads, and a number of a digit count that
-   those reads (almost) never have is "demoted";
-3. runners are clustered by appearance (`identity.cluster`): a runner of a cluster that reads one number
-   confidently gets it where their own bib was not read ("propagated", with the photo it was read in), and a
-   partial read of it is "completed".
+   bib is "snapped" to it, anything else is "rejected"; without one, the event's bib format (the digit counts of
+   its confident reads) is learnt;
+3. runners are clustered by appearance (`identity.cluster`);
+4. every number gets a calibrated probability that it is right (`CALIBRATION`: the vote's confidence, the fit to
+   the event's format, the same runner's reads in other photos, the start list), and one less likely right than
+   wrong is hidden: "demoted" where its digit count does not fit the event's bibs, else "unsure";
+5. a cluster that reads one number surely gives it to its runners whose bib was not read ("propagated", with the
+   photo it was read in), and replaces partial reads of it ("completed");
+6. a person's corrections win over all of it (`apply_corrections`).
 
 Nothing is deleted: hidden decisions stay in the index with the reading and the reason (`index.HIDDEN`).
 """
