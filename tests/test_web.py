@@ -560,3 +560,29 @@ def test_a_selfie_finds_the_runners_photos(tmp_path):
         server.server_close()
     assert status == 200 and "face distance" in html
     assert html.index("set1_34.JPG") < html.index("set1_35.JPG") and "set1_01.JPG" not in html
+
+
+def test_head_and_cached_thumbnails(site):
+    base, ids, _ = site
+    thumb = f"{base}/thumb/{ids['a/bib_1234.jpg']}"
+    status, headers, body = get(thumb)
+    assert status == 200 and headers["ETag"] and body[:2] == b"\xff\xd8"
+    head = urllib.request.Request(thumb, method="HEAD")
+    with urllib.request.urlopen(head, timeout=10) as response:
+        assert response.status == 200 and response.read() == b"" and response.headers["ETag"] == headers["ETag"]
+        assert int(response.headers["Content-Length"]) == len(body)
+    again = urllib.request.Request(thumb, headers={"If-None-Match": headers["ETag"]})
+    with pytest.raises(urllib.error.HTTPError) as not_modified:  # urllib treats 304 as an error
+        urllib.request.urlopen(again, timeout=10)
+    assert not_modified.value.code == 304
+    with urllib.request.urlopen(urllib.request.Request(base + "/?q=1234", method="HEAD"), timeout=10) as response:
+        assert response.status == 200 and response.read() == b"" and int(response.headers["Content-Length"]) > 100
+
+
+def test_phones_get_sharp_thumbnails(site):
+    base, ids, _ = site
+    assert f'srcset="/thumb/{ids["a/bib_1234.jpg"]}?size=2x 2x"' in page(base + "/?q=1234")
+    small = cv2.imdecode(np.frombuffer(get(f"{base}/thumb/{ids['a/bib_1234.jpg']}")[2], np.uint8), cv2.IMREAD_COLOR)
+    sharp = cv2.imdecode(np.frombuffer(get(f"{base}/thumb/{ids['a/bib_1234.jpg']}?size=2x")[2], np.uint8),
+                         cv2.IMREAD_COLOR)  # fmt: skip
+    assert max(small.shape[:2]) == 320 and max(sharp.shape[:2]) == 400  # a 400 px photo is not blown up

@@ -106,6 +106,12 @@ PAGE = """<!doctype html>
   h2 {{ font-size: 1.1rem; margin: 0 0 .3rem; overflow-wrap: anywhere; }}
   .photo {{ margin: 1.5rem auto 0; }}
   h2.same, h2.maybe {{ margin-top: 1.5rem; }}
+  @media (max-width: 600px) {{
+    body {{ padding: .5rem; }}
+    .grid {{ grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: .5rem; }}
+    .label {{ font-size: .65rem; opacity: .85; }}  /* above its box: small, so it hides no neighbour's bib */
+    input[type=search] {{ width: 7em; }}
+  }}
 </style>
 </head>
 <body>
@@ -262,13 +268,13 @@ class App:
             raise ImageError(str(path), "cannot encode a JPEG rendition")
         return encoded.tobytes()
 
-    def _make_thumbnail(self, path: Path, sha256: str) -> bytes:
+    def _make_thumbnail(self, path: Path, sha256: str, size: int = 0) -> bytes:
         """A JPEG thumbnail of the photo; raises `ImageError` for a file gone, unreadable or over the pixel budget
         (an error is not cached: a photo put back is served again)."""
         with self._decoding:
             image, _ = read_image_file(path)
         height, width = image.shape[:2]
-        scale = THUMB_SIZE / max(height, width)
+        scale = (size or THUMB_SIZE) / max(height, width)
         if scale < 1:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
@@ -322,7 +328,8 @@ class App:
         href = f"/photo/{photo.id}?{urlencode({'q': number.number if match.kind == 'exact' else ''})}"
         return (
             f'<a class="card" href="{_e(href)}" title="{_e(photo.path)}">'
-            f'<div class="frame" style="{_e(_aspect(photo))}"><img src="/thumb/{photo.id}" alt="{_e(photo.path)}"'
+            f'<div class="frame" style="{_e(_aspect(photo))}"><img src="/thumb/{photo.id}"'
+            f' srcset="/thumb/{photo.id}?size=2x 2x" alt="{_e(photo.path)}"'
             f' loading="lazy">{box}</div>'
             f'<div class="caption"><b>{_e(number.number)}</b> <span class="kind {_e(match.kind)}">'
             f"{_e(match.kind)}</span> {number.confidence:.0%}</div></a>"
@@ -451,7 +458,8 @@ class App:
     def _photo_card(photo: PhotoRecord, caption: str | None = None) -> str:
         numbers = caption or " ".join(n.number for n in photo.numbers) or "no number"
         return (f'<a class="card" href="/photo/{photo.id}" title="{_e(photo.path)}">'
-                f'<div class="frame" style="{_e(_aspect(photo))}"><img src="/thumb/{photo.id}" alt="{_e(photo.path)}"'
+                f'<div class="frame" style="{_e(_aspect(photo))}"><img src="/thumb/{photo.id}"'
+                f' srcset="/thumb/{photo.id}?size=2x 2x" alt="{_e(photo.path)}"'
                 f' loading="lazy"></div><div class="caption">{_e(numbers)}</div></a>')  # fmt: skip
 
     @staticmethod
@@ -564,6 +572,20 @@ class Handler(BaseHTTPRequestHandler):
             log.exception("error serving a selfie")  # the upload itself is never logged
             self._send_page(HTTPStatus.INTERNAL_SERVER_ERROR, self._error_page("something went wrong"))
 
+    def do_HEAD(self) -> None:
+        """GET's headers without its body (`_send` and friends write no body for a HEAD)."""
+        self.do_GET()
+
+    def _not_modified(self, etag: str) -> bool:
+        """Answer 304 where the browser already holds this version (`If-None-Match`)."""
+        if etag not in (self.headers.get("If-None-Match") or ""):
+            return False
+        self.send_response(HTTPStatus.NOT_MODIFIED)
+        self.send_header("ETag", etag)
+        self.send_header("Cache-Control", "private, max-age=300")
+        self.end_headers()
+        return True
+
     def _dispatch(self) -> None:
         url = urlsplit(self.path)
         if url.path == "/":
@@ -604,12 +626,17 @@ class Handler(BaseHTTPRequestHandler):
                 log.debug("no rendition: %s", error)
                 return self._not_found()
             return self._send(HTTPStatus.OK, rendition, "image/jpeg")
+        # ?size=2x: twice the pixels, for the sharp screens of phones (the cards' srcset)
+        size = 2 * THUMB_SIZE if parse_qs(url.query).get("size") == ["2x"] else THUMB_SIZE
+        etag = f'"{photo.sha256[:20]}-{size}"'  # a re-tagged, changed photo has a new hash
+        if self._not_modified(etag):
+            return None
         try:
-            thumbnail = self.app.thumbnail(path, photo.sha256)
+            thumbnail = self.app.thumbnail(path, photo.sha256, size)
         except ImageError as error:  # undecodable, or deleted since file_of looked
             log.debug("no thumbnail: %s", error)
             return self._not_found()
-        return self._send(HTTPStatus.OK, thumbnail, "image/jpeg", cache=True)
+        return self._send(HTTPStatus.OK, thumbnail, "image/jpeg", cache=True, etag=etag)
 
     def _error_page(self, message: str) -> str:
         return self.app.render(message, f'<p class="error">{_e(message)}</p>')
@@ -620,14 +647,18 @@ class Handler(BaseHTTPRequestHandler):
     def _send_page(self, status: HTTPStatus, page: str) -> None:
         self._send(status, page.encode("utf-8"), "text/html; charset=utf-8")
 
-    def _send(self, status: HTTPStatus, body: bytes, content_type: str, cache: bool = False) -> None:
-        self._send_head(status, content_type, len(body), cache)
-        self.wfile.write(body)
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str, cache: bool = False,
+              etag: str | None = None) -> None:  # fmt: skip
+        self._send_head(status, content_type, len(body), cache, etag=etag)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _send_head(self, status: HTTPStatus, content_type: str, length: int, cache: bool,
-                   attachment: str | None = None) -> None:  # fmt: skip
+                   attachment: str | None = None, etag: str | None = None) -> None:  # fmt: skip
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if etag is not None:
+            self.send_header("ETag", etag)
         if attachment is not None:  # RFC 6266: an ASCII fallback and the UTF-8 name
             ascii_name = attachment.encode("ascii", "replace").decode().replace('"', "_")
             self.send_header("Content-Disposition", f"attachment; filename=\"{ascii_name}\"; "
@@ -647,7 +678,8 @@ class Handler(BaseHTTPRequestHandler):
             size = os.fstat(file.fileno()).st_size
             content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
             self._send_head(HTTPStatus.OK, content_type, size, cache=True, attachment=path.name if download else None)
-            self.connection.sendfile(file, 0, size)
+            if self.command != "HEAD":
+                self.connection.sendfile(file, 0, size)
 
     def _send_zip(self, query: str) -> None:
         """Every photo of a bib (exact matches, at most MAX_ZIP) as one zip, built in a temporary file."""
@@ -667,7 +699,8 @@ class Handler(BaseHTTPRequestHandler):
             size = archive.tell()
             archive.seek(0)
             self._send_head(HTTPStatus.OK, "application/zip", size, cache=False, attachment=f"bib-{query}.zip")
-            self.connection.sendfile(archive, 0, size)
+            if self.command != "HEAD":
+                self.connection.sendfile(archive, 0, size)
 
     def log_message(self, format: str, *args) -> None:  # the signature of http.server
         log.debug("%s " + format, self.address_string(), *args)
