@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import statistics
 import sys
@@ -315,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--selfie-search", action="store_true",
                               help="let runners find their photos by uploading a photo of their face (off unless"
                                    " asked: held in memory only, never stored; some organisers refuse it)")  # fmt: skip
+    serve_parser.add_argument("--review-password", metavar="PASSWORD",
+                              help="open the review page (/review) to whoever gives this password (also from"
+                                   " $JERSEYNUM_REVIEW_PASSWORD); runners' search needs none")  # fmt: skip
     serve_parser.set_defaults(handler=serve)
 
     video_parser = commands.add_parser(
@@ -740,7 +744,9 @@ def serve(args: argparse.Namespace) -> int:
         print(f"serving on {args.host}: anyone who can reach this machine on port {args.port} can search the photos"
               f" of {photos} and download them (the page has no password); --host 127.0.0.1 keeps it to this machine")  # fmt: skip
     try:
-        serve_forever(args.index, Path(photos), args.host, args.port, tuple(args.allow_host), args.selfie_search)
+        password = args.review_password or os.environ.get("JERSEYNUM_REVIEW_PASSWORD")
+        serve_forever(args.index, Path(photos), args.host, args.port, tuple(args.allow_host), args.selfie_search,
+                      password)  # fmt: skip
     except OSError as error:  # the port is taken, or the address is not this machine's
         log.error("cannot serve on %s:%d: %s", args.host, args.port, error.strerror or error)
         return 2

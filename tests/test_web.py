@@ -586,3 +586,59 @@ def test_phones_get_sharp_thumbnails(site):
     sharp = cv2.imdecode(np.frombuffer(get(f"{base}/thumb/{ids['a/bib_1234.jpg']}?size=2x")[2], np.uint8),
                          cv2.IMREAD_COLOR)  # fmt: skip
     assert max(small.shape[:2]) == 320 and max(sharp.shape[:2]) == 400  # a 400 px photo is not blown up
+
+
+def test_a_reviewer_confirms_corrects_and_adds_numbers_behind_a_password(tmp_path):
+    import base64
+    import re
+    from urllib.parse import urlencode
+
+    from jerseynum.photos.tagger import tag_folder
+    from tests.test_event import FaceTagger
+
+    photos, index_path = tmp_path / "photos", tmp_path / "race.db"
+    photos.mkdir()
+    for k in range(4):  # FaceTagger: shot0 reads 2024, shot1-2 get it propagated, shot3's runner has none
+        cv2.imwrite(str(photos / f"shot{k}.png"), np.full((24, 32, 3), 10 * (k + 1), np.uint8))
+    tag_folder(photos, index_path, FaceTagger, version="v1", workers=1, progress=False)
+    server, url = served(index_path, photos, review_password="s3cret")
+    auth = {"Authorization": "Basic " + base64.b64encode(b"me:s3cret").decode()}
+
+    def request(path: str, data: dict | None = None, headers: dict | None = None) -> tuple[int, str]:
+        body = urlencode(data).encode() if data is not None else None
+        req = urllib.request.Request(url + path, data=body, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as response:  # follows the 303 to the review page
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    try:
+        assert request("/review")[0] == 401
+        assert request("/review", headers={"Authorization": "Basic " + base64.b64encode(b"me:wrong").decode()})[0] == 401
+        status, html = request("/review?below=1.01", headers=auth)  # all of them (they are ~0.97 likely)
+        assert status == 200 and "3 numbers less likely right than 101%" in html and "1 photos with a runner" in html
+        token = re.search(r'name="token" value="([0-9a-f]+)"', html)[1]
+        assert request("/review", {"path": "shot0.png", "number": "2024", "action": "confirm"}, auth)[0] == 403
+        status, html = request("/review", {"token": token, "path": "shot0.png", "number": "2024", "below": "1.01",
+                                           "action": "confirm"}, auth)  # fmt: skip
+        assert status == 200 and "shot0.png: confirm 2024" in html and "2 numbers less likely" in html
+        request("/review", {"token": token, "path": "shot1.png", "number": "2024", "action": "replace",
+                            "new": "2025"}, auth)  # fmt: skip
+        status, html = request("/review", {"token": token, "path": "shot3.png", "action": "add", "new": "77"}, auth)
+        assert "shot3.png: add 77" in html and "0 photos with a runner" in html
+        status, html = request("/review", {"token": token, "path": "shot3.png", "action": "add", "new": ""}, auth)
+        assert "not saved: a correction needs its number" in html
+    finally:
+        server.shutdown()
+        server.server_close()
+    with PhotoIndex(index_path) as index:
+        numbers = {r.path: [(n.number, n.status) for n in r.numbers] for r in index.photos()}
+    assert numbers["shot0.png"] == [("2024", "confirmed")] and numbers["shot1.png"] == [("2025", "corrected")]
+    assert numbers["shot3.png"] == [("77", "corrected")]
+
+
+def test_there_is_no_review_page_without_a_password(site):
+    base, _, _ = site
+    assert get(base + "/review")[0] == 404
+    assert post(base + "/review", b"action=confirm", "application/x-www-form-urlencoded")[0] == 405

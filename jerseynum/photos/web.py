@@ -23,7 +23,10 @@ time, so a flood of thumbnail requests queues rather than filling the memory.
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
+import hmac
 import html
 import io
 import ipaddress
@@ -46,11 +49,13 @@ import cv2
 import numpy as np
 
 from jerseynum.io import ImageError, decode_image, read_image_file
-from jerseynum.photos.index import BibNumber, Match, PhotoIndex, PhotoRecord, bib_digits
+from jerseynum.photos.index import BibNumber, IndexFileError, Match, PhotoIndex, PhotoRecord, bib_digits
 
 log = logging.getLogger(__name__)
 
 PER_PAGE = 24
+REVIEW_BELOW = 0.9  # the review page lists shown numbers less likely right than this
+MAX_FORM = 10_000  # bytes of a review form
 # A selfie matches a runner within this face distance: dlib's own same-person threshold (a selfie is a large,
 # sharp face; the event's clusters use 0.45 between two small ones)
 SELFIE_DISTANCE = 0.6
@@ -208,11 +213,13 @@ class App:
     """What the handlers share: where the index and the photos are, and the thumbnail cache."""
 
     def __init__(self, index_path: Path, photos_root: Path, host_names: frozenset[str],
-                 selfie_search: bool = False) -> None:  # fmt: skip
+                 selfie_search: bool = False, review_password: str | None = None) -> None:  # fmt: skip
         self.index_path = Path(index_path)
         self.photos_root = Path(photos_root).resolve()
         self.host_names = host_names
         self.selfie_search = selfie_search
+        self.review_password = review_password or None  # None: no review page
+        self._writing = threading.Lock()  # one correction (and re-decision of the event) at a time
         self._face_models = None  # (finder, embedder), built on the first selfie
         self._face_lock = threading.Lock()
         # Keyed by the file and its content hash, so a re-tagged, changed photo gets a fresh thumbnail.
@@ -440,6 +447,69 @@ class App:
                              f'<div class="grid">{cards}</div>')  # fmt: skip
         return self.render("Find my photos by a selfie", "\n".join(parts))
 
+    def review_token(self) -> str:
+        """What each review form carries: a page of another site, which cannot read it, cannot post a correction
+        in the reviewer's name (the browser would send their password along)."""
+        return hmac.new(self.review_password.encode(), b"jerseynum review", hashlib.sha256).hexdigest()
+
+    def review_page(self, done: str = "", below: float = REVIEW_BELOW) -> str:
+        """The uncertain numbers, least likely first, each with confirm / remove / correct; then the photos with
+        runners found but no number, each with a field to add one. Access keys: c confirm, x remove."""
+        with self.index() as index:
+            records = index.photos()
+            runners = index.runners_by_path()
+        uncertain = sorted(((n.confidence, r, n) for r in records for n in r.numbers if n.confidence < below
+                            and n.status not in ("confirmed", "corrected")), key=lambda item: (item[0], item[1].path))  # fmt: skip
+        given = {n.runner for r in records for n in r.numbers}
+        # a number a person added belongs to no runner: it accounts for one of the photo's unread runners
+        unread = [r for r in records if sum(x.id not in given for x in runners.get(r.path, []))
+                  > sum(n.status == "corrected" for n in r.numbers)]  # fmt: skip
+        token = _e(self.review_token())
+        parts = [f'<p class="muted">{_e(done)}</p>' if done else "",
+                 f"<h2>{len(uncertain)} numbers less likely right than {below:.0%}, least likely first</h2>"]
+        cards = []
+        for confidence, record, number in uncertain[:PER_PAGE]:
+            hidden = (f'<input type="hidden" name="token" value="{token}"><input type="hidden" name="below"'
+                      f' value="{below}"><input type="hidden" name="path"'
+                      f' value="{_e(record.path)}"><input type="hidden" name="number" value="{_e(number.number)}">')
+            cards.append(
+                f'<div class="card">{self._photo_card(record, f"{number.number} · {confidence:.0%} · {number.status}")}'
+                f'<form method="post" action="/review">{hidden}'
+                '<button name="action" value="confirm" accesskey="c">confirm</button> '
+                '<button name="action" value="remove" accesskey="x">remove</button> '
+                '<input name="new" size="6" inputmode="numeric" aria-label="the right number">'
+                ' <button name="action" value="replace">correct</button></form></div>'
+            )  # fmt: skip
+        parts.append('<div class="grid">' + "".join(cards) + "</div>")
+        parts.append(f"<h2>{len(unread)} photos with a runner but no number</h2>")
+        adds = []
+        for record in unread[:PER_PAGE]:
+            adds.append(f'<div class="card">{self._photo_card(record)}<form method="post" action="/review">'
+                        f'<input type="hidden" name="token" value="{token}"><input type="hidden" name="below"'
+                        f' value="{below}"><input type="hidden" name="path"'
+                        f' value="{_e(record.path)}"><input name="new" size="6" inputmode="numeric"'
+                        ' aria-label="the number"> <button name="action" value="add">add</button></form></div>')  # fmt: skip
+        parts.append('<div class="grid">' + "".join(adds) + "</div>")
+        return self.render("Review", "\n".join(parts))
+
+    def apply_review(self, fields: dict[str, str]) -> str:
+        """A reviewer's correction, saved and the event re-decided; what was done, in words."""
+        from jerseynum.photos.event import redecide
+
+        path, action = fields.get("path", ""), fields.get("action", "")
+        number, new = bib_digits(fields.get("number", "")), bib_digits(fields.get("new", ""))
+        said = {"confirm": [(number, "confirm")], "remove": [(number, "remove")], "add": [(new, "add")],
+                "replace": [(number, "remove"), (new, "add")]}.get(action)  # fmt: skip
+        if said is None or not all(digits for digits, _ in said):
+            raise ValueError("a correction needs its number: type the digits")
+        with self._writing, PhotoIndex(self.index_path) as index:
+            if path not in index.known():
+                raise ValueError("that photo is not in the index")
+            for digits, what in said:
+                index.correct(path, digits, what)
+            redecide(index)
+        return f"{path}: " + ", ".join(f"{what} {digits}" for digits, what in said)
+
     @staticmethod
     def _navigation(photo_id: int, query: str, ids: list[int]) -> str:
         if not query:
@@ -477,6 +547,15 @@ class App:
     def render(title: str, body: str, query: str = "", exact: bool = False, name: str = "") -> str:
         return PAGE.format(title=_e(title), query=_e(query), max_query=MAX_QUERY, name=_e(name), max_name=MAX_NAME,
                            exact_checked=" checked" if exact else "", body=body)  # fmt: skip
+
+
+def _below(raw: str) -> float:
+    """The review page's probability bound from a query: REVIEW_BELOW where absent or not a number in 0-1.01."""
+    try:
+        value = float(raw)
+    except ValueError:
+        return REVIEW_BELOW
+    return value if 0 <= value <= 1.01 else REVIEW_BELOW
 
 
 def _likeness(distance: float) -> str:
@@ -548,6 +627,8 @@ class Handler(BaseHTTPRequestHandler):
             hosts = self.headers.get_all("Host") or [None]
             if len(hosts) > 1 or not host_allowed(hosts[0], self.app.host_names):
                 return self._send_page(HTTPStatus.BAD_REQUEST, self._error_page("unknown host name"))
+            if urlsplit(self.path).path == "/review" and self.app.review_password is not None:
+                return self._post_review()
             if urlsplit(self.path).path != "/selfie" or not self.app.selfie_search:
                 self.close_connection = True  # the body, if any, is not read
                 return self._send_page(HTTPStatus.METHOD_NOT_ALLOWED, self._error_page("nothing to post here"))
@@ -571,6 +652,51 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:
             log.exception("error serving a selfie")  # the upload itself is never logged
             self._send_page(HTTPStatus.INTERNAL_SERVER_ERROR, self._error_page("something went wrong"))
+
+    def _reviewer(self) -> bool:
+        """Whether the request carries the review password (HTTP Basic, any user name); else a 401 is sent."""
+        header = self.headers.get("Authorization", "")
+        if header.startswith("Basic "):
+            try:
+                _, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                password = ""
+            if hmac.compare_digest(password.encode(), self.app.review_password.encode()):
+                return True
+        self.close_connection = True
+        body = self._error_page("the review page needs the password given to jerseynum serve").encode()
+        self.send_response(HTTPStatus.UNAUTHORIZED)
+        self.send_header("WWW-Authenticate", 'Basic realm="jerseynum review", charset="UTF-8"')
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        return False
+
+    def _post_review(self) -> None:
+        if not self._reviewer():
+            return None
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            length = -1
+        if not 0 < length <= MAX_FORM:
+            self.close_connection = True
+            return self._send_page(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, self._error_page("that form is too large"))
+        fields = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode("utf-8", "replace")).items()}
+        if not hmac.compare_digest(fields.get("token", ""), self.app.review_token()):
+            return self._send_page(HTTPStatus.FORBIDDEN, self._error_page("this form did not come from the review page"))
+        try:
+            done = self.app.apply_review(fields)
+        except (ValueError, IndexFileError) as error:
+            done = f"not saved: {error}"
+        # After a POST, a redirect: reloading the page does not post the correction twice.
+        self.send_response(HTTPStatus.SEE_OTHER)
+        self.send_header("Location", "/review?" + urlencode({"done": done, "below": _below(fields.get("below", ""))}))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def do_HEAD(self) -> None:
         """GET's headers without its body (`_send` and friends write no body for a HEAD)."""
@@ -597,6 +723,14 @@ class Handler(BaseHTTPRequestHandler):
             exact = params.get("exact", [""])[0] == "1"
             page = parse_page(params.get("page", ["1"])[0])
             return self._send_page(HTTPStatus.OK, self.app.search_page(query, exact, page))
+        if url.path == "/review":
+            if self.app.review_password is None:
+                return self._not_found()
+            if not self._reviewer():
+                return None
+            params = parse_qs(url.query)
+            done = params.get("done", [""])[0][:200]
+            return self._send_page(HTTPStatus.OK, self.app.review_page(done, _below(params.get("below", [""])[0])))
         if url.path == "/selfie":
             if not self.app.selfie_search:
                 return self._not_found()
@@ -727,22 +861,24 @@ def _uploaded_file(content_type: str, body: bytes, field: str) -> bytes | None:
 
 def make_server(index_path: Path, photos_root: Path, host: str = "127.0.0.1", port: int = 0,
                 allowed_hosts: tuple[str, ...] = (), timeout: float = REQUEST_TIMEOUT,
-                selfie_search: bool = False) -> ThreadingHTTPServer:  # fmt: skip
+                selfie_search: bool = False, review_password: str | None = None) -> ThreadingHTTPServer:  # fmt: skip
     """A server for the page, not yet serving (call `serve_forever()`); port 0 picks a free port.
 
     Requests must name the server by IP address, `localhost`, `host`, or one of `allowed_hosts` (host names,
     any case); `timeout` is the seconds a connection has to send its request, and each response write."""
     names = {"localhost", host, *allowed_hosts}
     host_names = frozenset(name.strip().lower().removesuffix(".") for name in names if name.strip())
-    app = App(index_path, photos_root, host_names, selfie_search)
+    app = App(index_path, photos_root, host_names, selfie_search, review_password)
     handler = type("BoundHandler", (Handler,), {"app": app, "timeout": timeout})
     return _Server((host, port), handler)
 
 
 def serve_forever(index_path: Path, photos_root: Path, host: str, port: int,
-                  allowed_hosts: tuple[str, ...] = (), selfie_search: bool = False) -> None:  # fmt: skip
+                  allowed_hosts: tuple[str, ...] = (), selfie_search: bool = False,
+                  review_password: str | None = None) -> None:  # fmt: skip
     """Serve the page until Ctrl-C."""
-    server = make_server(index_path, photos_root, host, port, allowed_hosts, selfie_search=selfie_search)
+    server = make_server(index_path, photos_root, host, port, allowed_hosts, selfie_search=selfie_search,
+                         review_password=review_password)  # fmt: skip
     shown_host = f"[{host}]" if ":" in host else host
     log.info("searching %s at http://%s:%d/ (Ctrl-C to stop)", photos_root, shown_host, server.server_address[1])
     try:
