@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import importlib.util
+import json
 import os
 import select
 import socket
@@ -642,3 +643,21 @@ def test_there_is_no_review_page_without_a_password(site):
     base, _, _ = site
     assert get(base + "/review")[0] == 404
     assert post(base + "/review", b"action=confirm", "application/x-www-form-urlencoded")[0] == 405
+
+
+def test_the_json_api_answers_from_the_index(site):
+    base, ids, tmp = site
+    status, headers, body = get(base + "/api/search?bib=1234")
+    data = json.loads(body)
+    assert status == 200 and headers["Content-Type"].startswith("application/json")
+    with PhotoIndex(tmp / "index.sqlite", read_only=True) as index:
+        exact = [m.photo.id for m in index.search("1234", partial=False, max_distance=0)]
+        photo = index.photo(ids["c/bib_51234.jpg"])
+    assert [p["id"] for p in data["photos"]] == exact and data["near"] == []
+    near = json.loads(get(base + "/api/search?bib=1234&near=1")[2])["near"]
+    assert {p["path"] for p in near} == {"b/bib_1284.jpg", "c/bib_51234.jpg"}
+    one = json.loads(get(f"{base}/api/photos/{photo.id}")[2])
+    assert one["path"] == photo.path and [(n["number"], tuple(n["box"])) for n in one["numbers"]] == [
+        (n.number, n.box) for n in photo.numbers]  # fmt: skip
+    assert get(base + "/api/photos/999999")[0] == 404 and get(base + "/api/search")[0] == 400
+    assert get(base + "/api/nothing")[0] == 404

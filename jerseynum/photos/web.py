@@ -7,8 +7,10 @@ photos. The boxes are CSS (percentages of the photo's size), so the server only 
 a thumbnail.
 
 It is the standard library's threaded HTTP server and a few string templates, not a web framework: the page
-is meant for one person on their own machine (or a laptop at the finish line), it has four routes, and keeping
-it dependency-free means `jerseynum serve` works wherever the tagger does. Files are only ever served by photo
+is meant for one person on their own machine (or a laptop at the finish line), and keeping it dependency-free
+means `jerseynum serve` works wherever the tagger does. Routes: `/` (search by bib or name), `/photo/ID`,
+`/image/ID` (`?download=1`), `/thumb/ID` (`?size=2x`), `/zip?q=N`, `/api/search`, `/api/photos/ID`, and where
+`serve` allows them `/selfie` and `/review`. Files are only ever served by photo
 id, looked up in the index and checked to lie inside the photo folder; every value written into the HTML is
 escaped. Each request opens its own read-only `PhotoIndex` (SQLite connections cannot cross threads; WAL mode
 lets the page read while a tagger is still writing; read-only, it works on an index it may not write).
@@ -30,6 +32,7 @@ import hmac
 import html
 import io
 import ipaddress
+import json
 import logging
 import math
 import mimetypes
@@ -549,6 +552,14 @@ class App:
                            exact_checked=" checked" if exact else "", body=body)  # fmt: skip
 
 
+def _photo_json(photo: PhotoRecord) -> dict:
+    """A photo for the JSON API: its id, path, size, links, and its shown numbers with boxes and decisions."""
+    return {"id": photo.id, "path": photo.path, "width": photo.width, "height": photo.height, "error": photo.error,
+            "image": f"/image/{photo.id}", "thumbnail": f"/thumb/{photo.id}", "page": f"/photo/{photo.id}",
+            "numbers": [{"number": n.number, "confidence": n.confidence, "box": list(n.box), "decision": n.status,
+                         "read": n.read, "reason": n.reason, "source_photo": n.source} for n in photo.numbers]}  # fmt: skip
+
+
 def _below(raw: str) -> float:
     """The review page's probability bound from a query: REVIEW_BELOW where absent or not a number in 0-1.01."""
     try:
@@ -653,6 +664,31 @@ class Handler(BaseHTTPRequestHandler):
             log.exception("error serving a selfie")  # the upload itself is never logged
             self._send_page(HTTPStatus.INTERNAL_SERVER_ERROR, self._error_page("something went wrong"))
 
+    def _api(self, url) -> None:
+        """The JSON API beside the page: `/api/search?bib=N[&near=1]` (the photos of a bib, and with `near` the near
+        numbers apart) and `/api/photos/ID` (a photo, its numbers with boxes and how each was decided)."""
+        params = parse_qs(url.query)
+        if url.path == "/api/search":
+            bib = clean_query(params.get("bib", [""])[0])
+            if not bib:
+                return self._send_json(HTTPStatus.BAD_REQUEST, {"error": "give the bib: /api/search?bib=1234"})
+            near = params.get("near", [""])[0] == "1"
+            with self.app.index() as index:
+                found = index.search(bib, partial=near, max_distance=1 if near else 0)
+            photos = [_photo_json(m.photo) | {"match": m.kind} for m in found]
+            return self._send_json(HTTPStatus.OK, {"bib": bib, "photos": [p for p in photos if p["match"] == "exact"],
+                                                   "near": [p for p in photos if p["match"] != "exact"]})  # fmt: skip
+        route = re.fullmatch(r"/api/photos/([0-9]{1,18})", url.path)
+        if route:
+            with self.app.index() as index:
+                photo = index.photo(int(route[1]))
+            if photo is not None:
+                return self._send_json(HTTPStatus.OK, _photo_json(photo))
+        return self._send_json(HTTPStatus.NOT_FOUND, {"error": "no such resource"})
+
+    def _send_json(self, status: HTTPStatus, data: dict) -> None:
+        self._send(status, json.dumps(data, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8")
+
     def _reviewer(self) -> bool:
         """Whether the request carries the review password (HTTP Basic, any user name); else a 401 is sent."""
         header = self.headers.get("Authorization", "")
@@ -723,6 +759,8 @@ class Handler(BaseHTTPRequestHandler):
             exact = params.get("exact", [""])[0] == "1"
             page = parse_page(params.get("page", ["1"])[0])
             return self._send_page(HTTPStatus.OK, self.app.search_page(query, exact, page))
+        if url.path.startswith("/api/"):
+            return self._api(url)
         if url.path == "/review":
             if self.app.review_password is None:
                 return self._not_found()
