@@ -661,3 +661,29 @@ def test_the_json_api_answers_from_the_index(site):
         (n.number, n.box) for n in photo.numbers]  # fmt: skip
     assert get(base + "/api/photos/999999")[0] == 404 and get(base + "/api/search")[0] == 400
     assert get(base + "/api/nothing")[0] == 404
+
+
+def test_on_a_phone_the_runners_photos_come_first_and_labels_leave_the_bibs_visible(site, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    base, ids, _ = site
+    browser.set_window_size(390, 844)
+    try:
+        browser.get(base + "/?q=1234")
+        loaded = "return [...document.images].every(i => i.complete && i.naturalWidth > 0)"
+        assert browser.execute_script(loaded) or time.sleep(1) or browser.execute_script(loaded)
+        first = browser.find_element(By.CSS_SELECTOR, ".grid .card")
+        maybe = browser.find_element(By.CSS_SELECTOR, "h2.maybe")
+        assert first.rect["y"] < maybe.rect["y"] and "Maybe you: 2 photos" in maybe.text
+        assert first.rect["width"] < 390  # the grid fits the phone's width
+        browser.save_screenshot(str(tmp_path / "phone.png"))
+        shot = cv2.imread(str(tmp_path / "phone.png"))
+        box = first.find_element(By.CLASS_NAME, "box").rect
+        scale = shot.shape[1] / browser.execute_script("return window.innerWidth")  # device pixels per CSS pixel
+        assert box_colour_share(shot, {k: v * scale for k, v in box.items()}) > 0.8  # the bib's box is drawn
+        browser.get(f"{base}/photo/{ids['a/bib_1234.jpg']}?q=1234")
+        label = browser.find_element(By.CSS_SELECTOR, ".photo .label")
+        box = browser.find_element(By.CSS_SELECTOR, ".photo .box")
+        assert label.rect["y"] + label.rect["height"] <= box.rect["y"] + 1  # above its box: the bib stays visible
+    finally:
+        browser.set_window_size(1200, 900)

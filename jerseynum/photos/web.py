@@ -102,7 +102,7 @@ PAGE = """<!doctype html>
   .frame {{ position: relative; }}
   .frame img {{ display: block; width: 100%; height: 100%; }}
   .box {{ position: absolute; box-sizing: border-box; border: 3px solid #ff2d55; }}
-  .label {{ position: absolute; bottom: 100%; left: -3px; white-space: nowrap; background: #ff2d55; color: #fff;
+  .label {{ position: absolute; bottom: calc(100% + 3px); left: -3px; white-space: nowrap; background: #ff2d55; color: #fff;
             font-size: .8rem; padding: 0 .3rem; }}
   .caption {{ padding: .3rem .5rem; }}
   .kind {{ font-size: .8rem; padding: 0 .3rem; border-radius: 3px; background: #ddd; }}
