@@ -522,6 +522,9 @@ def test_selfie_search_is_off_unless_asked_and_refuses_what_is_no_face(site, tmp
         blank = cv2.imencode(".jpg", np.full((200, 200, 3), 128, np.uint8))[1].tobytes()
         assert "no face found" in post(url + "/selfie", *multipart("selfie", blank))[1]
         assert "no photo was sent" in post(url + "/selfie", *multipart("other", blank))[1]
+        from tests.test_formats import heic  # an iPhone's selfie
+
+        assert "no face found" in post(url + "/selfie", *multipart("selfie", heic(128)))[1]
         # too big: refused from its headers, before a byte of it is read
         connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
         connection.putrequest("POST", "/selfie")

@@ -240,7 +240,9 @@ class App:
         from jerseynum.photos.identity import FaceEmbedder
         from jerseynum.photos.runners import FaceRunnerFinder
 
-        image, _ = decode_image(data, "selfie", 40_000_000)
+        # a phone's photo is often HEIC, told by its header (`decode_image` goes by the name)
+        heif = data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"hevc")
+        image, _ = decode_image(data, "selfie.heic" if heif else "selfie", 40_000_000)
         with self._face_lock:  # the face models are not thread-safe; one selfie at a time is plenty
             if self._face_models is None:
                 self._face_models = FaceRunnerFinder(), FaceEmbedder()
