@@ -12,7 +12,7 @@ import pytest
 from jerseynum.cli import main
 from jerseynum.photos.event import decide_event, decide_photo
 from jerseynum.photos.identity import COLOUR_BINS
-from jerseynum.photos.index import SHOWN, PhotoIndex, RunnerRead, StoredRunner
+from jerseynum.photos.index import SHOWN, IndexFileError, PhotoIndex, RunnerRead, StoredRunner
 from jerseynum.photos.startlist import Entrant, StartList
 from jerseynum.photos.tagger import tag_folder
 from tests.test_photos import ShadeTagger, write_photos
@@ -144,6 +144,9 @@ def test_an_index_of_the_previous_schema_is_upgraded_and_its_photos_read_again(t
         db.execute("INSERT INTO numbers VALUES (?, '42', 0.9, 0, 0, 5, 5)", (k + 1,))
     db.commit()
     db.close()
+    with pytest.raises(IndexFileError, match="made by an older jerseynum: run `jerseynum tag"):
+        PhotoIndex(index, read_only=True)  # search, export and the page cannot upgrade it: they say how
+    assert main(["search", "42", "--index", str(index)]) == 2
     report = tag_folder(photos, index, ShadeTagger, version="v1", workers=1)
     assert report.tagged == 2
     with PhotoIndex(index) as opened:

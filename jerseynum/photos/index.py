@@ -219,6 +219,7 @@ class PhotoIndex:
             if read_only:
                 self._db = self._connect_read_only()
                 self._check_ours(must_exist=True)
+                self._check_current()
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(self.path, timeout=30)
@@ -244,6 +245,14 @@ class PhotoIndex:
             # Nothing can be writing to a read-only mount, so the file may be read as immutable.
             db.close()
             return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=30)
+
+    def _check_current(self) -> None:
+        """A read-only open cannot upgrade an index of an older jerseynum: say how to, rather than fail on a column."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or row[0] != SCHEMA_VERSION:
+            self._db.close()
+            raise IndexFileError(f"{self.path} was made by an older jerseynum: run `jerseynum tag PHOTOS --index "
+                                 f"{self.path}` once to bring it up to date (its photos are read again)")  # fmt: skip
 
     def _upgrade(self) -> None:
         """Bring an index of an older jerseynum up to SCHEMA_VERSION: its tables gain the new columns, and its
