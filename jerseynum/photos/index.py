@@ -227,9 +227,10 @@ class PhotoIndex:
                 # WAL: readers (the web page) never block the tagger; a killed writer leaves the file consistent.
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA foreign_keys=ON")
-                with self._db:
-                    self._db.executescript(SCHEMA)
-                    self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                # One transaction: a process opening the index meanwhile sees every table, upgraded, or none (never
+                # a half-made index that it would take for someone else's file or an older jerseynum's).
+                with self._db:  # commits, or rolls back on an error
+                    self._db.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nPRAGMA application_id = {APPLICATION_ID};")
                     self._upgrade()
         except sqlite3.DatabaseError as error:
             self._raise_for(error, "open")
