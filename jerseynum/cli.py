@@ -667,9 +667,7 @@ def search(args: argparse.Namespace) -> int:
 def _match_line(match, root: Path) -> str:
     """One search result: how it matched, the number, its probability, the photo, and how it was decided."""
     number = match.number
-    how = {"propagated": f"  (the same runner, read in {number.source})",
-           "snapped": f"  (read {number.read}: on the start list)",
-           "completed": f"  (read {number.read}: {number.reason})"}.get(number.status, "")  # fmt: skip
+    how = f"  ({number.how})" if number.how else ""
     return f"{match.kind:7} {number.number:>8} {number.confidence:.2f}  {root / match.photo.path}{how}"
 
 

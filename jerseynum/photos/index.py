@@ -125,6 +125,17 @@ class BibNumber:
     runner: int | None = None  # the runner (`RunnerRead` position in its photo, or row id once stored)
     source: str | None = None  # a propagated number: the photo it was read in
 
+    @property
+    def how(self) -> str:
+        """How a shown number was decided, in words, where it is not simply as read ("" then)."""
+        if self.status == "propagated":
+            return f"the same runner, read in {self.source}"
+        if self.status == "completed":
+            return f"read {self.read}: {self.reason}"
+        if self.status in ("snapped", "confirmed", "corrected"):
+            return self.reason  # a snap's reason names the read ("read 8638: 8 read for 3 at position 1 (3638)")
+        return ""
+
 
 @dataclass(frozen=True, eq=False)  # eq=False: the signature arrays have no single truth value
 class RunnerRead:

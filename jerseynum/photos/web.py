@@ -384,7 +384,7 @@ class App:
             parts.append(f'<p class="muted">could not be tagged: {_e(photo.error)}</p>')
         if photo.numbers:
             items = " · ".join(f'<a href="{_e(_search_href(n.number))}">{_e(n.number)}</a> '
-                               f'<span class="muted">{n.confidence:.0%}{_e(self._how(n))}</span>'
+                               f'<span class="muted">{n.confidence:.0%}{_e(f" ({n.how})" if n.how else "")}</span>'
                                for n in photo.numbers)  # fmt: skip
             parts.append(f'<p class="numbers">Numbers read: {items}</p>')
         elif not photo.error:
@@ -538,17 +538,6 @@ class App:
                 f' loading="lazy"></div><div class="caption">{_e(numbers)}</div></a>')  # fmt: skip
 
     @staticmethod
-    def _how(number: BibNumber) -> str:
-        """How a shown number was decided, where it is not simply as read."""
-        if number.status == "propagated":
-            return f" (the same runner, read in {number.source})"
-        if number.status in ("snapped", "completed"):
-            return f" (read {number.read}: {number.reason})"
-        if number.status in ("confirmed", "corrected"):
-            return f" ({number.reason})"
-        return ""
-
-    @staticmethod
     def render(title: str, body: str, query: str = "", exact: bool = False, name: str = "") -> str:
         return PAGE.format(title=_e(title), query=_e(query), max_query=MAX_QUERY, name=_e(name), max_name=MAX_NAME,
                            exact_checked=" checked" if exact else "", body=body)  # fmt: skip
@@ -623,34 +612,48 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         try:
-            hosts = self.headers.get_all("Host") or [None]
-            if len(hosts) > 1 or not host_allowed(hosts[0], self.app.host_names):
-                message = "unknown host name: start jerseynum serve with --allow-host NAME to use this name"
-                return self._send_page(HTTPStatus.BAD_REQUEST, self._error_page(message))
-            self._dispatch()
+            if not self._refused_host():
+                self._dispatch()
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             pass  # the browser went away (a new search typed before the thumbnails arrived) or stopped reading
         except Exception:
             log.exception("error serving %s", self.path)
             self._send_page(HTTPStatus.INTERNAL_SERVER_ERROR, self._error_page("something went wrong"))
 
+    def _refused_host(self) -> bool:
+        """Refuse (400, sent) a request naming this server by a host name it was not given: what a DNS-rebinding
+        page would send."""
+        hosts = self.headers.get_all("Host") or [None]
+        if len(hosts) == 1 and host_allowed(hosts[0], self.app.host_names):
+            return False
+        message = "unknown host name: start jerseynum serve with --allow-host NAME to use this name"
+        self._send_page(HTTPStatus.BAD_REQUEST, self._error_page(message))
+        return True
+
+    def _body_length(self, limit: int) -> int | None:
+        """The declared length of a posted body, where it is 1 to `limit` bytes; else None, and the connection is
+        closed after the answer, so an unread body (or a flood of one) is never read."""
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            length = -1
+        if 0 < length <= limit:
+            return length
+        self.close_connection = True
+        return None
+
     def do_POST(self) -> None:
         """Only a selfie is ever posted (and only where `serve --selfie-search` allows it)."""
         try:
-            hosts = self.headers.get_all("Host") or [None]
-            if len(hosts) > 1 or not host_allowed(hosts[0], self.app.host_names):
-                return self._send_page(HTTPStatus.BAD_REQUEST, self._error_page("unknown host name"))
+            if self._refused_host():
+                return None
             if urlsplit(self.path).path == "/review" and self.app.review_password is not None:
                 return self._post_review()
             if urlsplit(self.path).path != "/selfie" or not self.app.selfie_search:
                 self.close_connection = True  # the body, if any, is not read
                 return self._send_page(HTTPStatus.METHOD_NOT_ALLOWED, self._error_page("nothing to post here"))
-            try:
-                length = int(self.headers.get("Content-Length", ""))
-            except ValueError:
-                length = -1
-            if not 0 < length <= MAX_UPLOAD:
-                self.close_connection = True
+            length = self._body_length(MAX_UPLOAD)
+            if length is None:
                 message = f"a selfie of at most {MAX_UPLOAD // 1_000_000} MB, please"
                 return self._send_page(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, self.app.selfie_page(message=message))
             upload = _uploaded_file(self.headers.get("Content-Type", ""), self.rfile.read(length), "selfie")
@@ -716,12 +719,8 @@ class Handler(BaseHTTPRequestHandler):
     def _post_review(self) -> None:
         if not self._reviewer():
             return None
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
-            length = -1
-        if not 0 < length <= MAX_FORM:
-            self.close_connection = True
+        length = self._body_length(MAX_FORM)
+        if length is None:
             return self._send_page(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, self._error_page("that form is too large"))
         fields = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode("utf-8", "replace")).items()}
         if not hmac.compare_digest(fields.get("token", ""), self.app.review_token()):
