@@ -506,18 +506,13 @@ def review(args: argparse.Namespace) -> int:
     """What a person should look at: shown numbers least likely right first, then photos with unread runners."""
     with _open_index(args.index) as index:
         root = index.photos_root
-        records = index.photos()
-        uncertain = sorted(((n.confidence, record.path, n) for record in records for n in record.numbers
-                            if n.confidence < args.below), key=lambda item: item[:2])  # fmt: skip
-        given = {n.runner for record in records for n in record.numbers}  # runners with a number shown
-        unread = {path: sum(r.id not in given for r in runners) for path, runners in index.runners_by_path().items()}
-    unread = {path: count for path, count in unread.items() if count}
+        uncertain, unread = index.review(args.below)
     print(f"{len(uncertain)} numbers less likely right than {args.below:.0%}, least likely first:")
-    for confidence, path, number in uncertain[: args.limit]:
-        print(f"  {confidence:.2f} {number.number:>8} ({number.status})  {root / path}")
+    for record, number in uncertain[: args.limit]:
+        print(f"  {number.confidence:.2f} {number.number:>8} ({number.status})  {root / record.path}")
     print(f"{len(unread)} photos with runners found but no number read:")
-    for path, count in sorted(unread.items())[: args.limit]:
-        print(f"  {count} runners  {root / path}")
+    for record, count in unread[: args.limit]:
+        print(f"  {count} runners  {root / record.path}")
     print(f"correct with: jerseynum correct PHOTO --index {args.index} --confirm N | --add N | --remove N")
     return 0
 

@@ -510,6 +510,24 @@ class PhotoIndex:
                         best[photo.id] = match
         return sorted(best.values(), key=lambda m: m.rank)
 
+    def review(self, below: float) -> tuple[list[tuple[PhotoRecord, BibNumber]], list[tuple[PhotoRecord, int]]]:
+        """What a person should look at: the shown numbers less likely right than `below`, least likely first (a
+        person's own word excepted); and the photos with runners found but no number, with how many."""
+        records = self.photos()
+        uncertain = sorted(((r, n) for r in records for n in r.numbers
+                            if n.confidence < below and n.status not in ("confirmed", "corrected")),
+                           key=lambda item: (item[1].confidence, item[0].path))  # fmt: skip
+        given = {n.runner for r in records for n in r.numbers}  # runners with a number shown
+        runners = self.runners_by_path()
+        unread = []
+        for record in records:
+            # a number a person added belongs to no runner: it accounts for one of the photo's unread runners
+            count = sum(x.id not in given for x in runners.get(record.path, []))
+            count -= sum(n.status == "corrected" for n in record.numbers)
+            if count > 0:
+                unread.append((record, count))
+        return uncertain, unread
+
     def same_runner(self, path: str) -> list[tuple[int, list[PhotoRecord]]]:
         """Per runner found in the photo at `path` (its row id), every other photo of the same person, as the
         event's identity clusters say (photos/identity.py)."""

@@ -461,24 +461,17 @@ class App:
         """The uncertain numbers, least likely first, each with confirm / remove / correct; then the photos with
         runners found but no number, each with a field to add one. Access keys: c confirm, x remove."""
         with self.index() as index:
-            records = index.photos()
-            runners = index.runners_by_path()
-        uncertain = sorted(((n.confidence, r, n) for r in records for n in r.numbers if n.confidence < below
-                            and n.status not in ("confirmed", "corrected")), key=lambda item: (item[0], item[1].path))  # fmt: skip
-        given = {n.runner for r in records for n in r.numbers}
-        # a number a person added belongs to no runner: it accounts for one of the photo's unread runners
-        unread = [r for r in records if sum(x.id not in given for x in runners.get(r.path, []))
-                  > sum(n.status == "corrected" for n in r.numbers)]  # fmt: skip
+            uncertain, unread = index.review(below)
         token = _e(self.review_token())
         parts = [f'<p class="muted">{_e(done)}</p>' if done else "",
                  f"<h2>{len(uncertain)} numbers less likely right than {below:.0%}, least likely first</h2>"]
         cards = []
-        for confidence, record, number in uncertain[:PER_PAGE]:
+        for record, number in uncertain[:PER_PAGE]:
             hidden = (f'<input type="hidden" name="token" value="{token}"><input type="hidden" name="below"'
                       f' value="{below}"><input type="hidden" name="path"'
                       f' value="{_e(record.path)}"><input type="hidden" name="number" value="{_e(number.number)}">')
             cards.append(
-                f'<div class="card">{self._photo_card(record, f"{number.number} · {confidence:.0%} · {number.status}")}'
+                f'<div class="card">{self._photo_card(record, f"{number.number} · {number.confidence:.0%} · {number.status}")}'
                 f'<form method="post" action="/review">{hidden}'
                 '<button name="action" value="confirm" accesskey="c">confirm</button> '
                 '<button name="action" value="remove" accesskey="x">remove</button> '
@@ -488,7 +481,7 @@ class App:
         parts.append('<div class="grid">' + "".join(cards) + "</div>")
         parts.append(f"<h2>{len(unread)} photos with a runner but no number</h2>")
         adds = []
-        for record in unread[:PER_PAGE]:
+        for record, _ in unread[:PER_PAGE]:
             adds.append(f'<div class="card">{self._photo_card(record)}<form method="post" action="/review">'
                         f'<input type="hidden" name="token" value="{token}"><input type="hidden" name="below"'
                         f' value="{below}"><input type="hidden" name="path"'
