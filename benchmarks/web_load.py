@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from jerseynum.photos.index import BibNumber, PhotoIndex
-from jerseynum.photos.web import make_server
+from jerseynum.web.server import make_server
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_REQUESTS = 500
@@ -154,9 +154,8 @@ def main() -> None:
         started = time.perf_counter()
         index_path, root, ids, numbers = build_index(Path(tmp), args.photos, args.side)
         print(f"{args.photos} photos of {args.side} px rendered and indexed in {time.perf_counter() - started:.1f} s")
-        server = make_server(index_path, root)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        base = f"http://127.0.0.1:{server.server_address[1]}"
+        server = make_server(index_path, root).start()
+        base = f"http://127.0.0.1:{server.port}"
         thumb_urls = [f"{base}/thumb/{photo_id}" for photo_id in ids[:thumbs]]
         rounds = {}
         budget_end = time.monotonic() + BUDGET_S
@@ -168,8 +167,7 @@ def main() -> None:
             urls += thumb_urls[len(searches) :] + searches[len(thumb_urls) :]
             rounds[name] = fire_requests(urls, args.concurrency, max(0.0, budget_end - time.monotonic()))
         wall = time.perf_counter() - started
-        server.shutdown()
-        server.server_close()
+        server.stop()
     every = rounds["cold"] + rounds["warm"]
     rows = [
         latency_row("search pages", [a for a in every if "/thumb/" not in a.url]),

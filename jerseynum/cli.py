@@ -726,7 +726,7 @@ def export(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from jerseynum.photos.web import serve_forever
+    from jerseynum.web.server import serve_forever
 
     with _open_index(args.index) as index:
         photos = args.photos or index.photos_root

@@ -14,7 +14,7 @@ from jerseynum.io import DEFAULT_MAX_PIXELS, decode_image
 from jerseynum.photos.event import EventSettings
 from jerseynum.photos.index import PhotoIndex
 from jerseynum.photos.tagger import tag_folder
-from jerseynum.photos.web import make_server
+from jerseynum.web.server import make_server
 from tests.test_photos import ShadeTagger
 
 
@@ -78,23 +78,20 @@ def test_a_folder_of_every_format_is_tagged_and_the_summary_names_what_was_skipp
 
 
 def test_the_photo_view_shows_formats_browsers_cannot_as_jpeg(tmp_path):
-    import threading
     import urllib.request
 
     photos = tmp_path / "photos"
     photos.mkdir()
     cv2.imwrite(str(photos / "scan.tif"), np.full((24, 32, 3), 110, np.uint8))
     tag_folder(photos, tmp_path / "race.db", ShadeTagger, version="v1", workers=1, progress=False)
-    server = make_server(tmp_path / "race.db", photos)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = make_server(tmp_path / "race.db", photos).start()
     try:
         with PhotoIndex(tmp_path / "race.db") as index:
             (photo,) = index.photos()
-        url = f"http://127.0.0.1:{server.server_address[1]}/image/{photo.id}"
+        url = f"http://127.0.0.1:{server.port}/image/{photo.id}"
         with urllib.request.urlopen(url, timeout=10) as response:
             body, kind = response.read(), response.headers["Content-Type"]
         assert kind == "image/jpeg" and body[:2] == b"\xff\xd8"
         assert cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR).shape == (24, 32, 3)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
