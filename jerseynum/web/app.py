@@ -191,7 +191,7 @@ def create_app(site: PhotoSite, host_names: frozenset[str] = frozenset({"localho
     """The site of `site`'s index; requests must name it by an IP address or one of `host_names`."""
     app = FastAPI(title="jerseynum race photos", version="1", docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json", description="Find race photos by bib number. The API answers from"
-                  " the index that `jerseynum tag` made; every number comes with its box and how it was decided.")  # fmt: skip
+                  " the index that jerseynum tag made; every number comes with its box and how it was decided.")  # fmt: skip
     templates = Jinja2Templates(directory=TEMPLATES)
     templates.env.globals.update(box_style=box_style, aspect=_aspect, likeness=likeness, max_query=MAX_QUERY,
                                  max_name=MAX_NAME, selfie_search=site.selfie_search)  # fmt: skip
@@ -209,7 +209,8 @@ def create_app(site: PhotoSite, host_names: frozenset[str] = frozenset({"localho
         return page.encode()
 
     def get(path: str, **options):
-        """A GET route that answers HEAD too (FastAPI's `get` does not)."""
+        """A GET route of a page or file that answers HEAD too (FastAPI's `get` does not; the API answers GET only,
+        so that each operation has one OpenAPI id)."""
         return app.api_route(path, methods=["GET", "HEAD"], **options)
 
     app.add_middleware(Guard, host_names=host_names, error_page=error_body)
@@ -411,7 +412,7 @@ def create_app(site: PhotoSite, host_names: frozenset[str] = frozenset({"localho
 
     # --- the JSON API ------------------------------------------------------------------------------------
 
-    @get("/api/search", response_model=SearchOut, responses={400: {"model": ErrorOut}}, tags=["api"],
+    @app.get("/api/search", response_model=SearchOut, responses={400: {"model": ErrorOut}}, tags=["api"],
              summary="The photos of a bib")  # fmt: skip
     def api_search(bib: Annotated[str, Query(description="the bib number (other characters are ignored)")] = "",
                    near: Annotated[bool, Query(description="also list near numbers, apart")] = False) -> Response:  # fmt: skip
@@ -426,7 +427,7 @@ def create_app(site: PhotoSite, host_names: frozenset[str] = frozenset({"localho
         return SearchOut(bib=query, photos=[m for m in matches if m.match == "exact"],
                          near=[m for m in matches if m.match != "exact"])  # fmt: skip
 
-    @get("/api/photos/{photo_id}", response_model=PhotoOut, responses={404: {"model": ErrorOut}}, tags=["api"],
+    @app.get("/api/photos/{photo_id}", response_model=PhotoOut, responses={404: {"model": ErrorOut}}, tags=["api"],
              summary="A photo and its numbers")  # fmt: skip
     def api_photo(photo_id: PhotoId) -> Response:
         """A photo: its size, links, and the numbers shown for it with their boxes and how each was decided."""
