@@ -1,10 +1,9 @@
-"""The photo search page: HTTP-level checks (routes, escaping, traversal), hostile input and a burst of load,
-then a real headless browser."""
+"""The photo search site at the HTTP level: routes, escaping, traversal, hostile input and a burst of load (the
+browser tests are in test_web_browser.py, the API's in test_web_api.py)."""
 
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import json
 import os
 import select
@@ -336,86 +335,6 @@ def test_a_burst_of_200_concurrent_requests_is_all_answered(site):
     assert max(a.seconds for a in answers) < 10
 
 
-# --- a real browser -----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        pytest.skip(f"no browser: {CHROMIUM} or {CHROMEDRIVER} is absent (scripts/install.sh installs them)")
-    if importlib.util.find_spec("selenium") is None:
-        pytest.skip("the selenium package is not installed (it is in requirements.txt)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)  # explicit paths: Selenium Manager never downloads anything
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,900"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    yield driver
-    driver.quit()
-
-
-def screenshot(driver, path: Path) -> np.ndarray:
-    driver.save_screenshot(str(path))
-    image = cv2.imread(str(path))
-    assert image is not None, "the screenshot is not a PNG"
-    viewport = driver.execute_script("return [window.innerWidth, window.innerHeight]")
-    assert image.shape[1::-1] == tuple(viewport) and image.shape[1] == 1200
-    assert image.std() > 20, "the screenshot is blank"
-    return image
-
-
-def box_colour_share(image: np.ndarray, rect: dict) -> float:
-    """How much of the box's border, in the screenshot, has the page's box colour."""
-    x, y, w, h = (round(rect[k]) for k in ("x", "y", "width", "height"))
-    border = np.concatenate([image[y + 1, x : x + w], image[y + h - 2, x : x + w],
-                             image[y : y + h, x + 1], image[y : y + h, x + w - 2]])  # fmt: skip
-    return float((np.abs(border.astype(int) - BOX_BGR).max(axis=1) < 40).mean())
-
-
-def test_search_and_photo_view_in_a_browser(site, browser, tmp_path):
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    base, ids, _ = site
-    wait = WebDriverWait(browser, 10)
-    loaded = "return [...document.images].every(i => i.complete && i.naturalWidth > 0)"
-    browser.get(base + "/")
-    field = browser.find_element(By.NAME, "q")
-    field.send_keys("1234")
-    field.submit()
-    first = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".grid .card")))
-    wait.until(lambda d: d.execute_script(loaded))
-    assert first.get_attribute("href").endswith(f"/photo/{ids['a/bib_1234.jpg']}?q=1234")
-    assert first.find_element(By.CLASS_NAME, "caption").text == "1234 exact 97%"
-    box = first.find_element(By.CLASS_NAME, "box")
-    thumb = first.find_element(By.TAG_NAME, "img")
-    assert box.is_displayed() and box.size["width"] > 20
-    # The box covers the bib's place on the thumbnail: 30%..70% across, 33%..67% down.
-    assert box.rect["x"] - thumb.rect["x"] == pytest.approx(0.3 * thumb.rect["width"], abs=2)
-    assert box.rect["width"] == pytest.approx(0.4 * thumb.rect["width"], abs=2)
-    search = screenshot(browser, tmp_path / "search.png")
-    assert box_colour_share(search, box.rect) > 0.9
-
-    first.click()
-    box = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".photo .box")))
-    wait.until(lambda d: d.execute_script(loaded))
-    assert box.text == "1234 · 97%"
-    view = screenshot(browser, tmp_path / "photo.png")
-    assert box_colour_share(view, box.rect) > 0.9
-    # Inside the box is the photo's white bib: the box is drawn where the bib is.
-    x, y, w, h = (round(box.rect[k]) for k in ("x", "y", "width", "height"))
-    inside = view[y + 8 : y + h - 8, x + 8 : x + w - 8]
-    assert np.median(inside) > 200
-    assert np.abs(view.astype(int) - search).mean() > 5  # another page was drawn
-    browser.find_element(By.LINK_TEXT, "1234").click()
-    wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".grid .card")))
-    assert "q=1234" in browser.current_url
-
-
 def test_the_page_finds_runners_by_name_and_shows_the_same_persons_other_photos(tmp_path):
     from jerseynum.photos.startlist import Entrant
     from jerseynum.photos.tagger import tag_folder
@@ -661,29 +580,3 @@ def test_the_json_api_answers_from_the_index(site):
         (n.number, n.box) for n in photo.numbers]  # fmt: skip
     assert get(base + "/api/photos/999999")[0] == 404 and get(base + "/api/search")[0] == 400
     assert get(base + "/api/nothing")[0] == 404
-
-
-def test_on_a_phone_the_runners_photos_come_first_and_labels_leave_the_bibs_visible(site, browser, tmp_path):
-    from selenium.webdriver.common.by import By
-
-    base, ids, _ = site
-    browser.set_window_size(390, 844)
-    try:
-        browser.get(base + "/?q=1234")
-        loaded = "return [...document.images].every(i => i.complete && i.naturalWidth > 0)"
-        assert browser.execute_script(loaded) or time.sleep(1) or browser.execute_script(loaded)
-        first = browser.find_element(By.CSS_SELECTOR, ".grid .card")
-        maybe = browser.find_element(By.CSS_SELECTOR, "h2.maybe")
-        assert first.rect["y"] < maybe.rect["y"] and "Maybe you: 2 photos" in maybe.text
-        assert first.rect["width"] < 390  # the grid fits the phone's width
-        browser.save_screenshot(str(tmp_path / "phone.png"))
-        shot = cv2.imread(str(tmp_path / "phone.png"))
-        box = first.find_element(By.CLASS_NAME, "box").rect
-        scale = shot.shape[1] / browser.execute_script("return window.innerWidth")  # device pixels per CSS pixel
-        assert box_colour_share(shot, {k: v * scale for k, v in box.items()}) > 0.8  # the bib's box is drawn
-        browser.get(f"{base}/photo/{ids['a/bib_1234.jpg']}?q=1234")
-        label = browser.find_element(By.CSS_SELECTOR, ".photo .label")
-        box = browser.find_element(By.CSS_SELECTOR, ".photo .box")
-        assert label.rect["y"] + label.rect["height"] <= box.rect["y"] + 1  # above its box: the bib stays visible
-    finally:
-        browser.set_window_size(1200, 900)

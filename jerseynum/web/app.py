@@ -294,7 +294,7 @@ def create_app(site: PhotoSite, host_names: frozenset[str] = frozenset({"localho
                 if 0 <= at + step < len(ids):
                     steps[rel] = f"/photo/{ids[at + step]}?" + urlencode({"q": query})
         # Fit the whole photo in the window: as wide as the page, as high as what is left below the header.
-        fit = (f"{_aspect(photo)};width:min(100%, calc(max(200px, 100vh - 13rem) * {photo.width} / {photo.height}))"
+        fit = (f"{_aspect(photo)};width:min(100%, calc(max(200px, 100vh - 16rem) * {photo.width} / {photo.height}))"
                if photo.width and photo.height else "")  # fmt: skip
         return render(request, "photo.html", title=photo.path, photo=photo, same=same, back=search_href(query) if
                       query else "/", searched=query, steps=steps, position=at, total=len(ids), fit=fit,
