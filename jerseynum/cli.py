@@ -11,6 +11,7 @@ import signal
 import statistics
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -60,6 +61,16 @@ def add_max_pixels_argument(parser: argparse.ArgumentParser) -> None:
         help="pixel budget per image, read from its header before decoding: a JPEG over it is "
         f"decoded at 1/2, 1/4 or 1/8 size, any other image skipped (default {DEFAULT_MAX_PIXELS})",
     )
+
+
+def add_ray_arguments(parser: argparse.ArgumentParser, items: str) -> None:
+    parser.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
+                        help=f"{items} on a Ray cluster, one worker per CPU, instead of --workers processes: 'auto'"
+                             " (the default) joins the cluster `ray start` made, 'local' starts one on this machine,"
+                             " or give the head's address (host:6379); this process writes the results")  # fmt: skip
+    parser.add_argument("--ray-shared-files", action="store_true",
+                        help="every Ray node sees the files at the same path (NFS, a mounted bucket): workers read"
+                             " them there instead of being sent their bytes")  # fmt: skip
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
@@ -140,10 +151,26 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     )
 
 
+def _collect(results, predictions: dict[str, int], stage_totals: dict[str, float], seconds: list[float]) -> None:
+    """Gather the tracklets' predictions as they finish, with their timings and warnings."""
+    for prediction, tracklet_seconds in results:
+        seconds.append(tracklet_seconds)
+        predictions[prediction.tracklet_id] = prediction.number
+        for stage, stage_seconds in prediction.timings.items():
+            stage_totals[stage] += stage_seconds
+        for record in prediction.evidence:
+            if record.error:
+                log.warning("tracklet %s: %s", prediction.tracklet_id, record.error)
+        if all(record.error for record in prediction.evidence):  # also true of an empty tracklet
+            log.warning("tracklet %s -> -1: %s", prediction.tracklet_id, prediction.reason)
+        log.debug("tracklet %s -> %s (%s)", prediction.tracklet_id, prediction.number, prediction.reason)
+
+
 def infer(args: argparse.Namespace) -> int:
     """Predict a number for every tracklet folder and write SoccerNet's challenge JSON."""
     from tqdm import tqdm
 
+    from jerseynum.distributed import RayClusterError, connect
     from jerseynum.pipeline import STAGES, predict_all
 
     try:
@@ -159,19 +186,15 @@ def infer(args: argparse.Namespace) -> int:
     predictions: dict[str, int] = {}
     stage_totals = dict.fromkeys(STAGES, 0.0)
     seconds_per_tracklet = []
-    results = predict_all(pipeline_config(args), tracklets, args.workers)
-    for prediction, seconds in tqdm(results, total=len(tracklets), desc="tracklets", unit="tracklet",
-                                    disable=args.quiet):  # fmt: skip
-        seconds_per_tracklet.append(seconds)
-        predictions[prediction.tracklet_id] = prediction.number
-        for stage, stage_seconds in prediction.timings.items():
-            stage_totals[stage] += stage_seconds
-        for record in prediction.evidence:
-            if record.error:
-                log.warning("tracklet %s: %s", prediction.tracklet_id, record.error)
-        if all(record.error for record in prediction.evidence):  # also true of an empty tracklet
-            log.warning("tracklet %s -> -1: %s", prediction.tracklet_id, prediction.reason)
-        log.debug("tracklet %s -> %s (%s)", prediction.tracklet_id, prediction.number, prediction.reason)
+    try:
+        if args.ray:  # before the models load: no cluster is one clear error
+            connect(args.ray)
+        results = predict_all(pipeline_config(args), tracklets, args.workers, args.ray, args.ray_shared_files)
+        _collect(tqdm(results, total=len(tracklets), desc="tracklets", unit="tracklet", disable=args.quiet),
+                 predictions, stage_totals, seconds_per_tracklet)  # fmt: skip
+    except RayClusterError as error:  # no cluster, or no worker left: nothing is written
+        log.error("%s", error)
+        return 1
     predictions = {tracklet.id: predictions[tracklet.id] for tracklet in tracklets}  # the folders' order
     write_json_atomic(args.output, predictions)
 
@@ -214,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     infer_parser.add_argument("--gt", type=Path, help="ground-truth JSON: also print SoccerNet's accuracy")
     add_pipeline_arguments(infer_parser)
+    add_ray_arguments(infer_parser, "read the tracklets")
     infer_parser.set_defaults(handler=infer)
 
     tag_parser = commands.add_parser(
@@ -222,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     tag_parser.add_argument("photos", type=Path, help="folder of race photos (searched recursively)")
     tag_parser.add_argument("--index", type=Path, required=True, help="SQLite index file (created if absent)")
     tag_parser.add_argument("--workers", type=at_least(1), default=2, help="processes tagging in parallel (default: 2)")
+    add_ray_arguments(tag_parser, "tag the photos")
     tag_parser.add_argument(
         "--start-list",
         type=Path,
@@ -458,6 +483,7 @@ def _writable(path: Path) -> bool:
 
 
 def tag(args: argparse.Namespace) -> int:
+    from jerseynum.distributed import RayClusterError
     from jerseynum.photos.index import IndexFullError
     from jerseynum.photos.tagger import tag_folder
 
@@ -473,9 +499,11 @@ def tag(args: argparse.Namespace) -> int:
         except StartListError as error:
             log.error("%s", error)
             return 2
+    started = time.monotonic()
     try:
         report = tag_folder(args.photos, args.index, workers=args.workers, progress=not args.quiet,
-                            max_pixels=args.max_pixels, entrants=entrants)  # fmt: skip
+                            max_pixels=args.max_pixels, entrants=entrants, ray=args.ray,
+                            shared_files=args.ray_shared_files)  # fmt: skip
     except KeyboardInterrupt:
         print(f"interrupted: every photo tagged so far is saved in {args.index}; run the same command to resume")
         return 130
@@ -485,13 +513,18 @@ def tag(args: argparse.Namespace) -> int:
     except BrokenProcessPool:
         log.error("a worker process died (out of memory?); %s; run the same command to resume", _saved(args.index))
         return 1
+    except RayClusterError as error:  # no cluster, or no worker left
+        log.error("%s; %s", error, _saved(args.index))
+        return 1
+    elapsed = time.monotonic() - started
     with _open_index(args.index) as index:
         total = len(index)
     timing = f", median {statistics.median(report.seconds):.2f} s per photo" if report.seconds else ""
     print(
         f"{report.photos} photos: {report.tagged} tagged ({report.runners} runners, {report.unreadable} unreadable)"
         f", {report.unchanged} unchanged, {report.removed} gone from the folder, {len(report.skipped)} other files"
-        f" skipped{timing}; {total} in {args.index}"
+        f" skipped{timing}; {total} in {args.index}; {elapsed:.1f} s in all"
+        + (f", {60 * report.tagged / elapsed:.0f} photos per minute" if report.tagged and elapsed > 0 else "")
     )
     for what, files in (("unreadable", report.errors), ("skipped", report.skipped)):
         for path, reason in list(files.items())[:MAX_LISTED]:

@@ -202,9 +202,12 @@ def read_image_or_skip(path: Path | str, what: str = "image") -> np.ndarray | No
 
 
 def load_image(frame: Frame, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """The frame's BGR image, decoded from its source on first use."""
+    """The frame's BGR image, decoded from its bytes or its source file on first use."""
     if frame.image is None:
-        frame.image, _ = read_image_file(frame.source, max_pixels)
+        if frame.data is not None:
+            frame.image, _ = decode_image(frame.data, frame.source, max_pixels)
+        else:
+            frame.image, _ = read_image_file(frame.source, max_pixels)
     return frame.image
 
 

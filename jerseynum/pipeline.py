@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -180,11 +181,33 @@ def _timed_run(pipeline: Pipeline, tracklet: Tracklet) -> tuple[Prediction, floa
     return prediction, time.perf_counter() - start
 
 
-def predict_all(config: PipelineConfig, tracklets: list[Tracklet], workers: int = 1) -> Iterator[tuple[Prediction, float]]:
+def predict_all(config: PipelineConfig, tracklets: list[Tracklet], workers: int = 1, ray: str | None = None,
+                shared_files: bool = False) -> Iterator[tuple[Prediction, float]]:  # fmt: skip
     """Every tracklet's prediction and the seconds it took, in the order they finish; with `workers` > 1, that
-    many processes each run their own pipeline with one thread per model (`parallel.map_in_workers`)."""
+    many processes each run their own pipeline with one thread per model (`parallel.map_in_workers`); with `ray`
+    (an address, "auto" or "local"), one worker per CPU of that Ray cluster (`distributed.map_on_ray`), sent each
+    frame's bytes from here unless `shared_files` (every node sees the frames at the same paths)."""
 
     def build(threads: int) -> Pipeline:
         return Pipeline(replace(config, threads=threads) if threads else config)
 
-    return map_in_workers(build, _timed_run, tracklets, workers)
+    if ray is None:
+        return map_in_workers(build, _timed_run, tracklets, workers)
+    from jerseynum.distributed import map_on_ray
+
+    return map_on_ray(build, _timed_run, tracklets, ray, prepare=None if shared_files else with_frame_bytes)
+
+
+def with_frame_bytes(tracklet: Tracklet) -> Tracklet:
+    """The tracklet with each frame's file bytes (a frame whose file cannot be read keeps only its path, and the
+    worker reports why it could not read it)."""
+    frames = []
+    for frame in tracklet.frames:
+        data = None
+        if frame.image is None and frame.data is None:
+            try:
+                data = Path(frame.source).read_bytes()
+            except OSError:
+                pass
+        frames.append(replace(frame, data=data) if data is not None else frame)
+    return replace(tracklet, frames=frames)

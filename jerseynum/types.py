@@ -46,11 +46,13 @@ class Mode(str, Enum):
 
 @dataclass
 class Frame:
-    """One image of a tracklet. `image` (BGR uint8) is decoded lazily from `source` by `io.load_image`."""
+    """One image of a tracklet. `image` (BGR uint8) is decoded lazily by `io.load_image` from `data` (the file's
+    bytes, where they were read elsewhere: a Ray worker gets them from the driver) or else from the file `source`."""
 
     source: str
     index: int
     image: np.ndarray | None = None
+    data: bytes | None = None
 
 
 @dataclass

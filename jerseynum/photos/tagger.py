@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -145,23 +146,46 @@ def photo_files(root: Path) -> tuple[list[str], dict[str, str]]:
 TaggerFactory = Callable[..., PhotoTagger]  # called with threads=N (0: all cores)
 
 
-def _tag_file(root: Path, path: str, tagger: PhotoTagger, max_pixels: int) -> tuple:
-    """Read, hash, decode and read the runners of one file (pass 1): everything `PhotoIndex.put` needs, as plain
-    picklable values. A file that cannot be read (deleted mid-run), decoded or tagged is returned with the reason,
-    never raised."""
-    start = time.perf_counter()
-    file = root / path
+@dataclass(frozen=True)
+class PhotoFile:
+    """A photo's bytes as read (None, with the `error`, where the file could not be read), with its size and
+    modification time as the index records them."""
+
+    path: str
+    size: int = 0
+    mtime_ns: int = 0
+    data: bytes | None = None
+    error: str | None = None
+
+
+def read_photo_file(root: Path, path: str) -> PhotoFile:
     try:
-        stat = file.stat()
-        data = file.read_bytes()
+        stat = (root / path).stat()
+        data = (root / path).read_bytes()
     except OSError as error:  # gone or unreadable since the folder was listed: recorded, retried by a rerun
-        return path, "", 0, 0, None, [], f"cannot read the file: {error.strerror or error}", 0.0, None
+        return PhotoFile(path, error=f"cannot read the file: {error.strerror or error}")
+    return PhotoFile(path, stat.st_size, stat.st_mtime_ns, data)
+
+
+def _tag_file(root: Path, path: str, tagger: PhotoTagger, max_pixels: int) -> tuple:
+    """`_tag_photo` of a file read here."""
+    return _tag_photo(read_photo_file(root, path), tagger, max_pixels)
+
+
+def _tag_photo(photo: PhotoFile, tagger: PhotoTagger, max_pixels: int) -> tuple:
+    """Hash, decode and read the runners of one photo (pass 1): everything `PhotoIndex.put` needs, as plain
+    picklable values. A file that could not be read, decoded or tagged is returned with the reason, never
+    raised."""
+    start = time.perf_counter()
+    path, size, mtime_ns, data = photo.path, photo.size, photo.mtime_ns, photo.data
+    if data is None:
+        return path, "", 0, 0, None, [], photo.error, 0.0, None
     sha256 = hashlib.sha256(data).hexdigest()
     taken = photo_time(data)
     try:
         image, reduction = decode_image(data, path, max_pixels)
     except ImageError as error:
-        return path, sha256, stat.st_size, stat.st_mtime_ns, None, [], error.reason, 0.0, taken
+        return path, sha256, size, mtime_ns, None, [], error.reason, 0.0, taken
     # A photo over the pixel budget (or a RAW file's preview) is decoded at 1/reduction scale: the index keeps
     # full-size pixels.
     shape = (round(image.shape[0] * reduction), round(image.shape[1] * reduction))
@@ -169,8 +193,8 @@ def _tag_file(root: Path, path: str, tagger: PhotoTagger, max_pixels: int) -> tu
         runners = [_scaled(read, reduction) for read in tagger.read(image)]
     except Exception as error:  # one photo that breaks a model is recorded, not the end of a long batch job
         log.exception("%s: tagging failed", path)
-        return path, sha256, stat.st_size, stat.st_mtime_ns, shape, [], f"tagging failed: {error}", 0.0, taken
-    return path, sha256, stat.st_size, stat.st_mtime_ns, shape, runners, None, time.perf_counter() - start, taken
+        return path, sha256, size, mtime_ns, shape, [], f"tagging failed: {error}", 0.0, taken
+    return path, sha256, size, mtime_ns, shape, runners, None, time.perf_counter() - start, taken
 
 
 def _scaled(read: RunnerRead, factor: float) -> RunnerRead:
@@ -187,7 +211,8 @@ def _scaled(read: RunnerRead, factor: float) -> RunnerRead:
 
 def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagger, version: str | None = None,
                workers: int = 2, progress: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS,
-               settings: EventSettings = EventSettings(), entrants: list | None = None) -> TagReport:  # fmt: skip
+               settings: EventSettings = EventSettings(), entrants: list | None = None, ray: str | None = None,
+               shared_files: bool = False) -> TagReport:  # fmt: skip
     """Tag every photo under `root` into the index at `index_path`, resuming where a previous run stopped, then
     decide the whole event's numbers from every photo's stored reads (`event.redecide`).
 
@@ -197,9 +222,18 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
     processes each run their own tagger with one thread per model (1: in this process). A photo over
     `max_pixels` is decoded reduced where it is a JPEG, else recorded as unreadable (`io.decode_image`).
     `entrants` (`startlist.read_start_list`) replace the index's start list.
+
+    With `ray` (an address, "auto" or "local": `distributed.connect`), the photos are tagged by one worker per
+    CPU of that Ray cluster instead of `workers` local processes; this process still lists the photos and writes
+    the index. The workers get each photo's bytes from here, or with `shared_files` (every node sees `root` at
+    the same path) read the files themselves.
     """
     from tqdm import tqdm
 
+    if ray is not None:  # before anything is read or written: no cluster is one clear error
+        from jerseynum.distributed import connect
+
+        connect(ray)
     root = Path(root).resolve()
     files, skipped = photo_files(root)
     version = version or model_version(PipelineConfig(mode=Mode.BIB), RunnerSettings())
@@ -254,8 +288,23 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
         def tag_one(tagger: PhotoTagger, path: str) -> tuple:
             return _tag_file(root, path, tagger, max_pixels)
 
+        def tag_sent(tagger: PhotoTagger, photo: PhotoFile) -> tuple:
+            return _tag_photo(photo, tagger, max_pixels)
+
+        if ray is None:
+            results = map_in_workers(factory, tag_one, todo, workers)
+        else:
+            from jerseynum.distributed import map_on_ray
+
+            def cluster(nodes: int, actors: int) -> None:
+                bar.set_postfix_str(f"Ray: {nodes} nodes, {actors} workers")
+
+            if shared_files:
+                results = map_on_ray(factory, tag_one, todo, ray, on_start=cluster)
+            else:
+                results = map_on_ray(factory, tag_sent, todo, ray, partial(read_photo_file, root), cluster)
         try:
-            with closing(map_in_workers(factory, tag_one, todo, workers)) as results:
+            with closing(results):
                 for result in results:
                     store(result)
         finally:
