@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from jerseynum.cli import main
-from jerseynum.io import DEFAULT_MAX_PIXELS, decode_image
-from jerseynum.photos.event import EventSettings
+from jerseynum.io import decode_image
 from jerseynum.photos.index import PhotoIndex
 from jerseynum.photos.tagger import tag_folder
 from jerseynum.web.server import make_server
@@ -61,8 +60,8 @@ def test_a_folder_of_every_format_is_tagged_and_the_summary_names_what_was_skipp
     (photos / "notes.txt").write_text("start at 9")
     (photos / "raw.xmp").write_text("<x:xmpmeta/>")  # a sidecar: not a photo, not worth a line
     (photos / ".DS_Store").write_bytes(b"\0")
-    monkeypatch.setattr("jerseynum.photos.tagger.tag_folder.__defaults__",
-                        (ShadeTagger, "v1", 1, False, DEFAULT_MAX_PIXELS, EventSettings(), None))  # fmt: skip
+    monkeypatch.setattr("jerseynum.photos.tagger.tag_folder.__defaults__",  # the factory and version
+                        (ShadeTagger, "v1", *tag_folder.__defaults__[2:]))
     assert main(["tag", str(photos), "--index", str(tmp_path / "race.db"), "-q"]) == 0
     out = capsys.readouterr().out
     assert "4 photos: 4 tagged" in out and "1 unreadable" in out and "1 other files skipped" in out

@@ -21,8 +21,6 @@ import numpy as np
 import pytest
 
 from jerseynum.cli import main
-from jerseynum.io import DEFAULT_MAX_PIXELS
-from jerseynum.photos.event import EventSettings
 from jerseynum.photos.index import BibNumber, IndexFileError, PhotoIndex, RunnerRead, edit_distance
 from jerseynum.photos.runners import RunnerSettings, bib_region, iou
 from jerseynum.photos.tagger import tag_folder
@@ -404,8 +402,8 @@ def test_a_full_disk_while_tagging_is_one_line_keeps_what_was_saved_and_resumes(
 
     monkeypatch.setattr(PhotoIndex, "__init__", size_limited)
     monkeypatch.setattr("jerseynum.photos.tagger.PhotoTagger", ManyNumbersTagger)
-    monkeypatch.setattr("jerseynum.photos.tagger.tag_folder.__defaults__",
-                        (ManyNumbersTagger, "v1", 1, False, DEFAULT_MAX_PIXELS, EventSettings(), None))  # fmt: skip
+    monkeypatch.setattr("jerseynum.photos.tagger.tag_folder.__defaults__",  # the factory and version
+                        (ManyNumbersTagger, "v1", *tag_folder.__defaults__[2:]))
     assert main(["tag", str(photos), "--index", str(tmp_path / "index.db"), "-q", "--workers", "1"]) == 1
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "the disk is full" in errors[0].getMessage()
