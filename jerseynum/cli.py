@@ -853,6 +853,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     from jerseynum.photos.index import IndexFileError
 
     args = build_parser().parse_args(argv)
@@ -861,7 +863,8 @@ def main(argv: list[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
     previous_handler = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
-        return args.handler(args)
+        with logging_redirect_tqdm():  # a warning mid-run goes above the progress bar, not into its line
+            return args.handler(args)
     except KeyboardInterrupt:  # a command with nothing to save; `tag` says what it saved itself
         log.error("interrupted")
         return 130

@@ -4,6 +4,9 @@ photos, or broken, named in the run's summary with the reason."""
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,7 +17,9 @@ from jerseynum.io import decode_image
 from jerseynum.photos.index import PhotoIndex
 from jerseynum.photos.tagger import tag_folder
 from jerseynum.web.server import make_server
-from tests.test_photos import ShadeTagger
+from tests.test_photos import ShadeTagger, write_photos
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def dng(shade: int) -> bytes:
@@ -94,3 +99,21 @@ def test_the_photo_view_shows_formats_browsers_cannot_as_jpeg(tmp_path):
         assert cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR).shape == (24, 32, 3)
     finally:
         server.stop()
+
+
+def test_warnings_go_above_the_progress_bar_not_into_it(tmp_path):
+    """A run with its progress bar on (as in a terminal) and a warning mid-run: the warning is a line of its own."""
+    photos = tmp_path / "photos"
+    write_photos(photos, [10, 20, 30, 40])
+    (photos / "photo1.png").write_bytes(b"\x89PNG broken")
+    script = ("import sys; from jerseynum.photos import tagger; from tests.test_photos import ShadeTagger;"
+              "tagger.tag_folder.__defaults__ = (ShadeTagger, 'v1', *tagger.tag_folder.__defaults__[2:]);"
+              "from jerseynum.cli import main; sys.exit(main(sys.argv[1:]))")  # fmt: skip
+    run = subprocess.run([sys.executable, "-c", script, "tag", str(photos), "--index", str(tmp_path / "race.db"),
+                          "--workers", "1"], capture_output=True, text=True, cwd=REPO, timeout=120, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.split("\n")
+    warning = [line for line in lines if "photo1.png" in line]
+    assert len(warning) == 1 and "tagging photos" in run.stderr  # the bar was drawn
+    # tqdm.write clears the bar's line first ("\r" + spaces + "\r"): what is left on that line is the warning
+    assert warning[0].split("\r")[-1].startswith("WARNING jerseynum: photo1.png"), repr(warning[0])
