@@ -87,6 +87,16 @@ class Keypoints:
         return point[0], point[1]
 
 
+@dataclass(frozen=True)
+class PersonBox:
+    """A person a detector found in an image: the box in the image's pixels, the detector's score in [0, 1], and
+    the body's keypoints where the model gives them."""
+
+    box: Box
+    score: float
+    keypoints: Keypoints | None = None
+
+
 class TorsoSource(str, Enum):
     """How a frame's torso crop was found: recorded in the evidence so fallbacks are visible."""
 

