@@ -132,9 +132,24 @@ def clothing_colour(photo_bgr: np.ndarray, face_box: Box) -> np.ndarray:
     x1, y1, x2, y2 = face_box
     face_w, face_h = x2 - x1, y2 - y1
     centre = (x1 + x2) / 2
+    torso = (int(centre - TORSO_SIDE * face_w), int(y2 + TORSO_TOP * face_h), int(centre + TORSO_SIDE * face_w),
+             int(y2 + TORSO_BOTTOM * face_h))  # fmt: skip
+    return colour_histogram(photo_bgr, torso)
+
+
+def body_colour(photo_bgr: np.ndarray, body_box: Box) -> np.ndarray:
+    """`clothing_colour` of a runner found by their body alone (no face): the torso's share of the body box."""
+    x1, y1, x2, y2 = body_box
+    width, height = x2 - x1, y2 - y1
+    return colour_histogram(photo_bgr, (int(x1 + 0.25 * width), int(y1 + 0.2 * height), int(x2 - 0.25 * width),
+                                        int(y1 + 0.55 * height)))  # fmt: skip
+
+
+def colour_histogram(photo_bgr: np.ndarray, box: Box) -> np.ndarray:
+    """The L1-normalised colour histogram (COLOUR_BINS float32) of the box's pixels, clipped to the photo; uniform
+    where that is empty."""
     height, width = photo_bgr.shape[:2]
-    tx1, tx2 = max(0, int(centre - TORSO_SIDE * face_w)), min(width, int(centre + TORSO_SIDE * face_w))
-    ty1, ty2 = max(0, int(y2 + TORSO_TOP * face_h)), min(height, int(y2 + TORSO_BOTTOM * face_h))
+    tx1, ty1, tx2, ty2 = max(0, box[0]), max(0, box[1]), min(width, box[2]), min(height, box[3])
     if tx2 <= tx1 or ty2 <= ty1:
         return np.full(COLOUR_BINS, 1 / COLOUR_BINS, np.float32)
     step = max(1, max(tx2 - tx1, ty2 - ty1) // HISTOGRAM_SAMPLES)

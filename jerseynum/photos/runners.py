@@ -1,13 +1,13 @@
 """Finding runners in a race photo, each as the region of the photo where their bib can be.
 
-No offline COCO person detector ships on PyPI, so runners are anchored on their faces: mediapipe 0.10.21's
-full-range BlazeFace (weights inside its wheel, Apache-2.0) on the whole photo and on n x n overlapping tiles
-(2 x 2 up to 1600 px, more for larger photos), which finds the small faces of runners further back
-(../shared/FINDINGS.md: 97 % of the development bibs have a face found this way, 85 % with the whole photo
-alone). A bib hangs below its runner's face: on the
-development photos its centre lies 1.4-3.8 face heights below the face and within 0.7 face widths of it
-horizontally, so the region searched is the face centre +- `side` face widths, from `top` to `bottom` face
-heights below the face's bottom edge.
+Two anchors, merged: faces and person boxes. Faces come from mediapipe 0.10.21's full-range BlazeFace (weights
+inside its wheel, Apache-2.0) on the whole photo and on n x n overlapping tiles (2 x 2 up to 1600 px, more for
+larger photos), which finds the small faces of runners further back (../shared/FINDINGS.md: 97 % of the
+development bibs have a face found this way, 85 % with the whole photo alone). A bib hangs below its runner's
+face: on the development photos its centre lies 1.4-3.8 face heights below the face and within 0.7 face widths
+of it horizontally, so the region searched is the face centre +- `side` face widths, from `top` to `bottom` face
+heights below the face's bottom edge. Person boxes come from `jerseynum.detect` (SSDLite, ONNX): a runner whose
+face is not found (a cap, a turned head, a hand) is read in the torso and legs of their box.
 """
 
 from __future__ import annotations
@@ -18,17 +18,21 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from jerseynum.detect import PersonDetector
 from jerseynum.native_logs import warm_up_quietly
-from jerseynum.types import Box
+from jerseynum.types import Box, PersonBox
 
 
 @dataclass(frozen=True)
 class Runner:
-    """A runner found in a photo: the face that anchors them and the region searched for their bib."""
+    """A runner found in a photo: the face and the body box that anchor them (either may be missing: a turned head,
+    a body the detector missed) and the region searched for their bib."""
 
-    face: Box
+    face: Box | None
     face_score: float
     region: Box
+    body: Box | None = None
+    body_score: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,14 @@ class RunnerSettings:
     # Region bottom, in face heights below the face's bottom. A bib's lower edge reaches 4.9 there (a bib
     # centred 3.8 below the face on a runner leaning in); 6 leaves room for it (race-photo F1 0.850 -> 0.865).
     bottom: float = 6.0
+    # Person boxes (jerseynum.detect) as a second anchor: a runner whose face is not found (a cap, a turned head,
+    # a hand) is still read. On RBNR's development photos a bib's centre lies 0.29-0.90 of its body box's height
+    # down (2nd-98th percentile) and a runner's face centre in the top quarter of it (90th percentile 0.26).
+    bodies: bool = True
+    face_in_body: float = 0.35  # a face whose centre lies in this top share of a body box is that body's
+    body_top: float = 0.2  # a faceless runner's bib region, in body heights from the box's top ...
+    body_bottom: float = 0.95  # ... to here
+    min_body_px: int = 150  # shorter people are too far off for a readable bib (a bib is 4-8 % of a body)
 
 
 def iou(a: Box, b: Box) -> float:
@@ -121,3 +133,61 @@ class FaceRunnerFinder:
 
     def close(self) -> None:
         self._detector.close()
+
+
+def body_region(body: Box, height: int, width: int, settings: RunnerSettings = RunnerSettings()) -> Box:
+    """Where the bib of a runner found by their body alone can be, clipped to the photo."""
+    x1, y1, x2, y2 = body
+    return (max(0, x1), max(0, int(y1 + settings.body_top * (y2 - y1))), min(width, x2),
+            min(height, int(y1 + settings.body_bottom * (y2 - y1)) + 1))  # fmt: skip
+
+
+def body_of(face: Box, bodies: list[PersonBox], taken: set[int], settings: RunnerSettings) -> int | None:
+    """The body (its position in `bodies`) whose top part holds this face: the smallest one not taken yet."""
+    centre_x, centre_y = (face[0] + face[2]) / 2, (face[1] + face[3]) / 2
+    holding = [k for k, person in enumerate(bodies) if k not in taken and
+               person.box[0] <= centre_x <= person.box[2] and
+               person.box[1] <= centre_y <= person.box[1] + settings.face_in_body * (person.box[3] - person.box[1])]  # fmt: skip
+    return min(holding, key=lambda k: (bodies[k].box[2] - bodies[k].box[0]) * (bodies[k].box[3] - bodies[k].box[1]),
+               default=None)  # fmt: skip
+
+
+class RunnerFinder:
+    """Runners anchored on faces (`FaceRunnerFinder`) and, with `settings.bodies`, on the person detector's boxes:
+    a face and the body it sits on are one runner, whose bib region hangs below the face; a body with no face
+    found is a runner too, its bib region the body's torso and legs."""
+
+    def __init__(self, settings: RunnerSettings = RunnerSettings(), threads: int = 0,
+                 face_finder: FaceRunnerFinder | None = None, people: PersonDetector | None = None) -> None:  # fmt: skip
+        """`face_finder` and `people` replace the default face finder and person detector."""
+        self.settings = settings
+        self.face_finder = face_finder or FaceRunnerFinder(settings)
+        self.people = people
+        if people is None and settings.bodies:
+            from jerseynum.detect import person_detector
+
+            self.people = person_detector(threads=threads)
+
+    def faces(self, photo: np.ndarray) -> list[tuple[Box, float]]:
+        return self.face_finder.faces(photo)
+
+    def find(self, photo: np.ndarray) -> list[Runner]:
+        height, width = photo.shape[:2]
+        bodies = [p for p in self.people.detect([photo])[0] if p.box[3] - p.box[1] >= self.settings.min_body_px] \
+            if self.people else []  # fmt: skip
+        taken: set[int] = set()
+        runners = []
+        for face, score in self.face_finder.faces(photo):
+            region = bib_region(face, height, width, self.settings)
+            if region[2] - region[0] < 8 or region[3] - region[1] < 8:  # a face at the photo's bottom edge
+                continue
+            k = body_of(face, bodies, taken, self.settings)
+            if k is not None:
+                taken.add(k)
+            body = bodies[k] if k is not None else None
+            runners.append(Runner(face, score, region, body.box if body else None, body.score if body else 0.0))
+        for k, body in enumerate(bodies):
+            if k not in taken:
+                runners.append(Runner(None, 0.0, body_region(body.box, height, width, self.settings), body.box,
+                                      body.score))  # fmt: skip
+        return runners

@@ -20,9 +20,9 @@ from jerseynum.config import PipelineConfig
 from jerseynum.io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError, decode_image, natural_key
 from jerseynum.parallel import map_in_workers
 from jerseynum.photos.event import EventReport, EventSettings, decide_photo, redecide
-from jerseynum.photos.identity import FaceEmbedder, clothing_colour, photo_time
+from jerseynum.photos.identity import FaceEmbedder, body_colour, clothing_colour, photo_time
 from jerseynum.photos.index import SCHEMA_VERSION, SHOWN, BibNumber, PhotoIndex, RunnerRead, file_sha256
-from jerseynum.photos.runners import FaceRunnerFinder, RunnerSettings
+from jerseynum.photos.runners import RunnerFinder, RunnerSettings
 from jerseynum.pipeline import Pipeline
 from jerseynum.stages.crnn import DEFAULT_WEIGHTS as CRNN_WEIGHTS
 from jerseynum.types import NO_NUMBER, Box, Mode, Prediction, Tracklet
@@ -52,7 +52,7 @@ class PhotoTagger:
         self.config = config or PipelineConfig(mode=Mode.BIB, threads=threads)
         if self.config.mode is not Mode.BIB:
             raise ValueError("race photos are read in bib mode")
-        self.finder = FaceRunnerFinder(runners)
+        self.finder = RunnerFinder(runners, threads=threads)
         self.pipeline = Pipeline(self.config)
         # Faces are embedded for the identity clusters of pass 2 (photos/identity.py).
         self.embedder = FaceEmbedder() if identity else None
@@ -73,15 +73,18 @@ class PhotoTagger:
             for stage, seconds in prediction.timings.items():
                 timings[stage] = timings.get(stage, 0.0) + seconds
             start = time.perf_counter()
-            face = self.embedder.embed(photo, runner.face) if self.embedder else None
-            colour = clothing_colour(photo, runner.face) if self.embedder else None
+            face = self.embedder.embed(photo, runner.face) if self.embedder and runner.face else None
+            colour = None
+            if self.embedder:
+                colour = clothing_colour(photo, runner.face) if runner.face else body_colour(photo, runner.body)
             timings["identity"] = timings.get("identity", 0.0) + time.perf_counter() - start
             found = prediction.number != NO_NUMBER
             reads.append(RunnerRead(
                 runner.region, prediction.text if found else "", round(prediction.confidence, 4),
                 self._bib_box(prediction, runner.region) if found else None,
-                {"face": list(runner.face), "face_score": round(runner.face_score, 3), "votes": prediction.votes,
-                 "readings": _readings(prediction)}, face, colour))  # fmt: skip
+                {"face": list(runner.face) if runner.face else None, "face_score": round(runner.face_score, 3),
+                 "body": list(runner.body) if runner.body else None, "body_score": round(runner.body_score, 3),
+                 "votes": prediction.votes, "readings": _readings(prediction)}, face, colour))  # fmt: skip
         return reads
 
     def tag(self, photo: np.ndarray, timings: dict[str, float] | None = None) -> list[BibNumber]:
@@ -205,7 +208,7 @@ def _scaled(read: RunnerRead, factor: float) -> RunnerRead:
     def scale(box):
         return None if box is None else tuple(round(v * factor) for v in box)
 
-    evidence = {**read.evidence, "face": scale(read.evidence["face"])} if "face" in read.evidence else read.evidence
+    evidence = {**read.evidence, **{key: scale(read.evidence[key]) for key in ("face", "body") if key in read.evidence}}
     return replace(read, region=scale(read.region), box=scale(read.box), evidence=evidence)
 
 
