@@ -1,6 +1,6 @@
 """Live demo: players tracked, numbers drawn over them as they are read.
 
-    python demo.py [SOURCE] [--mode jersey|bib] [--detector motion|faces] [--output out.mp4] [--headless]
+    python demo.py [SOURCE] [--mode jersey|bib] [--detector motion|faces|person] [--output out.mp4] [--headless]
 
 SOURCE is a camera index ("0"), a video file or a stream URL; without it, a rendered clip of three players
 is played. q or Esc closes the window. A thin wrapper over `jerseynum.video.live`.
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         "--detector",
         choices=sorted(DETECTORS),
         default="motion",
-        help="motion: fixed camera (default); faces: people facing the camera",
+        help="motion: fixed camera (default); faces: people facing the camera; person: a person detector, any camera",
     )
     parser.add_argument(
         "--output", type=Path, help=f"record the annotated video to this {'/'.join(RECORDING_SUFFIXES)}"

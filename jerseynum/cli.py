@@ -360,9 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
     video_parser.add_argument("--mode", choices=["jersey", "bib"], default="jersey")
     video_parser.add_argument(
         "--detector",
-        choices=["motion", "faces"],
+        choices=["motion", "faces", "person"],
         default="motion",
-        help="motion: fixed camera (default); faces: people facing the camera",
+        help="motion: fixed camera (default); faces: people facing the camera; person: a person detector, any"
+        " camera",
     )
     video_parser.add_argument(
         "--save-tracklets",

@@ -241,3 +241,17 @@ def test_real_runners_crossing_a_background_are_read_by_their_bibs(tmp_path, cap
     assert demo.main(args) == 0
     assert int(cv2.VideoCapture(str(recorded)).get(cv2.CAP_PROP_FRAME_COUNT)) == FRAMES
     assert f"number {labels[chosen[0]]}" in capsys.readouterr().out
+
+
+def test_the_person_detector_tracks_real_runners_and_reads_their_bibs(tmp_path):
+    """The same real runners crossing a background, found by the person detector instead of motion."""
+    root = data_set("rbnr_runner_crops")
+    labels = json.loads((root / "labels.json").read_text())
+    chosen = ["set1_01_0", "set1_05_0"]
+    sprites = [cv2.imread(str(root / "tracklets" / runner / "0.jpg")) for runner in chosen]
+    render_video(tmp_path / "runners.mp4", sprites, size=(960, 540), frames=FRAMES)
+    out = tmp_path / "result.json"
+    assert main(["video", str(tmp_path / "runners.mp4"), "--mode", "bib", "--detector", "person", "-o", str(out),
+                 "-q"]) == 0  # fmt: skip
+    people = {person["number"]: person for person in json.loads(out.read_text())["people"]}
+    assert {labels[runner] for runner in chosen} <= set(people)

@@ -1,10 +1,12 @@
 """Video: people detected in each frame, tracked across frames, and each track's number read online.
 
-Detection (no offline COCO person detector ships on PyPI, so two detectors the machine has):
+Detection:
 - `motion` (default): OpenCV's MOG2 background subtractor, foreground blobs of person shape. For a fixed
   camera, the live demo's case; it cannot work on a panning broadcast camera.
 - `faces`: mediapipe's full-range face detector (Apache-2.0 weights in its wheel), the body box hung below each
   face as in race photos (`photos/runners.py`). For people facing the camera; the camera may move.
+- `person`: the person detector of `jerseynum.detect` (SSDLite, ONNX): any camera, people seen from any side.
+  It does not find drawn people, so the rendered demo clip keeps `motion`.
 Tracking: norfair's Kalman-filter tracker (BSD-3-Clause, a maintained package) on box IoU.
 Reading: every track is a growing tracklet. Each frame, the tracks without a settled number are read, one
 crop each, most starved first, until the frame's reading budget is spent; a track whose vote is settled is not
@@ -66,7 +68,19 @@ class FaceDetector:
         return [(r.region[0], r.face[1], r.region[2], r.region[3]) for r in self._finder.find(frame)]
 
 
-DETECTORS = {"motion": MotionDetector, "faces": FaceDetector}
+class BoxDetector:
+    """People boxed by `jerseynum.detect`'s person detector."""
+
+    def __init__(self, min_score: float = 0.4) -> None:
+        from jerseynum.detect import person_detector
+
+        self._detector = person_detector(min_score=min_score)
+
+    def detect(self, frame: np.ndarray) -> list[Box]:
+        return [person.box for person in self._detector.detect([frame])[0]]
+
+
+DETECTORS = {"motion": MotionDetector, "faces": FaceDetector, "person": BoxDetector}
 
 
 @dataclass
