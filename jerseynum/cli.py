@@ -247,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     tag_parser.add_argument("--index", type=Path, required=True, help="SQLite index file (created if absent)")
     tag_parser.add_argument("--workers", type=at_least(1), default=2, help="processes tagging in parallel (default: 2)")
     add_ray_arguments(tag_parser, "tag the photos")
+    tag_parser.add_argument("--faces-only", action="store_true",
+                            help="find runners by their faces alone, not also by person boxes: faster, but a runner"
+                                 " whose face is not found is not read")  # fmt: skip
     tag_parser.add_argument(
         "--start-list",
         type=Path,
@@ -486,6 +489,7 @@ def _writable(path: Path) -> bool:
 def tag(args: argparse.Namespace) -> int:
     from jerseynum.distributed import RayClusterError
     from jerseynum.photos.index import IndexFullError
+    from jerseynum.photos.runners import RunnerSettings
     from jerseynum.photos.tagger import tag_folder
 
     if not args.photos.is_dir():
@@ -504,7 +508,8 @@ def tag(args: argparse.Namespace) -> int:
     try:
         report = tag_folder(args.photos, args.index, workers=args.workers, progress=not args.quiet,
                             max_pixels=args.max_pixels, entrants=entrants, ray=args.ray,
-                            shared_files=args.ray_shared_files)  # fmt: skip
+                            shared_files=args.ray_shared_files,
+                            anchors=RunnerSettings(bodies=not args.faces_only))  # fmt: skip
     except KeyboardInterrupt:
         print(f"interrupted: every photo tagged so far is saved in {args.index}; run the same command to resume")
         return 130

@@ -15,6 +15,7 @@ import time
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -488,3 +489,25 @@ def test_kill_9_at_random_moments_leaves_no_process_a_sound_index_and_resumes_to
     tag_folder(photos, index_path, ShadeTagger, version="v1", workers=2)
     tag_folder(photos, tmp_path / "whole.db", ShadeTagger, version="v1", workers=1)
     assert exported(index_path) == exported(tmp_path / "whole.db")
+
+
+class AnchoredTagger(ShadeTagger):
+    """ShadeTagger that records the runner anchors it was built with."""
+
+    anchors: ClassVar[list] = []
+
+    def __init__(self, threads: int = 0, runners: RunnerSettings | None = None) -> None:
+        super().__init__(threads)
+        AnchoredTagger.anchors.append(runners)
+
+
+def test_faces_only_anchors_reach_the_tagger_and_read_the_photos_again(tmp_path):
+    photos = tmp_path / "photos"
+    write_photos(photos, [10, 20])
+    AnchoredTagger.anchors = []
+    assert tag_folder(photos, tmp_path / "race.db", AnchoredTagger, workers=1, progress=False).tagged == 2
+    assert tag_folder(photos, tmp_path / "race.db", AnchoredTagger, workers=1, progress=False).tagged == 0
+    faces_only = RunnerSettings(bodies=False)  # `jerseynum tag --faces-only`
+    report = tag_folder(photos, tmp_path / "race.db", AnchoredTagger, workers=1, progress=False, anchors=faces_only)
+    assert report.tagged == 2  # another way of finding runners: every photo is read again
+    assert AnchoredTagger.anchors == [None, faces_only]

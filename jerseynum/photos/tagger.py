@@ -215,7 +215,7 @@ def _scaled(read: RunnerRead, factor: float) -> RunnerRead:
 def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagger, version: str | None = None,
                workers: int = 2, progress: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS,
                settings: EventSettings = EventSettings(), entrants: list | None = None, ray: str | None = None,
-               shared_files: bool = False) -> TagReport:  # fmt: skip
+               shared_files: bool = False, anchors: RunnerSettings = RunnerSettings()) -> TagReport:  # fmt: skip
     """Tag every photo under `root` into the index at `index_path`, resuming where a previous run stopped, then
     decide the whole event's numbers from every photo's stored reads (`event.redecide`).
 
@@ -230,6 +230,9 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
     CPU of that Ray cluster instead of `workers` local processes; this process still lists the photos and writes
     the index. The workers get each photo's bytes from here, or with `shared_files` (every node sees `root` at
     the same path) read the files themselves.
+
+    `anchors` other than the default (e.g. faces alone, `RunnerSettings(bodies=False)`) are given to `factory`
+    as `runners=` and named in the model version, so a change of them reads the photos again.
     """
     from tqdm import tqdm
 
@@ -239,7 +242,9 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
         connect(ray)
     root = Path(root).resolve()
     files, skipped = photo_files(root)
-    version = version or model_version(PipelineConfig(mode=Mode.BIB), RunnerSettings())
+    version = version or model_version(PipelineConfig(mode=Mode.BIB), anchors)
+    if anchors != RunnerSettings():
+        factory = partial(factory, runners=anchors)
     report = TagReport(photos=len(files), skipped=skipped)
     with PhotoIndex(index_path) as index:
         index.bind_root(root)
