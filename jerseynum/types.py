@@ -15,6 +15,16 @@ import numpy as np
 Box = tuple[int, int, int, int]
 """Pixel box (x1, y1, x2, y2) in the coordinates of the image it was found in; x2 and y2 exclusive."""
 
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes."""
+    inter_w = min(a[2], b[2]) - max(a[0], b[0])
+    inter_h = min(a[3], b[3]) - max(a[1], b[1])
+    if inter_w <= 0 or inter_h <= 0:
+        return 0.0
+    inter = inter_w * inter_h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
 NO_NUMBER = -1
 """What a tracklet gets when no number is legible (SoccerNet's convention)."""
 

@@ -23,8 +23,9 @@ import pytest
 
 from jerseynum.cli import main
 from jerseynum.photos.index import BibNumber, IndexFileError, PhotoIndex, RunnerRead, edit_distance
-from jerseynum.photos.runners import RunnerSettings, bib_region, iou
+from jerseynum.photos.runners import RunnerSettings, bib_region
 from jerseynum.photos.tagger import tag_folder
+from jerseynum.types import iou
 from tests.badfiles import bomb_png, jpeg
 from tests.conftest import data_set
 from tests.test_parallel import alive, children_of, wait_for

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from jerseynum.types import Box, PersonBox
+from jerseynum.types import Box, PersonBox, iou
 from jerseynum.weights import PERSON_DETECTOR
 
 TILE_OVERLAP = 0.2  # of a tile's side, so a person cut by one tile's edge is whole in the next
@@ -75,15 +75,6 @@ def tile_grid(width: int, height: int, n: int) -> list[Box]:
     return [(int(x), int(y), int(x) + tile_w, int(y) + tile_h) for y in ys for x in xs]
 
 
-def _iou(a: Box, b: Box) -> float:
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
 def _inside(a: Box, b: Box) -> float:
     """How much of box a lies inside box b."""
     width = min(a[2], b[2]) - max(a[0], b[0])
@@ -91,11 +82,11 @@ def _inside(a: Box, b: Box) -> float:
     return 0.0 if width <= 0 or height <= 0 else width * height / ((a[2] - a[0]) * (a[3] - a[1]))
 
 
-def non_maximum_suppression(people: list[PersonBox], iou: float) -> list[PersonBox]:
-    """The most confident of each group of boxes overlapping by more than `iou`, most confident first; a box
+def non_maximum_suppression(people: list[PersonBox], max_iou: float) -> list[PersonBox]:
+    """The most confident of each group of boxes overlapping by more than `max_iou`, most confident first; a box
     lying mostly inside a more confident one is dropped too (a tile's cut of a person the whole image found)."""
     kept: list[PersonBox] = []
     for person in sorted(people, key=lambda p: -p.score):
-        if all(_iou(person.box, other.box) <= iou and _inside(person.box, other.box) < CONTAINED for other in kept):
+        if all(iou(person.box, other.box) <= max_iou and _inside(person.box, other.box) < CONTAINED for other in kept):
             kept.append(person)
     return kept

@@ -20,7 +20,7 @@ import numpy as np
 
 from jerseynum.detect import PersonDetector
 from jerseynum.native_logs import warm_up_quietly
-from jerseynum.types import Box, PersonBox
+from jerseynum.types import Box, PersonBox, iou
 
 
 @dataclass(frozen=True)
@@ -55,15 +55,6 @@ class RunnerSettings:
     body_top: float = 0.2  # a faceless runner's bib region, in body heights from the box's top ...
     body_bottom: float = 0.95  # ... to here
     min_body_px: int = 150  # shorter people are too far off for a readable bib (a bib is 4-8 % of a body)
-
-
-def iou(a: Box, b: Box) -> float:
-    inter_w = min(a[2], b[2]) - max(a[0], b[0])
-    inter_h = min(a[3], b[3]) - max(a[1], b[1])
-    if inter_w <= 0 or inter_h <= 0:
-        return 0.0
-    inter = inter_w * inter_h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def bib_region(face: Box, height: int, width: int, settings: RunnerSettings = RunnerSettings()) -> Box:
