@@ -201,12 +201,13 @@ def create_app(site: PhotoSite, host_names: frozenset[str] = frozenset({"localho
         context = {"query": "", "exact": False, "name": ""} | context
         return templates.TemplateResponse(request, template, context, status_code=status)
 
-    def error_body(path: str, status: int, message: str) -> bytes:
+    def error_body(path: str, message: str) -> tuple[bytes, str]:
+        """An error's body and content type: JSON under /api/, else the site's error page."""
         if path.startswith("/api/"):
-            return json.dumps({"error": message}).encode()
+            return json.dumps({"error": message}).encode(), "application/json"
         page = templates.get_template("error.html").render(title=message, message=message, query="", exact=False,
                                                            name="")  # fmt: skip
-        return page.encode()
+        return page.encode(), "text/html; charset=utf-8"
 
     def get(path: str, **options):
         """A GET route of a page or file that answers HEAD too (FastAPI's `get` does not; the API answers GET only,
@@ -225,10 +226,8 @@ def create_app(site: PhotoSite, host_names: frozenset[str] = frozenset({"localho
         message = {"Not Found": "not found", "Method Not Allowed": "nothing to do here with that method"}.get(
             error.detail, error.detail if error.detail != phrase else phrase.lower()
         )
-        body = error_body(request.url.path, error.status_code, message)
-        json_body = request.url.path.startswith("/api/")
-        return Response(body, error.status_code, headers=error.headers,
-                        media_type="application/json" if json_body else "text/html; charset=utf-8")  # fmt: skip
+        body, content_type = error_body(request.url.path, message)
+        return Response(body, error.status_code, headers=error.headers, media_type=content_type)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> Response:

@@ -53,7 +53,7 @@ def host_allowed(header: str | None, names: frozenset[str]) -> bool:
     return _is_ip_address(name) or name in names
 
 
-ErrorPage = Callable[[str, int, str], bytes]  # (path, status, message) -> an HTML page or JSON body
+ErrorPage = Callable[[str, str], tuple[bytes, str]]  # (path, message) -> (an HTML page or JSON, its content type)
 
 
 class Guard:
@@ -90,9 +90,8 @@ class Guard:
                 await self._answer(send, scope["path"], 500, "something went wrong")
 
     async def _answer(self, send: Callable[[Message], Awaitable[None]], path: str, status: int, message: str) -> None:
-        body = self.error_page(path, status, message)
-        json_body = path.startswith("/api/")
-        headers = [(b"content-type", b"application/json" if json_body else b"text/html; charset=utf-8"),
+        body, content_type = self.error_page(path, message)
+        headers = [(b"content-type", content_type.encode()),
                    (b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store"),
                    *((name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items())]  # fmt: skip
         await send({"type": "http.response.start", "status": status, "headers": headers})
