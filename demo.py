@@ -1,6 +1,6 @@
 """Live demo: players tracked, numbers drawn over them as they are read.
 
-    python demo.py [SOURCE] [--mode jersey|bib] [--detector motion|faces|person] [--output out.mp4] [--headless]
+    python demo.py [SOURCE] [--mode jersey|bib] [--detector person|motion|faces] [--output out.mp4] [--headless]
 
 SOURCE is a camera index ("0"), a video file or a stream URL; without it, a rendered clip of three players
 is played. q or Esc closes the window. A thin wrapper over `jerseynum.video.live`.
@@ -26,7 +26,7 @@ from jerseynum.video.live import (
     run_demo,
     sample_video,
 )
-from jerseynum.video.tracking import DETECTORS
+from jerseynum.video.tracking import DEFAULT_DETECTOR, DETECTORS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--detector",
         choices=sorted(DETECTORS),
-        default="motion",
-        help="motion: fixed camera (default); faces: people facing the camera; person: a person detector, any camera",
+        help="person: a person detector, any camera (default); motion: moving blobs, fixed camera only (the"
+        " default for the rendered clip, whose drawn players the detector does not see); faces: people facing the"
+        " camera",
     )
     parser.add_argument(
         "--output", type=Path, help=f"record the annotated video to this {'/'.join(RECORDING_SUFFIXES)}"
@@ -67,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"demo.py: {error}", file=sys.stderr)
             return 2
     source = args.source if args.source is not None else str(sample_video())
+    detector = args.detector or (DEFAULT_DETECTOR if args.source is not None else "motion")
     try:
-        report = run_demo(source, PipelineConfig(mode=args.mode), args.detector, args.output, args.headless,
+        report = run_demo(source, PipelineConfig(mode=args.mode), detector, args.output, args.headless,
                           args.read_budget_ms, args.realtime, args.max_frames)  # fmt: skip
     except VideoError as error:
         print(f"demo.py: {error}", file=sys.stderr)

@@ -363,10 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
     video_parser.add_argument("--mode", choices=["jersey", "bib"], default="jersey")
     video_parser.add_argument(
         "--detector",
-        choices=["motion", "faces", "person"],
-        default="motion",
-        help="motion: fixed camera (default); faces: people facing the camera; person: a person detector, any"
-        " camera",
+        choices=["person", "motion", "faces"],
+        default="person",
+        help="person: a person detector, any camera (default); motion: moving blobs, fixed camera only; faces:"
+        " people facing the camera",
     )
     video_parser.add_argument(
         "--save-tracklets",

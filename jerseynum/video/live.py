@@ -26,7 +26,7 @@ import numpy as np
 from jerseynum.config import PipelineConfig
 from jerseynum.io import VideoError, VideoSource, check_writable
 from jerseynum.types import NO_NUMBER
-from jerseynum.video.tracking import Track, VideoReader
+from jerseynum.video.tracking import DEFAULT_DETECTOR, Track, VideoReader
 
 log = logging.getLogger("jerseynum")
 
@@ -126,8 +126,8 @@ def show(frame: np.ndarray) -> bool:
         raise DisplayError(str(error).strip().splitlines()[-1]) from error
 
 
-def run_demo(source: str, config: PipelineConfig | None = None, detector: str = "motion", output: Path | None = None,
-             headless: bool = False, read_budget_ms: float = 30.0, realtime: bool | None = None,
+def run_demo(source: str, config: PipelineConfig | None = None, detector: str = DEFAULT_DETECTOR,
+             output: Path | None = None, headless: bool = False, read_budget_ms: float = 30.0, realtime: bool | None = None,
              max_frames: int | None = None) -> DemoReport:  # fmt: skip
     """Play `source` through a `VideoReader`, drawn, shown (unless `headless`) and recorded to `output`.
 

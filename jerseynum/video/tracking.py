@@ -1,13 +1,13 @@
 """Video: people detected in each frame, tracked across frames, and each track's number read online.
 
 Detection:
-- `motion` (default): OpenCV's MOG2 background subtractor, foreground blobs of person shape. For a fixed
-  camera, the live demo's case; it cannot work on a panning broadcast camera.
+- `person` (default): the person detector of `jerseynum.detect` (SSDLite, ONNX): any camera, people seen from
+  any side. It does not find drawn people, so the rendered demo clip uses `motion`.
+- `motion`: OpenCV's MOG2 background subtractor, foreground blobs of person shape. For a fixed camera only: a
+  pan or a zoom moves the whole background.
 - `faces`: mediapipe's full-range face detector (Apache-2.0 weights in its wheel), the body box hung below each
   face as in race photos (`photos/runners.py`). For people facing the camera; the camera may move.
-- `person`: the person detector of `jerseynum.detect` (SSDLite, ONNX): any camera, people seen from any side.
-  It does not find drawn people, so the rendered demo clip keeps `motion`.
-Tracking: norfair's Kalman-filter tracker (BSD-3-Clause, a maintained package) on box IoU.
+Tracking: ByteTrack's association with the camera's motion compensated (`video/bytetrack.py`).
 Reading: every track is a growing tracklet. Each frame, the tracks without a settled number are read, one
 crop each, most starved first, until the frame's reading budget is spent; a track whose vote is settled is not
 read again. The number shown is the track's vote over everything read so far, so it appears as evidence arrives.
@@ -26,12 +26,13 @@ import numpy as np
 from jerseynum.config import PipelineConfig
 from jerseynum.io import VideoError, VideoSource
 from jerseynum.pipeline import Pipeline
-from jerseynum.types import NO_NUMBER, Box, Reading, Tracklet
+from jerseynum.types import NO_NUMBER, Box, PersonBox, Reading, Tracklet
+from jerseynum.video.bytetrack import ByteTracker, CameraMotion
 
 
 class PersonDetector(Protocol):
-    def detect(self, frame: np.ndarray) -> list[Box]:
-        """Boxes of the people in a BGR frame."""
+    def detect(self, frame: np.ndarray) -> list[PersonBox]:
+        """The people in a BGR frame, with the detector's score (1 where it has none)."""
         ...
 
 
@@ -44,7 +45,7 @@ class MotionDetector:
         self._subtractor = cv2.createBackgroundSubtractorMOG2(history=history, varThreshold=32, detectShadows=False)
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 
-    def detect(self, frame: np.ndarray) -> list[Box]:
+    def detect(self, frame: np.ndarray) -> list[PersonBox]:
         mask = self._subtractor.apply(frame)
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._kernel)
         mask = cv2.dilate(mask, self._kernel, iterations=2)  # join the pieces of one body
@@ -52,7 +53,7 @@ class MotionDetector:
         boxes = []
         for x, y, w, h, _ in stats[1:count]:
             if h >= self.min_height and h >= self.min_aspect * w:
-                boxes.append((int(x), int(y), int(x + w), int(y + h)))
+                boxes.append(PersonBox((int(x), int(y), int(x + w), int(y + h)), 1.0))
         return boxes
 
 
@@ -64,23 +65,27 @@ class FaceDetector:
 
         self._finder = FaceRunnerFinder(RunnerSettings(tiles=False))
 
-    def detect(self, frame: np.ndarray) -> list[Box]:
-        return [(r.region[0], r.face[1], r.region[2], r.region[3]) for r in self._finder.find(frame)]
+    def detect(self, frame: np.ndarray) -> list[PersonBox]:
+        return [PersonBox((r.region[0], r.face[1], r.region[2], r.region[3]), 1.0) for r in self._finder.find(frame)]
 
 
 class BoxDetector:
-    """People boxed by `jerseynum.detect`'s person detector."""
+    """People boxed by `jerseynum.detect`'s person detector, down to the tracker's low score (those only keep
+    a track going)."""
 
-    def __init__(self, min_score: float = 0.4) -> None:
+    def __init__(self, min_score: float = ByteTracker.low_score) -> None:
         from jerseynum.detect import person_detector
 
         self._detector = person_detector(min_score=min_score)
 
-    def detect(self, frame: np.ndarray) -> list[Box]:
-        return [person.box for person in self._detector.detect([frame])[0]]
+    def detect(self, frame: np.ndarray) -> list[PersonBox]:
+        return self._detector.detect([frame])[0]
 
 
-DETECTORS = {"motion": MotionDetector, "faces": FaceDetector, "person": BoxDetector}
+DETECTORS = {"person": BoxDetector, "motion": MotionDetector, "faces": FaceDetector}
+DEFAULT_DETECTOR = "person"
+MIN_TRACK_FRAMES = 3
+FIXED_CAMERA = {"motion"}  # detectors that assume the camera does not move: no motion to compensate
 
 
 @dataclass
@@ -106,17 +111,15 @@ class Track:
 class VideoReader:
     """Feed frames in order with `process`; it returns the tracks seen in that frame."""
 
-    def __init__(self, config: PipelineConfig | None = None, detector: str = "motion", read_budget_ms: float = 30.0,
-                 save_tracklets: Path | None = None, detect_width: int = 640) -> None:  # fmt: skip
-        from norfair import Tracker
-
+    def __init__(self, config: PipelineConfig | None = None, detector: str = DEFAULT_DETECTOR,
+                 read_budget_ms: float = 30.0, save_tracklets: Path | None = None,
+                 detect_width: int = 640) -> None:  # fmt: skip
         if detector not in DETECTORS:
             raise ValueError(f"unknown person detector {detector!r}; choose from {sorted(DETECTORS)}")
         self.pipeline = Pipeline(config or PipelineConfig())
         self.detector: PersonDetector = DETECTORS[detector]()
-        # IoU distance on the box corners; a track survives a short occlusion (hit_counter_max frames unseen)
-        self._tracker = Tracker(distance_function="iou", distance_threshold=0.7, hit_counter_max=15,
-                                initialization_delay=2)  # fmt: skip
+        self._tracker = ByteTracker()
+        self._camera = None if detector in FIXED_CAMERA else CameraMotion()
         self.read_budget = read_budget_ms / 1000
         self.detect_width = detect_width
         self._allowance = 0.0  # seconds of reading not yet spent (see `_read`)
@@ -124,22 +127,19 @@ class VideoReader:
         self.tracks: dict[int, Track] = {}
 
     def process(self, frame: np.ndarray, index: int) -> list[Track]:
-        from norfair import Detection
-
         height, width = frame.shape[:2]
         # People are found on a copy at most `detect_width` wide (detection cost grows with the pixels; people
         # are large enough at 640 px), their boxes scaled back to the frame.
         scale = min(1.0, self.detect_width / width)
         small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else frame
-        detections = [Detection(np.array([[x1, y1], [x2, y2]], float) / scale)
-                      for x1, y1, x2, y2 in self.detector.detect(small)]  # fmt: skip
-        matched_now = {id(detection) for detection in detections}
+        people = [(tuple(round(v / scale) for v in person.box), person.score)
+                  for person in self.detector.detect(small)]  # fmt: skip
+        boxes = [box for box, _ in people]
+        motion = self._camera.estimate(frame, boxes) if self._camera else None
         visible = []
-        for tracked in self._tracker.update(detections):
-            if id(tracked.last_detection) not in matched_now:
-                continue  # kept alive by the Kalman filter but not seen in this frame (occluded, or gone)
-            (x1, y1), (x2, y2) = tracked.last_detection.points
-            box = (max(0, int(x1)), max(0, int(y1)), min(width, int(x2)), min(height, int(y2)))
+        for tracked in self._tracker.update(boxes, [score for _, score in people], motion):
+            x1, y1, x2, y2 = tracked.box
+            box = (max(0, x1), max(0, y1), min(width, x2), min(height, y2))
             if box[2] - box[0] < 4 or box[3] - box[1] < 4:
                 continue
             track = self.tracks.setdefault(tracked.id, Track(tracked.id, index, index))
@@ -160,7 +160,10 @@ class VideoReader:
         spends by its measured time: a read costs more than one frame's budget (pose and text, ~0.1 s), so it
         happens every few frames and the frame rate stays near 1 / (detection + tracking + budget)."""
         self._allowance = min(self._allowance + self.read_budget, 4 * self.read_budget)
-        for track in sorted((t for t in visible if not t.settled), key=lambda t: t.frames_read):
+        # A track is read once seen in MIN_TRACK_FRAMES frames: fragments (a blob's limb, a one-off false box)
+        # would otherwise always come first, as the tracks read least, and starve the people.
+        waiting = [t for t in visible if not t.settled and len(t.boxes) >= MIN_TRACK_FRAMES]
+        for track in sorted(waiting, key=lambda t: t.frames_read):
             if self._allowance <= 0:
                 break  # the rest wait for later frames: reading never makes the video fall behind
             start = time.perf_counter()
@@ -193,7 +196,7 @@ class VideoReader:
         }
 
 
-def read_video(source: str | int, config: PipelineConfig | None = None, detector: str = "motion",
+def read_video(source: str | int, config: PipelineConfig | None = None, detector: str = DEFAULT_DETECTOR,
                save_tracklets: Path | None = None, progress: bool = True) -> dict:  # fmt: skip
     """Every frame of a video through a `VideoReader` (no reading budget: every track gets read).
 
