@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--read-budget-ms",
         type=float,
-        default=30.0,
-        help="time per frame spent reading numbers; the rest waits for later frames",
+        help="time per frame spent reading numbers; the rest waits for later frames (default: what the source's"
+        " frame period leaves after detection, tracking and drawing, so the demo keeps its frame rate)",
     )
     parser.add_argument(
         "--realtime",

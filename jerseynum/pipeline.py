@@ -129,10 +129,12 @@ class Pipeline:
                     frame.image = None
         usable = [i for i, image in enumerate(images) if image is not None]
 
-        # Pose only where a body can be seen: a number-region crop goes straight to its fallback.
+        # Pose only where a body can be seen and no detector gave its keypoints: a number-region crop goes
+        # straight to its fallback.
         with _timed(timings, "pose"):
-            keypoints = dict.fromkeys(usable)
-            posed = [i for i in usable if not is_number_region(*images[i].shape[:2], cfg.torso)]
+            keypoints = {i: frames[i].keypoints for i in usable}
+            posed = [i for i in usable
+                     if keypoints[i] is None and not is_number_region(*images[i].shape[:2], cfg.torso)]  # fmt: skip
             if self.pose is not None and posed:
                 keypoints.update(zip(posed, self.pose.estimate([images[i] for i in posed])))
 

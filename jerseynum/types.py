@@ -63,6 +63,8 @@ class Frame:
     index: int
     image: np.ndarray | None = None
     data: bytes | None = None
+    keypoints: Keypoints | None = None  # the body's, in this image's pixels, where a person detector gave them:
+    # the pose stage is not run again
 
 
 @dataclass
@@ -95,6 +97,14 @@ class Keypoints:
         if point is None or point[2] < min_score:
             return None
         return point[0], point[1]
+
+    def scaled(self, factor: float) -> Keypoints:
+        """The same points in an image resized by `factor`."""
+        return Keypoints({name: (x * factor, y * factor, score) for name, (x, y, score) in self.points.items()})
+
+    def shifted(self, dx: float, dy: float) -> Keypoints:
+        """The same points with the origin moved to (dx, dy): an image's keypoints in a crop of it."""
+        return Keypoints({name: (x - dx, y - dy, score) for name, (x, y, score) in self.points.items()})
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ import demo
 from jerseynum.cli import main
 from jerseynum.io import VideoError, list_tracklets
 from jerseynum.training.synth import render_players_clip, render_video
-from jerseynum.video import live
+from jerseynum.types import Keypoints, PersonBox, TorsoSource
+from jerseynum.video import live, tracking
 from jerseynum.video.tracking import read_video
 from tests.conftest import data_set
 
@@ -263,3 +264,33 @@ def test_background_subtraction_tracks_the_same_runners_on_a_fixed_camera(tmp_pa
                  "-q"]) == 0  # fmt: skip
     people = {person["number"]: person for person in json.loads(out.read_text())["people"]}
     assert {labels[runner] for runner in chosen} <= set(people)
+
+
+def test_keypoints_from_the_detector_feed_the_torso_stage_and_nobody_is_posed_twice(monkeypatch):
+    box = (200, 40, 300, 320)
+    points = {"left_shoulder": (285, 100, 0.9), "right_shoulder": (215, 100, 0.9), "left_hip": (280, 210, 0.9),
+              "right_hip": (220, 210, 0.9)}  # fmt: skip
+
+    class PosingDetector:  # a detector whose model gives keypoints, in the frame's pixels
+        def detect(self, frame):
+            return [PersonBox(box, 0.9, Keypoints(points))]
+
+    class NoPose:
+        def estimate(self, images):
+            raise AssertionError("the pose stage ran on a person the detector had posed")
+
+    monkeypatch.setitem(tracking.DETECTORS, "posing", PosingDetector)
+    reader = tracking.VideoReader(detector="posing", read_budget_ms=float("inf"))
+    reader.pipeline.pose = NoPose()
+    read = []
+    run = reader.pipeline.run
+    monkeypatch.setattr(reader.pipeline, "run", lambda tracklet: read.append(run(tracklet)) or read[-1])
+    frame = np.full((360, 640, 3), 90, np.uint8)
+    for index in range(tracking.MIN_TRACK_FRAMES + 1):
+        reader.process(frame, index)
+    assert read, "the track was never read"
+    evidence = read[0].evidence[0]
+    assert evidence.torso_source is TorsoSource.POSE
+    # the torso box comes from the detector's keypoints moved into the crop (shoulders at x 15-85, y 60)
+    x1, y1, x2, y2 = evidence.torso_box
+    assert x1 < 15 and x2 > 85 and y1 <= 60 and y2 >= 170  # hips at y 170

@@ -97,11 +97,13 @@ class TrackState:
 
 @dataclass
 class TrackedBox:
-    """A track matched in this frame: its id, and the detector's box and score that matched it."""
+    """A track matched in this frame: its id, and the detector's box and score that matched it (`detection`: its
+    position among the frame's boxes)."""
 
     id: int
     box: Box
     score: float
+    detection: int
 
 
 def iou_matrix(boxes_a: list[Box], boxes_b: list[Box]) -> np.ndarray:
@@ -197,7 +199,7 @@ class ByteTracker:
             survivors.append(TrackState(self._next_id, BoxFilter(boxes[index])))
             self._next_id += 1
         self.tracks = survivors
-        return [TrackedBox(track.id, boxes[index], scores[index]) for track, index in matched]
+        return [TrackedBox(track.id, boxes[index], scores[index], index) for track, index in matched]
 
 
 class CameraMotion:

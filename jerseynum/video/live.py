@@ -1,7 +1,8 @@
 """The live demo's loop: frames from a camera, a file or a stream, tracked and read on a budget, drawn, shown
 and recorded. `demo.py` is its command line.
 
-Keeping up: each frame's number reading stops when its budget (ms) is spent, and the tracks not read wait for
+Keeping up: each frame's number reading stops when its budget is spent (by default what the frame period leaves
+after detecting, tracking, decoding and drawing; or a fixed number of ms), and the tracks not read wait for
 the next frame; from a live source (camera, stream) only the newest frame is taken, so a slow moment drops
 frames instead of building a backlog. A file is read frame by frame unless `realtime` asks to drop frames too.
 
@@ -127,8 +128,8 @@ def show(frame: np.ndarray) -> bool:
 
 
 def run_demo(source: str, config: PipelineConfig | None = None, detector: str = DEFAULT_DETECTOR,
-             output: Path | None = None, headless: bool = False, read_budget_ms: float = 30.0, realtime: bool | None = None,
-             max_frames: int | None = None) -> DemoReport:  # fmt: skip
+             output: Path | None = None, headless: bool = False, read_budget_ms: float | None = None,
+             realtime: bool | None = None, max_frames: int | None = None) -> DemoReport:  # fmt: skip
     """Play `source` through a `VideoReader`, drawn, shown (unless `headless`) and recorded to `output`.
 
     Raises `VideoError` when the source cannot be opened or gives no frame, `RecordingError` when the recording
@@ -141,7 +142,11 @@ def run_demo(source: str, config: PipelineConfig | None = None, detector: str = 
         if not headless:
             check_display()
         realtime = video.live if realtime is None else realtime
-        reader = VideoReader(config, detector, read_budget_ms=read_budget_ms)
+        # Without a fixed budget, reading takes what each frame period leaves: the loop keeps the source's rate.
+        # A source that announces no sensible rate (some streams say 0 or 1000) is paced at 25 FPS.
+        pace = video.fps if 1 <= video.fps <= 60 else 25.0
+        paced = {"read_budget_ms": read_budget_ms} if read_budget_ms is not None else {"pace_fps": pace}
+        reader = VideoReader(config, detector, **paced)
         writer = None
         recent: deque[float] = deque(maxlen=30)  # frame end times, for a smoothed FPS
         shown = dropped = index = 0

@@ -26,7 +26,7 @@ import numpy as np
 from jerseynum.config import PipelineConfig
 from jerseynum.io import VideoError, VideoSource
 from jerseynum.pipeline import Pipeline
-from jerseynum.types import NO_NUMBER, Box, PersonBox, Reading, Tracklet
+from jerseynum.types import NO_NUMBER, Box, Frame, Keypoints, PersonBox, Reading, Tracklet
 from jerseynum.video.bytetrack import ByteTracker, CameraMotion
 
 
@@ -101,6 +101,7 @@ class Track:
     number: int = NO_NUMBER
     confidence: float = 0.0
     settled: bool = False  # the vote cannot change any more: the track is not read again
+    keypoints: Keypoints | None = None  # in the frame, from the detector where it gives them (latest frame)
 
     def as_dict(self) -> dict:
         return {"track": self.id, "first_frame": self.first_frame, "last_frame": self.last_frame,
@@ -109,11 +110,15 @@ class Track:
 
 
 class VideoReader:
-    """Feed frames in order with `process`; it returns the tracks seen in that frame."""
+    """Feed frames in order with `process`; it returns the tracks seen in that frame.
+
+    Reading time per frame: `read_budget_ms` fixed, or with `pace_fps`, whatever the frame period leaves after
+    the rest of each frame's work (detection, tracking, and the caller's decoding and drawing between calls,
+    measured), so that the whole loop keeps that frame rate."""
 
     def __init__(self, config: PipelineConfig | None = None, detector: str = DEFAULT_DETECTOR,
                  read_budget_ms: float = 30.0, save_tracklets: Path | None = None,
-                 detect_width: int = 640) -> None:  # fmt: skip
+                 detect_width: int = 640, pace_fps: float | None = None) -> None:  # fmt: skip
         if detector not in DETECTORS:
             raise ValueError(f"unknown person detector {detector!r}; choose from {sorted(DETECTORS)}")
         self.pipeline = Pipeline(config or PipelineConfig())
@@ -121,23 +126,27 @@ class VideoReader:
         self._tracker = ByteTracker()
         self._camera = None if detector in FIXED_CAMERA else CameraMotion()
         self.read_budget = read_budget_ms / 1000
+        self.period = 1 / pace_fps if pace_fps else None
         self.detect_width = detect_width
         self._allowance = 0.0  # seconds of reading not yet spent (see `_read`)
+        self._overhead: float | None = None  # seconds per frame spent on all but reading (smoothed), when paced
+        self._last_start: float | None = None
+        self._last_read = 0.0
         self.save_tracklets = Path(save_tracklets) if save_tracklets else None
         self.tracks: dict[int, Track] = {}
 
     def process(self, frame: np.ndarray, index: int) -> list[Track]:
+        self._measure_overhead()
         height, width = frame.shape[:2]
         # People are found on a copy at most `detect_width` wide (detection cost grows with the pixels; people
         # are large enough at 640 px), their boxes scaled back to the frame.
         scale = min(1.0, self.detect_width / width)
         small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else frame
-        people = [(tuple(round(v / scale) for v in person.box), person.score)
-                  for person in self.detector.detect(small)]  # fmt: skip
-        boxes = [box for box, _ in people]
+        people = self.detector.detect(small)
+        boxes = [tuple(round(v / scale) for v in person.box) for person in people]
         motion = self._camera.estimate(frame, boxes) if self._camera else None
         visible = []
-        for tracked in self._tracker.update(boxes, [score for _, score in people], motion):
+        for tracked in self._tracker.update(boxes, [person.score for person in people], motion):
             x1, y1, x2, y2 = tracked.box
             box = (max(0, x1), max(0, y1), min(width, x2), min(height, y2))
             if box[2] - box[0] < 4 or box[3] - box[1] < 4:
@@ -145,6 +154,8 @@ class VideoReader:
             track = self.tracks.setdefault(tracked.id, Track(tracked.id, index, index))
             track.last_frame = index
             track.boxes.append((index, box))
+            keypoints = people[tracked.detection].keypoints
+            track.keypoints = keypoints.scaled(1 / scale) if keypoints and scale < 1 else keypoints
             visible.append(track)
             if self.save_tracklets:
                 folder = self.save_tracklets / str(track.id)
@@ -153,13 +164,28 @@ class VideoReader:
         self._read(frame, visible)
         return visible
 
+    def _measure_overhead(self) -> None:
+        """The time from the last call's start to this one, less what it spent reading: the frame's own cost."""
+        now = time.perf_counter()
+        if self._last_start is not None:
+            overhead = now - self._last_start - self._last_read
+            self._overhead = overhead if self._overhead is None else 0.9 * self._overhead + 0.1 * overhead
+        self._last_start = now
+        self._last_read = 0.0
+
+    def _budget(self) -> float:
+        if self.period is None:
+            return self.read_budget
+        return max(0.0, self.period - (self._overhead if self._overhead is not None else self.period))
+
     def _read(self, frame: np.ndarray, visible: list[Track]) -> None:
         """Read one crop of the unsettled tracks in view, those read least first, within the reading budget.
 
         The budget is an allowance per frame that accumulates (up to a few frames' worth) and that each read
         spends by its measured time: a read costs more than one frame's budget (pose and text, ~0.1 s), so it
         happens every few frames and the frame rate stays near 1 / (detection + tracking + budget)."""
-        self._allowance = min(self._allowance + self.read_budget, 4 * self.read_budget)
+        budget = self._budget()
+        self._allowance = min(self._allowance + budget, 4 * budget)
         # A track is read once seen in MIN_TRACK_FRAMES frames: fragments (a blob's limb, a one-off false box)
         # would otherwise always come first, as the tracks read least, and starve the people.
         waiting = [t for t in visible if not t.settled and len(t.boxes) >= MIN_TRACK_FRAMES]
@@ -168,13 +194,17 @@ class VideoReader:
                 break  # the rest wait for later frames: reading never makes the video fall behind
             start = time.perf_counter()
             x1, y1, x2, y2 = track.boxes[-1][1]
-            prediction = self.pipeline.run(Tracklet.from_images(str(track.id), [frame[y1:y2, x1:x2]]))
+            keypoints = track.keypoints.shifted(x1, y1) if track.keypoints else None
+            crop = Frame(f"{track.id}:{track.last_frame}", track.last_frame, frame[y1:y2, x1:x2], keypoints=keypoints)
+            prediction = self.pipeline.run(Tracklet(str(track.id), [crop]))
             track.frames_read += 1
             track.readings += [r for record in prediction.evidence for r in record.readings]
             result = self.pipeline.vote.decide(track.readings)
             track.number, track.confidence = result.number, result.confidence
             track.settled = self.pipeline.vote.settled(track.readings)
-            self._allowance -= time.perf_counter() - start
+            spent = time.perf_counter() - start
+            self._allowance -= spent
+            self._last_read += spent
 
     def results(self) -> dict:
         """Every track, and the people: tracks that read the same number joined (a player who left the view,
