@@ -374,6 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="write each track's crops as DIR/<track>/<frame>.jpg (inference.py reads it)",
     )
+    video_parser.add_argument(
+        "--read-every",
+        type=at_least(1),
+        default=5,
+        metavar="N",
+        help="read a track at most every N frames (default 5: neighbouring frames show nearly the same crop)",
+    )
     video_parser.set_defaults(handler=video)
 
     train_parser = commands.add_parser(
@@ -792,7 +799,7 @@ def video(args: argparse.Namespace) -> int:
         return 2
     try:
         result = read_video(args.video, PipelineConfig(mode=args.mode), args.detector, args.save_tracklets,
-                            progress=not args.quiet)  # fmt: skip
+                            progress=not args.quiet, read_every=args.read_every)  # fmt: skip
     except VideoError as error:
         log.error("%s", error)
         return 2

@@ -98,6 +98,7 @@ class Track:
     boxes: list[tuple[int, Box]] = field(default_factory=list)  # (frame index, box)
     readings: list[Reading] = field(default_factory=list)
     frames_read: int = 0
+    last_read: int = -1_000_000  # frame index of the last read
     number: int = NO_NUMBER
     confidence: float = 0.0
     settled: bool = False  # the vote cannot change any more: the track is not read again
@@ -118,7 +119,7 @@ class VideoReader:
 
     def __init__(self, config: PipelineConfig | None = None, detector: str = DEFAULT_DETECTOR,
                  read_budget_ms: float = 30.0, save_tracklets: Path | None = None,
-                 detect_width: int = 640, pace_fps: float | None = None) -> None:  # fmt: skip
+                 detect_width: int = 640, pace_fps: float | None = None, read_every: int = 1) -> None:  # fmt: skip
         if detector not in DETECTORS:
             raise ValueError(f"unknown person detector {detector!r}; choose from {sorted(DETECTORS)}")
         self.pipeline = Pipeline(config or PipelineConfig())
@@ -127,6 +128,7 @@ class VideoReader:
         self._camera = None if detector in FIXED_CAMERA else CameraMotion()
         self.read_budget = read_budget_ms / 1000
         self.period = 1 / pace_fps if pace_fps else None
+        self.read_every = read_every
         self.detect_width = detect_width
         self._allowance = 0.0  # seconds of reading not yet spent (see `_read`)
         self._overhead: float | None = None  # seconds per frame spent on all but reading (smoothed), when paced
@@ -161,7 +163,7 @@ class VideoReader:
                 folder = self.save_tracklets / str(track.id)
                 folder.mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(folder / f"{index}.jpg"), frame[box[1] : box[3], box[0] : box[2]])
-        self._read(frame, visible)
+        self._read(frame, visible, index)
         return visible
 
     def _measure_overhead(self) -> None:
@@ -178,7 +180,7 @@ class VideoReader:
             return self.read_budget
         return max(0.0, self.period - (self._overhead if self._overhead is not None else self.period))
 
-    def _read(self, frame: np.ndarray, visible: list[Track]) -> None:
+    def _read(self, frame: np.ndarray, visible: list[Track], index: int) -> None:
         """Read one crop of the unsettled tracks in view, those read least first, within the reading budget.
 
         The budget is an allowance per frame that accumulates (up to a few frames' worth) and that each read
@@ -188,7 +190,9 @@ class VideoReader:
         self._allowance = min(self._allowance + budget, 4 * budget)
         # A track is read once seen in MIN_TRACK_FRAMES frames: fragments (a blob's limb, a one-off false box)
         # would otherwise always come first, as the tracks read least, and starve the people.
-        waiting = [t for t in visible if not t.settled and len(t.boxes) >= MIN_TRACK_FRAMES]
+        # A track read less than `read_every` frames ago waits: the frames in between show nearly the same crop.
+        waiting = [t for t in visible if not t.settled and len(t.boxes) >= MIN_TRACK_FRAMES
+                   and index - t.last_read >= self.read_every]  # fmt: skip
         for track in sorted(waiting, key=lambda t: t.frames_read):
             if self._allowance <= 0:
                 break  # the rest wait for later frames: reading never makes the video fall behind
@@ -198,6 +202,7 @@ class VideoReader:
             crop = Frame(f"{track.id}:{track.last_frame}", track.last_frame, frame[y1:y2, x1:x2], keypoints=keypoints)
             prediction = self.pipeline.run(Tracklet(str(track.id), [crop]))
             track.frames_read += 1
+            track.last_read = index
             track.readings += [r for record in prediction.evidence for r in record.readings]
             result = self.pipeline.vote.decide(track.readings)
             track.number, track.confidence = result.number, result.confidence
@@ -227,8 +232,9 @@ class VideoReader:
 
 
 def read_video(source: str | int, config: PipelineConfig | None = None, detector: str = DEFAULT_DETECTOR,
-               save_tracklets: Path | None = None, progress: bool = True) -> dict:  # fmt: skip
-    """Every frame of a video through a `VideoReader` (no reading budget: every track gets read).
+               save_tracklets: Path | None = None, progress: bool = True, read_every: int = 5) -> dict:  # fmt: skip
+    """Every frame of a video through a `VideoReader` (no reading budget: every track gets read, each at most
+    every `read_every` frames).
 
     The result says how many frames were read (`frames`) against how many the file announces
     (`frames_expected`, None where unknown), and `warning` says why they fall short (a file cut short or
@@ -238,7 +244,8 @@ def read_video(source: str | int, config: PipelineConfig | None = None, detector
 
     config = config or PipelineConfig()
     with VideoSource(source, config.max_pixels) as video:
-        reader = VideoReader(config, detector, read_budget_ms=float("inf"), save_tracklets=save_tracklets)
+        reader = VideoReader(config, detector, read_budget_ms=float("inf"), save_tracklets=save_tracklets,
+                             read_every=read_every)  # fmt: skip
         start = time.perf_counter()
         with tqdm(total=video.expected_frames, desc="frames", unit="frame", disable=not progress) as bar:
             for index, frame in enumerate(video):
