@@ -294,3 +294,20 @@ def test_keypoints_from_the_detector_feed_the_torso_stage_and_nobody_is_posed_tw
     # the torso box comes from the detector's keypoints moved into the crop (shoulders at x 15-85, y 60)
     x1, y1, x2, y2 = evidence.torso_box
     assert x1 < 15 and x2 > 85 and y1 <= 60 and y2 >= 170  # hips at y 170
+
+
+def test_a_track_is_read_at_most_every_read_every_frames(monkeypatch):
+    class StillPerson:
+        def detect(self, frame):
+            return [PersonBox((200, 40, 300, 320), 0.9)]
+
+    monkeypatch.setitem(tracking.DETECTORS, "still", StillPerson)
+    reader = tracking.VideoReader(detector="still", read_budget_ms=float("inf"), read_every=5)
+    frame = np.full((360, 640, 3), 90, np.uint8)  # nothing to read: the track never settles
+    read_on = []
+    run = reader.pipeline.run
+    monkeypatch.setattr(reader.pipeline, "run", lambda tracklet: read_on.append(tracklet.frames[0].index) or run(tracklet))
+    for index in range(15):
+        reader.process(frame, index)
+    # shown from frame 1 (a track starts on two frames in a row), read once seen in 3 frames, then every 5th
+    assert read_on == [3, 8, 13]
