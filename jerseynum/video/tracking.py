@@ -85,6 +85,7 @@ class BoxDetector:
 DETECTORS = {"person": BoxDetector, "motion": MotionDetector, "faces": FaceDetector}
 DEFAULT_DETECTOR = "person"
 MIN_TRACK_FRAMES = 3
+MIN_READ_SHARE = 0.25  # of the frame period, when paced
 FIXED_CAMERA = {"motion"}  # detectors that assume the camera does not move: no motion to compensate
 
 
@@ -178,7 +179,10 @@ class VideoReader:
     def _budget(self) -> float:
         if self.period is None:
             return self.read_budget
-        return max(0.0, self.period - (self._overhead if self._overhead is not None else self.period))
+        # At least a share of the period goes to reading: where the rest of the frame already takes the whole
+        # period, numbers still appear and the frame rate gives a little instead.
+        left = self.period - (self._overhead if self._overhead is not None else self.period)
+        return max(MIN_READ_SHARE * self.period, left)
 
     def _read(self, frame: np.ndarray, visible: list[Track], index: int) -> None:
         """Read one crop of the unsettled tracks in view, those read least first, within the reading budget.
