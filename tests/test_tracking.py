@@ -102,3 +102,17 @@ def test_iou_matrix_matches_the_definition():
     expected = [[1.0, 0.0, 50 / 150], [25 / 175, 25 / 175, 50 / 150]]
     assert np.allclose(iou_matrix(boxes_a, boxes_b), expected)
     assert iou_matrix([], boxes_b).shape == (0, 3)
+
+
+def test_between_detected_frames_a_track_coasts_on_its_motion_and_keeps_its_id():
+    person = walk((10, 50, 60, 200), (6, 0), 21)
+    tracker = ByteTracker()
+    ids, coasted = set(), []
+    for index, box in enumerate(person):
+        if index % 2 == 0:  # detected every other frame, as the live demo does
+            ids |= {tracked.id for tracked in tracker.update([box], [0.9])}
+        else:
+            coasted += [(tracked.box, box) for tracked in tracker.coast()]
+    assert ids == {1}
+    # once the filter has the walk's speed, a coasted box is where the person is
+    assert coasted and all(abs(got[0] - truth[0]) <= 3 for got, truth in coasted[3:])

@@ -157,13 +157,23 @@ class ByteTracker:
     tracks: list[TrackState] = field(default_factory=list)
     _next_id: int = 1
 
-    def update(
-        self, boxes: list[Box], scores: list[float], camera_motion: np.ndarray | None = None
-    ) -> list[TrackedBox]:
+    def _advance(self, camera_motion: np.ndarray | None) -> None:
         for track in self.tracks:
             track.filter.predict(seen=track.unseen == 0)
             if camera_motion is not None:
                 track.filter.warp(camera_motion)
+
+    def coast(self, camera_motion: np.ndarray | None = None) -> list[TrackedBox]:
+        """A frame nobody was detected in (the live demo detects every other frame): the tracks move by their
+        motion and the camera's; those matched in the last detected frame come back at their predicted boxes
+        (score 0, `detection` -1)."""
+        self._advance(camera_motion)
+        return [TrackedBox(t.id, t.filter.box, 0.0, -1) for t in self.tracks if t.confirmed and t.unseen == 0]
+
+    def update(
+        self, boxes: list[Box], scores: list[float], camera_motion: np.ndarray | None = None
+    ) -> list[TrackedBox]:
+        self._advance(camera_motion)
         high = [i for i, s in enumerate(scores) if s >= self.high_score]
         low = [i for i, s in enumerate(scores) if self.low_score <= s < self.high_score]
         matched: list[tuple[TrackState, int]] = []

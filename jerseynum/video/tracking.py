@@ -120,7 +120,8 @@ class VideoReader:
 
     def __init__(self, config: PipelineConfig | None = None, detector: str = DEFAULT_DETECTOR,
                  read_budget_ms: float = 30.0, save_tracklets: Path | None = None,
-                 detect_width: int = 640, pace_fps: float | None = None, read_every: int = 1) -> None:  # fmt: skip
+                 detect_width: int = 640, pace_fps: float | None = None, read_every: int = 1,
+                 detect_every: int = 1) -> None:  # fmt: skip
         if detector not in DETECTORS:
             raise ValueError(f"unknown person detector {detector!r}; choose from {sorted(DETECTORS)}")
         self.pipeline = Pipeline(config or PipelineConfig())
@@ -130,6 +131,7 @@ class VideoReader:
         self.read_budget = read_budget_ms / 1000
         self.period = 1 / pace_fps if pace_fps else None
         self.read_every = read_every
+        self.detect_every = detect_every
         self.detect_width = detect_width
         self._allowance = 0.0  # seconds of reading not yet spent (see `_read`)
         self._overhead: float | None = None  # seconds per frame spent on all but reading (smoothed), when paced
@@ -145,11 +147,19 @@ class VideoReader:
         # are large enough at 640 px), their boxes scaled back to the frame.
         scale = min(1.0, self.detect_width / width)
         small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else frame
-        people = self.detector.detect(small)
+        # Between detected frames the tracks coast on their motion (and the camera's), and nobody is read.
+        detected = index % self.detect_every == 0
+        people = self.detector.detect(small) if detected else []
         boxes = [tuple(round(v / scale) for v in person.box) for person in people]
+        if not detected:
+            boxes = [track.boxes[-1][1] for track in self.tracks.values() if track.last_frame == index - 1]
         motion = self._camera.estimate(frame, boxes) if self._camera else None
+        if detected:
+            tracked_boxes = self._tracker.update(boxes, [person.score for person in people], motion)
+        else:
+            tracked_boxes = self._tracker.coast(motion)
         visible = []
-        for tracked in self._tracker.update(boxes, [person.score for person in people], motion):
+        for tracked in tracked_boxes:
             x1, y1, x2, y2 = tracked.box
             box = (max(0, x1), max(0, y1), min(width, x2), min(height, y2))
             if box[2] - box[0] < 4 or box[3] - box[1] < 4:
@@ -157,14 +167,17 @@ class VideoReader:
             track = self.tracks.setdefault(tracked.id, Track(tracked.id, index, index))
             track.last_frame = index
             track.boxes.append((index, box))
-            keypoints = people[tracked.detection].keypoints
+            keypoints = people[tracked.detection].keypoints if detected else None
             track.keypoints = keypoints.scaled(1 / scale) if keypoints and scale < 1 else keypoints
             visible.append(track)
-            if self.save_tracklets:
+            if self.save_tracklets and detected:
                 folder = self.save_tracklets / str(track.id)
                 folder.mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(folder / f"{index}.jpg"), frame[box[1] : box[3], box[0] : box[2]])
-        self._read(frame, visible, index)
+        budget = self._budget()  # accrues on every frame, spent on the detected ones
+        self._allowance = min(self._allowance + budget, 4 * budget)
+        if detected:
+            self._read(frame, visible, index)
         return visible
 
     def _measure_overhead(self) -> None:
@@ -190,8 +203,6 @@ class VideoReader:
         The budget is an allowance per frame that accumulates (up to a few frames' worth) and that each read
         spends by its measured time: a read costs more than one frame's budget (pose and text, ~0.1 s), so it
         happens every few frames and the frame rate stays near 1 / (detection + tracking + budget)."""
-        budget = self._budget()
-        self._allowance = min(self._allowance + budget, 4 * budget)
         # A track is read once seen in MIN_TRACK_FRAMES frames: fragments (a blob's limb, a one-off false box)
         # would otherwise always come first, as the tracks read least, and starve the people.
         # A track read less than `read_every` frames ago waits: the frames in between show nearly the same crop.
