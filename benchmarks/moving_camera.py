@@ -234,13 +234,14 @@ def total(rows: list[dict]) -> dict:
 def read_clip(path: Path, run: str, budget_ms: float | None) -> dict:
     """The tracks of one clip, as `run` reads them: "person" through `read_video` (what `jerseynum video` does:
     every unsettled track read, each at most every 5th frame), "person@live" through a `VideoReader` reading as
-    the live demo does (paced at the clip's 25 FPS, or `budget_ms` per frame), every frame processed."""
+    the live demo does (people detected every other frame; paced at the clip's 25 FPS, or `budget_ms` per frame),
+    every frame processed."""
     detector, _, live = run.partition("@")
     if not live:
         return read_video(str(path), PipelineConfig(mode="bib"), detector=detector, progress=False)
     paced = {"read_budget_ms": budget_ms} if budget_ms is not None else {"pace_fps": FPS}
     with VideoSource(str(path)) as video:
-        reader = VideoReader(PipelineConfig(mode="bib"), detector, **paced)
+        reader = VideoReader(PipelineConfig(mode="bib"), detector, detect_every=2, **paced)  # as run_demo
         start = time.perf_counter()
         for index, frame in enumerate(video):
             reader.process(frame, index)
