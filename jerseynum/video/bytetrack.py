@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from jerseynum.types import Box
+from jerseynum.types import Box, iou
 
 POSITION_NOISE = 1 / 20  # of the box's size per frame (ByteTrack's and BoT-SORT's weights)
 VELOCITY_NOISE = 1 / 160
@@ -90,7 +90,6 @@ class BoxFilter:
 class TrackState:
     id: int
     filter: BoxFilter
-    hits: int = 1  # frames matched
     unseen: int = 0  # frames since the last match
     confirmed: bool = False
 
@@ -107,16 +106,7 @@ class TrackedBox:
 
 
 def iou_matrix(boxes_a: list[Box], boxes_b: list[Box]) -> np.ndarray:
-    if not boxes_a or not boxes_b:
-        return np.zeros((len(boxes_a), len(boxes_b)))
-    a = np.asarray(boxes_a, float)[:, None, :]
-    b = np.asarray(boxes_b, float)[None, :, :]
-    inter_w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    inter_h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = inter_w * inter_h
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return inter / np.maximum(area_a + area_b - inter, 1e-9)
+    return np.array([[iou(a, b) for b in boxes_b] for a in boxes_a], float).reshape(len(boxes_a), len(boxes_b))
 
 
 def match(
@@ -195,7 +185,6 @@ class ByteTracker:
         matched_ids = {id(track) for track, _ in matched}
         for track, index in matched:
             track.filter.update(boxes[index])
-            track.hits += 1
             track.unseen = 0
             track.confirmed = True
         survivors = []

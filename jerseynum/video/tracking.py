@@ -136,23 +136,28 @@ class VideoReader:
         self._allowance = 0.0  # seconds of reading not yet spent (see `_read`)
         self._overhead: float | None = None  # seconds per frame spent on all but reading (smoothed), when paced
         self._last_start: float | None = None
-        self._last_read = 0.0
+        self._read_seconds = 0.0  # spent reading since the last call's start
+        self._shown_boxes: list[Box] = []  # of the tracks returned by the last call
         self.save_tracklets = Path(save_tracklets) if save_tracklets else None
         self.tracks: dict[int, Track] = {}
 
     def process(self, frame: np.ndarray, index: int) -> list[Track]:
         self._measure_overhead()
         height, width = frame.shape[:2]
-        # People are found on a copy at most `detect_width` wide (detection cost grows with the pixels; people
-        # are large enough at 640 px), their boxes scaled back to the frame.
-        scale = min(1.0, self.detect_width / width)
-        small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else frame
         # Between detected frames the tracks coast on their motion (and the camera's), and nobody is read.
         detected = index % self.detect_every == 0
-        people = self.detector.detect(small) if detected else []
-        boxes = [tuple(round(v / scale) for v in person.box) for person in people]
-        if not detected:
-            boxes = [track.boxes[-1][1] for track in self.tracks.values() if track.last_frame == index - 1]
+        if detected:
+            # People are found on a copy at most `detect_width` wide (detection cost grows with the pixels; people
+            # are large enough at 640 px), their boxes and keypoints scaled back to the frame.
+            scale = min(1.0, self.detect_width / width)
+            small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else frame
+            people = [PersonBox(tuple(round(v / scale) for v in person.box), person.score,
+                                person.keypoints.scaled(1 / scale) if person.keypoints and scale < 1
+                                else person.keypoints)
+                      for person in self.detector.detect(small)]  # fmt: skip
+            boxes = [person.box for person in people]
+        else:
+            people, boxes = [], self._shown_boxes  # the people last shown, masked out of the camera's motion
         motion = self._camera.estimate(frame, boxes) if self._camera else None
         if detected:
             tracked_boxes = self._tracker.update(boxes, [person.score for person in people], motion)
@@ -167,13 +172,13 @@ class VideoReader:
             track = self.tracks.setdefault(tracked.id, Track(tracked.id, index, index))
             track.last_frame = index
             track.boxes.append((index, box))
-            keypoints = people[tracked.detection].keypoints if detected else None
-            track.keypoints = keypoints.scaled(1 / scale) if keypoints and scale < 1 else keypoints
+            track.keypoints = people[tracked.detection].keypoints if detected else None
             visible.append(track)
             if self.save_tracklets and detected:
                 folder = self.save_tracklets / str(track.id)
                 folder.mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(folder / f"{index}.jpg"), frame[box[1] : box[3], box[0] : box[2]])
+        self._shown_boxes = [track.boxes[-1][1] for track in visible]
         budget = self._budget()  # accrues on every frame, spent on the detected ones
         self._allowance = min(self._allowance + budget, 4 * budget)
         if detected:
@@ -184,10 +189,10 @@ class VideoReader:
         """The time from the last call's start to this one, less what it spent reading: the frame's own cost."""
         now = time.perf_counter()
         if self._last_start is not None:
-            overhead = now - self._last_start - self._last_read
+            overhead = now - self._last_start - self._read_seconds
             self._overhead = overhead if self._overhead is None else 0.9 * self._overhead + 0.1 * overhead
         self._last_start = now
-        self._last_read = 0.0
+        self._read_seconds = 0.0
 
     def _budget(self) -> float:
         if self.period is None:
@@ -224,7 +229,7 @@ class VideoReader:
             track.settled = self.pipeline.vote.settled(track.readings)
             spent = time.perf_counter() - start
             self._allowance -= spent
-            self._last_read += spent
+            self._read_seconds += spent
 
     def results(self) -> dict:
         """Every track, and the people: tracks that read the same number joined (a player who left the view,
