@@ -84,7 +84,8 @@ def ours(*engines: str, settle: float | None = None, crnn_views: int = PipelineC
         options = {"crnn": {"weights": crnn_weights}} if crnn_weights else {}
         config = PipelineConfig(mode=mode, crnn_views=crnn_views, text_options=options)
         stage = TextStage(order, mode, engine_options=config.engine_options(), settle=settle,
-                          retry_sides=config.det_retry_sides)  # fmt: skip
+                          retry_sides=config.det_retry_sides, det_model=config.det_model,
+                          retry_model=config.det_retry_model)  # fmt: skip
         tally = Vote(mode, VoteSettings(min_confidence=0.0)).tally
 
         def read(crop):

@@ -59,6 +59,13 @@ class PipelineConfig:
     # finds at 800 or 960 (+2 runners, 5 % retried), and on the smallest crops (under 160 px, upscaled 4x and
     # more at 640) blurs a bib into its sponsor print where it finds the number's line at 480 (+1 runner).
     det_retry_sides: tuple[int, ...] | None = None
+    # The text-line detector (stages/text.py LINE_DETECTORS) of the first search, and of the retries (None: v6
+    # small for jerseys; PP-OCRv4 mobile for bibs). On the race photos, v4 mobile's retries in a third of the
+    # time found more bibs than v6's (RBNR box-matched recall 0.921 -> 0.927, precision 0.970 either way; misc F1
+    # 0.897 either way; time per photo against plain RapidOCR 1.13x -> 0.80x), and as the first search it made
+    # more confident misreads (precision 0.958); README, "Race photos: speed".
+    det_model: str = "ppocr-v6-small"
+    det_retry_model: str | None = None
     # Torso crops at least this big are searched for text lines; smaller ones are read whole as one line
     # (SoccerNet number crops are ~20-30 px; a runner's bib region is over 100 px).
     detect_min_side: int = 48
@@ -88,6 +95,8 @@ class PipelineConfig:
         if self.det_retry_sides is None:
             self.det_retry_sides = (400,) if self.mode is Mode.JERSEY else (480, 800)
         self.det_retry_sides = tuple(self.det_retry_sides)
+        if self.det_retry_model is None:
+            self.det_retry_model = "ppocr-v6-small" if self.mode is Mode.JERSEY else "ppocr-v4-mobile"
         if self.pose is None:
             self.pose = "mediapipe" if self.mode is Mode.JERSEY else "none"
         if self.legibility is None:

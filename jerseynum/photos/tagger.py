@@ -36,7 +36,8 @@ def model_version(config: PipelineConfig, settings: RunnerSettings, identity: bo
     weights = hashlib.sha256(Path(CRNN_WEIGHTS).read_bytes()).hexdigest()[:10] if "crnn" in config.text else "-"
     legibility = (hashlib.sha256(Path(config.legibility_weights).read_bytes()).hexdigest()[:10]
                   if config.uses_legibility_classifier else "-")  # fmt: skip
-    described = repr((config.text, config.text_settle, config.det_side, config.det_retry_sides, config.vote, settings,
+    described = repr((config.text, config.text_settle, config.det_side, config.det_retry_sides, config.vote,
+                      config.det_model, config.det_retry_model, settings,
                       config.legibility, config.line_legibility, config.legibility_threshold, identity))  # fmt: skip
     return (
         f"jerseynum {__version__}; index {SCHEMA_VERSION}; crnn {weights}; legibility {legibility}; "

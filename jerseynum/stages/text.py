@@ -33,6 +33,7 @@ import numpy as np
 
 from jerseynum.stages.crnn import ALPHABET, DEFAULT_WEIGHTS, crop_views, load_checkpoint, prepare
 from jerseynum.types import Box, Mode, Reading
+from jerseynum.weights import PPOCR_V4_DETECTOR
 
 DIGITS = "0123456789"
 # A line whose free decoding (every character the recognizer knows) holds this many letters is words, not a
@@ -102,19 +103,42 @@ def ctc_greedy(
     return "".join(c for c, _ in kept), tuple(p for _, p in kept)
 
 
-class RapidOCRDetector:
-    """RapidOCR's PP-OCRv6 text detector: the text lines of a crop, cut out, with their boxes in the crop."""
+# Text-line detectors (DBNet, ONNX) by name: the file, None for the one inside the rapidocr wheel. Both take the
+# same input and post-processing. PP-OCRv4 mobile runs in a third of v6 small's time (38 against 120 ms on a
+# 640x352 crop); as the race-photo reader's first pass it makes more confident misreads, as its retries it finds
+# what v6 missed (README, "Race photos: speed").
+LINE_DETECTORS = {"ppocr-v6-small": None, "ppocr-v4-mobile": PPOCR_V4_DETECTOR}
 
-    def __init__(self, det_side: int = 640, threads: int = 0) -> None:
+
+class LineDetectorMissing(FileNotFoundError):
+    """A text-line detector's ONNX file is not in place."""
+
+
+def _known_line_detector(model: str) -> str:
+    if model not in LINE_DETECTORS:
+        raise ValueError(f"unknown text-line detector {model!r}: one of {', '.join(LINE_DETECTORS)}")
+    return model
+
+
+class RapidOCRDetector:
+    """A DBNet text-line detector run by RapidOCR (`LINE_DETECTORS`): the text lines of a crop, cut out, with
+    their boxes in the crop."""
+
+    def __init__(self, det_side: int = 640, threads: int = 0, model: str = "ppocr-v6-small") -> None:
         from rapidocr import RapidOCR
         from rapidocr.utils.process_img import get_rotate_crop_image
 
+        params = {"Global.log_level": "error", "Det.limit_type": "max", "Det.limit_side_len": det_side}
+        if (path := LINE_DETECTORS[_known_line_detector(model)]) is not None:
+            if not path.is_file():
+                raise LineDetectorMissing(f"the text-line detector {model} is not in place: {path} (run bash "
+                                          "scripts/fetch_line_detector.sh, which scripts/install.sh runs)")  # fmt: skip
+            params["Det.model_path"] = str(path)
         self._crop_quad = get_rotate_crop_image
         # The detector by default upscales a crop to a 736-px *short* side (0.77 s for a runner crop); we
         # scale each crop to a `det_side`-px long side ourselves and let the detector keep that size.
         self.det_side = det_side
-        engine = RapidOCR(params={"Global.log_level": "error", "Det.limit_type": "max",
-                                  "Det.limit_side_len": det_side})  # fmt: skip
+        engine = RapidOCR(params=params)
         # The pinned rapidocr (3.10.0) builds its models lazily behind this loader; we call the model directly.
         self._detector = engine._load_det_model()
         _stop_spinning(self._detector.session, threads)
@@ -371,7 +395,8 @@ class TextStage:
     def __init__(self, engines: Sequence[str], mode: Mode, det_side: int = 640,
                  engine_options: dict[str, dict] | None = None, settle: float | None = None,
                  retry_sides: Sequence[int] = (), threads: int = 0,
-                 line_scorer: Callable[[list[np.ndarray]], np.ndarray] | None = None) -> None:  # fmt: skip
+                 line_scorer: Callable[[list[np.ndarray]], np.ndarray] | None = None,
+                 det_model: str = "ppocr-v6-small", retry_model: str | None = None) -> None:  # fmt: skip
         if not engines:
             raise ValueError("the text stage needs at least one engine")
         options = engine_options or {}
@@ -381,7 +406,10 @@ class TextStage:
         self.det_side = det_side
         self.settle = settle
         self.retry_sides = tuple(retry_sides)
-        self._detectors: dict[int, RapidOCRDetector] = {}
+        # Checked here: the detectors are built on first use.
+        self.det_model = _known_line_detector(det_model)
+        self.retry_model = _known_line_detector(retry_model or det_model)  # the retries' (`LINE_DETECTORS`)
+        self._detectors: dict[tuple[str, int], RapidOCRDetector] = {}
         self._word_reader: RapidOCRText | None = None  # built on first use: number crops never need it
         self.line_scorer = line_scorer
 
@@ -407,12 +435,12 @@ class TextStage:
         number (`best_reading`), with its box in the crop. Crops without a sure number are searched again at
         each of `retry_sides` in turn until they have one (the detector misses some bibs at one scale and finds
         them at another); each engine keeps its likeliest reading over all scales searched."""
-        per_crop = self._read_regions_at(crops, self.det_side)
+        per_crop = self._read_regions_at(crops, self.det_model, self.det_side)
         for side in self.retry_sides:
             unsure = self._unsettled(per_crop, self.RETRY_BELOW)
             if not unsure:
                 break
-            for i, again in zip(unsure, self._read_regions_at([crops[i] for i in unsure], side)):
+            for i, again in zip(unsure, self._read_regions_at([crops[i] for i in unsure], self.retry_model, side)):
                 merged = per_crop[i] + again
                 width = crops[i].shape[1]
                 per_crop[i] = [best for engine in self.engines
@@ -430,10 +458,10 @@ class TextStage:
         words = iter(self._word_reader.words(lines) if lines else [])
         return [[(line, box) for line, box in crop_lines if not next(words)] for crop_lines in found]
 
-    def _read_regions_at(self, crops: list[np.ndarray], det_side: int) -> list[list[Reading]]:
-        if det_side not in self._detectors:
-            self._detectors[det_side] = RapidOCRDetector(det_side, self.threads)
-        found = [self._detectors[det_side].lines(crop) for crop in crops]
+    def _read_regions_at(self, crops: list[np.ndarray], model: str, det_side: int) -> list[list[Reading]]:
+        if (model, det_side) not in self._detectors:
+            self._detectors[model, det_side] = RapidOCRDetector(det_side, self.threads, model)
+        found = [self._detectors[model, det_side].lines(crop) for crop in crops]
         if self.mode is Mode.JERSEY:
             found = self._without_words(found)
         all_lines = [line for crop_lines in found for line, _ in crop_lines]
