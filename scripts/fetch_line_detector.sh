@@ -12,7 +12,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps rapidocr_onnxruntime==1.4.4 -d "$work" 2>&1 \
   | grep -v "is ignored: it is neither" || true
-.venv/bin/python -m zipfile -e "$work"/rapidocr_onnxruntime-1.4.4-*.whl "$work/wheel"
+wheel=$(ls "$work"/rapidocr_onnxruntime-1.4.4-*.whl 2>/dev/null) \
+  || { echo "fetch_line_detector.sh: could not download rapidocr_onnxruntime 1.4.4 from the package index" >&2; exit 1; }
+.venv/bin/python -m zipfile -e "$wheel" "$work/wheel"
 model="$work/wheel/rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"
 echo "$sha256  $model" | sha256sum --check --quiet - \
   || { echo "fetch_line_detector.sh: the wheel's detector is not the one measured" >&2; exit 1; }
