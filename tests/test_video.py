@@ -311,3 +311,27 @@ def test_a_track_is_read_at_most_every_read_every_frames(monkeypatch):
         reader.process(frame, index)
     # shown from frame 1 (a track starts on two frames in a row), read once seen in 3 frames, then every 5th
     assert read_on == [3, 8, 13]
+
+
+def test_a_person_cut_by_the_frames_side_is_read_once_wholly_in_view(monkeypatch):
+    """A bib cut by the left or right edge reads as a fragment (1104 for 11040): wait until the person is in."""
+    lefts = [0, 0, 0, 0, 0, 30, 30, 30]  # entering from the left edge, then wholly in view
+
+    class EnteringPerson:
+        def __init__(self):
+            self.calls = 0
+
+        def detect(self, frame):
+            x1 = lefts[min(self.calls, len(lefts) - 1)]
+            self.calls += 1
+            return [PersonBox((x1, 40, x1 + 100, 359), 0.9)]  # the bottom edge (legs cut) does not count
+
+    monkeypatch.setitem(tracking.DETECTORS, "entering", EnteringPerson)
+    reader = tracking.VideoReader(detector="entering", read_budget_ms=float("inf"), read_every=1)
+    frame = np.full((360, 640, 3), 90, np.uint8)
+    read_on = []
+    run = reader.pipeline.run
+    monkeypatch.setattr(reader.pipeline, "run", lambda tracklet: read_on.append(tracklet.frames[0].index) or run(tracklet))
+    for index in range(len(lefts)):
+        reader.process(frame, index)
+    assert read_on and read_on[0] == 5

@@ -85,6 +85,10 @@ class BoxDetector:
 DETECTORS = {"person": BoxDetector, "motion": MotionDetector, "faces": FaceDetector}
 DEFAULT_DETECTOR = "person"
 MIN_TRACK_FRAMES = 3
+# A person whose box touches the frame's left or right edge (within this share of its width) is partly out of view,
+# their bib maybe cut: a panning camera's moving-camera clips read 1104 for 11040 there. They are read once
+# wholly in view; the top and bottom edges cut heads and legs, not bibs, and do not count.
+SIDE_MARGIN = 0.01
 MIN_READ_SHARE = 0.25  # of the frame period, when paced
 FIXED_CAMERA = {"motion"}  # detectors that assume the camera does not move: no motion to compensate
 
@@ -211,8 +215,11 @@ class VideoReader:
         # A track is read once seen in MIN_TRACK_FRAMES frames: fragments (a blob's limb, a one-off false box)
         # would otherwise always come first, as the tracks read least, and starve the people.
         # A track read less than `read_every` frames ago waits: the frames in between show nearly the same crop.
+        # A track at the frame's left or right edge waits until wholly in view (SIDE_MARGIN).
+        margin = SIDE_MARGIN * frame.shape[1]
         waiting = [t for t in visible if not t.settled and len(t.boxes) >= MIN_TRACK_FRAMES
-                   and index - t.last_read >= self.read_every]  # fmt: skip
+                   and index - t.last_read >= self.read_every
+                   and margin < t.boxes[-1][1][0] and t.boxes[-1][1][2] < frame.shape[1] - margin]  # fmt: skip
         for track in sorted(waiting, key=lambda t: t.frames_read):
             if self._allowance <= 0:
                 break  # the rest wait for later frames: reading never makes the video fall behind
