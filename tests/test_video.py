@@ -314,7 +314,7 @@ def test_a_track_is_read_at_most_every_read_every_frames(monkeypatch):
 
 
 def test_a_person_cut_by_the_frames_side_is_read_once_wholly_in_view(monkeypatch):
-    """A bib cut by the left or right edge reads as a fragment (1104 for 11040): wait until the person is in."""
+    """A bib cut by the left or right edge reads as a fragment: wait until the person is wholly in view."""
     lefts = [0, 0, 0, 0, 0, 30, 30, 30]  # entering from the left edge, then wholly in view
 
     class EnteringPerson:

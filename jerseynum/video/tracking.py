@@ -86,8 +86,8 @@ DETECTORS = {"person": BoxDetector, "motion": MotionDetector, "faces": FaceDetec
 DEFAULT_DETECTOR = "person"
 MIN_TRACK_FRAMES = 3
 # A person whose box touches the frame's left or right edge (within this share of its width) is partly out of view,
-# their bib maybe cut: a panning camera's moving-camera clips read 1104 for 11040 there. They are read once
-# wholly in view; the top and bottom edges cut heads and legs, not bibs, and do not count.
+# their bib maybe cut into a fragment, and a read of them is spent on it. They are read once wholly in view
+# (moving-camera clips: recall 0.80 -> 0.88; README); the top and bottom edges cut heads and legs, not bibs.
 SIDE_MARGIN = 0.01
 MIN_READ_SHARE = 0.25  # of the frame period, when paced
 FIXED_CAMERA = {"motion"}  # detectors that assume the camera does not move: no motion to compensate
