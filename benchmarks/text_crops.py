@@ -82,10 +82,8 @@ def ours(*engines: str, settle: float | None = None, crnn_views: int = PipelineC
     def make(mode: Mode):
         order = engines if mode is Mode.JERSEY else engines[::-1]  # the surer engine first, as the pipeline does
         options = {"crnn": {"weights": crnn_weights}} if crnn_weights else {}
-        config = PipelineConfig(mode=mode, crnn_views=crnn_views, text_options=options)
-        stage = TextStage(order, mode, engine_options=config.engine_options(), settle=settle,
-                          retry_sides=config.det_retry_sides, det_model=config.det_model,
-                          retry_model=config.det_retry_model)  # fmt: skip
+        config = PipelineConfig(mode=mode, text=order, text_settle=settle, crnn_views=crnn_views, text_options=options)
+        stage = TextStage.from_config(config)
         tally = Vote(mode, VoteSettings(min_confidence=0.0)).tally
 
         def read(crop):

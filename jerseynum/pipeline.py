@@ -57,10 +57,7 @@ class Pipeline:
         classifier = (LegibilityClassifier(cfg.legibility_weights, cfg.device, cfg.threads)
                       if cfg.uses_legibility_classifier else None)  # fmt: skip
         self.legibility = classifier if cfg.legibility else None
-        self.text = TextStage(cfg.text, cfg.mode, cfg.det_side, cfg.engine_options(), cfg.text_settle,
-                              cfg.det_retry_sides, cfg.threads,
-                              line_scorer=classifier.score if cfg.line_legibility else None,
-                              det_model=cfg.det_model, retry_model=cfg.det_retry_model)  # fmt: skip
+        self.text = TextStage.from_config(cfg, classifier.score if cfg.line_legibility else None)
         self.vote = Vote(cfg.mode, cfg.vote)
 
     def run(self, tracklet: Tracklet) -> Prediction:

@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
@@ -34,6 +34,9 @@ import numpy as np
 from jerseynum.stages.crnn import ALPHABET, DEFAULT_WEIGHTS, crop_views, load_checkpoint, prepare
 from jerseynum.types import Box, Mode, Reading
 from jerseynum.weights import PPOCR_V4_DETECTOR
+
+if TYPE_CHECKING:
+    from jerseynum.config import PipelineConfig
 
 DIGITS = "0123456789"
 # A line whose free decoding (every character the recognizer knows) holds this many letters is words, not a
@@ -412,6 +415,14 @@ class TextStage:
         self._detectors: dict[tuple[str, int], RapidOCRDetector] = {}
         self._word_reader: RapidOCRText | None = None  # built on first use: number crops never need it
         self.line_scorer = line_scorer
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig,
+                    line_scorer: Callable[[list[np.ndarray]], np.ndarray] | None = None) -> TextStage:  # fmt: skip
+        """The text stage a pipeline of this configuration runs: its engines, line detectors and settings."""
+        return cls(config.text, config.mode, config.det_side, config.engine_options(), config.text_settle,
+                   config.det_retry_sides, config.threads, line_scorer, config.det_model,
+                   config.det_retry_model)  # fmt: skip
 
     def _unsettled(self, per_crop: list[list[Reading]], settle: float | None) -> list[int]:
         """The crops without an accepted reading of confidence >= `settle` (None: all crops)."""

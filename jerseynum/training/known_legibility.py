@@ -96,9 +96,7 @@ def read_lines(data: Path, regions: list[tuple[str, str, np.ndarray]]) -> list[C
     crops = []
     for mode in Mode:
         config = PipelineConfig(mode=mode)
-        stage = TextStage(config.text, mode, config.det_side, config.engine_options(), config.text_settle,
-                          config.det_retry_sides, det_model=config.det_model,
-                          retry_model=config.det_retry_model)  # fmt: skip
+        stage = TextStage.from_config(config)
         for key, group, image, number, others in tqdm(items, desc=f"lines ({mode.value} mode)", unit="crop"):
             if image.shape[0] < config.detect_min_side or image.shape[1] < config.detect_min_side:
                 continue
