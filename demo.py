@@ -45,12 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--headless", action="store_true", help="no window (record with --output)")
     parser.add_argument(
-        "--read-budget-ms",
-        type=float,
-        help="time per frame spent reading numbers; the rest waits for later frames (default: what the source's"
-        " frame period leaves after detection, tracking and drawing, so the demo keeps its frame rate)",
-    )
-    parser.add_argument(
         "--realtime",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -71,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     detector = args.detector or (DEFAULT_DETECTOR if args.source is not None else "motion")
     try:
         report = run_demo(source, PipelineConfig(mode=args.mode), detector, args.output, args.headless,
-                          args.read_budget_ms, args.realtime, args.max_frames)  # fmt: skip
+                          args.realtime, args.max_frames)  # fmt: skip
     except VideoError as error:
         print(f"demo.py: {error}", file=sys.stderr)
         return 2
@@ -81,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     except RecordingError as error:
         print(f"demo.py: {error}", file=sys.stderr)
         return 1
-    print(f"{report.frames_shown} frames in {report.seconds:.1f} s: {report.fps:.1f} FPS"
+    could = f", {report.busy_fps:.1f} if not held to the file's rate" if report.waited else ""
+    print(f"{report.frames_shown} frames in {report.seconds:.1f} s: {report.fps:.1f} FPS{could}"
           f" ({report.frames_dropped} dropped to keep up)")  # fmt: skip
     for person in report.people:
         print(f"  number {person['number']}: frames {person['first_frame']}-{person['last_frame']},"

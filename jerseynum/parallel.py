@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from typing import Any, TypeVar
 
 import cv2
@@ -44,11 +44,15 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _start_worker(parent_pid: int, factory: Callable[..., Any], work: Callable[[Any, Any], Any]) -> None:
+def _start_worker(parent_pid: int, factory: Callable[..., Any], work: Callable[[Any, Any], Any],
+                  own_core: bool = False) -> None:  # fmt: skip
     global _worker, _work
     die_with_parent(parent_pid)
+    if own_core and hasattr(os, "sched_setaffinity"):  # Linux
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the CLI's handler, inherited through fork
+    cv2.setNumThreads(1)  # one thread per worker, OpenCV's too (a forked one has it from `map_in_workers` already)
     _worker, _work = factory(threads=1), work
 
 
@@ -86,3 +90,32 @@ def map_in_workers(factory: Callable[..., Any], work: Callable[[Any, Item], Resu
                     future.cancel()
     finally:
         cv2.setNumThreads(opencv_threads)
+
+
+def _ready() -> None:
+    """A task that returns at once: the worker has been started and built its models by the time it returns."""
+
+
+class WorkerProcess:
+    """One process of its own holding `factory(threads=1)`, which runs `work(worker, item)` for each item submitted.
+
+    For work that must run beside this process's own without slowing it: threads of one process share its GIL,
+    and the live demo's reads on a thread of their own still stalled its frames (README, "Live speed"). The
+    process is spawned, not forked: this one may already run threads (models, a video decoder), and a fork
+    copies their locks held. So `factory` and `work` must pickle (module-level functions, `functools.partial`),
+    as must items and results; and, as for any spawned process, a script that starts one keeps its own code under
+    `if __name__ == "__main__":` (the new process imports the script).
+    """
+
+    def __init__(self, factory: Callable[..., Any], work: Callable[[Any, Any], Any]) -> None:
+        # On a core of its own (the last), so that the scheduler does not move it onto this process's core: on 2
+        # cores that halved the live demo's dropped frames (README, "Live speed").
+        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                                         initargs=(os.getpid(), factory, work, True))  # fmt: skip
+        self._pool.submit(_ready).result()  # the worker is up and has built its models
+
+    def submit(self, item: Any) -> Future:
+        return self._pool.submit(_run_in_worker, item)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

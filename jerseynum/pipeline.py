@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -181,21 +182,23 @@ def _timed_run(pipeline: Pipeline, tracklet: Tracklet) -> tuple[Prediction, floa
     return prediction, time.perf_counter() - start
 
 
+def build_pipeline(config: PipelineConfig, threads: int = 0) -> Pipeline:
+    """A pipeline of `config` whose models use `threads` threads each (0: as `config` says); with the config
+    bound (`functools.partial`), the factory `parallel`'s workers call."""
+    return Pipeline(replace(config, threads=threads) if threads else config)
+
+
 def predict_all(config: PipelineConfig, tracklets: list[Tracklet], workers: int = 1, ray: str | None = None,
                 shared_files: bool = False) -> Iterator[tuple[Prediction, float]]:  # fmt: skip
     """Every tracklet's prediction and the seconds it took, in the order they finish; with `workers` > 1, that
     many processes each run their own pipeline with one thread per model (`parallel.map_in_workers`); with `ray`
     (an address, "auto" or "local"), one worker per CPU of that Ray cluster (`distributed.map_on_ray`), sent each
     frame's bytes from here unless `shared_files` (every node sees the frames at the same paths)."""
-
-    def build(threads: int) -> Pipeline:
-        return Pipeline(replace(config, threads=threads) if threads else config)
-
     if ray is None:
-        return map_in_workers(build, _timed_run, tracklets, workers)
+        return map_in_workers(partial(build_pipeline, config), _timed_run, tracklets, workers)
     from jerseynum.distributed import map_on_ray
 
-    return map_on_ray(build, _timed_run, tracklets, ray, prepare=None if shared_files else with_frame_bytes)
+    return map_on_ray(partial(build_pipeline, config), _timed_run, tracklets, ray, prepare=None if shared_files else with_frame_bytes)
 
 
 def with_frame_bytes(tracklet: Tracklet) -> Tracklet:

@@ -8,6 +8,8 @@ import json
 import re
 import sys
 import time
+from concurrent.futures import Future
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -16,9 +18,12 @@ import pytest
 
 import demo
 from jerseynum.cli import main
+from jerseynum.config import PipelineConfig
 from jerseynum.io import VideoError, list_tracklets
-from jerseynum.training.synth import render_players_clip, render_video
-from jerseynum.types import Keypoints, PersonBox, TorsoSource
+from jerseynum.parallel import WorkerProcess
+from jerseynum.pipeline import Pipeline, build_pipeline
+from jerseynum.training.synth import render_player, render_players_clip, render_video
+from jerseynum.types import FrameEvidence, Keypoints, PersonBox, Prediction, Reading, TorsoSource, Tracklet
 from jerseynum.video import live, tracking
 from jerseynum.video.tracking import read_video
 from tests.conftest import data_set
@@ -56,10 +61,9 @@ def test_video_command_tracks_the_players_and_reads_their_numbers(players_video,
 
 def test_demo_headless_records_every_frame_with_the_numbers_drawn(players_video, tmp_path, capsys):
     out = tmp_path / "demo.mp4"
-    # Which numbers get read depends on how long each read takes (the budget is time), so which ones, and whether a
-    # half-hidden 58 is once read 5, is left to the benchmarks: a generous budget reads some of the players'.
-    args = [str(players_video), "--detector", "motion", "--headless", "--output", str(out), "--no-realtime",
-            "--read-budget-ms", "100"]  # fmt: skip
+    # Which numbers get read depends on how long each read takes (reads run beside the frames, the file plays at its
+    # rate), so which ones, and whether a half-hidden 58 is once read 5, is left to the benchmarks.
+    args = [str(players_video), "--detector", "motion", "--headless", "--output", str(out), "--no-realtime"]
     assert demo.main(args) == 0
     recorded = cv2.VideoCapture(str(out))
     assert int(recorded.get(cv2.CAP_PROP_FRAME_COUNT)) == FRAMES
@@ -180,6 +184,13 @@ def test_a_max_frames_stop_is_not_a_shortfall(cut_clip, capsys):
     assert "warning" not in capsys.readouterr().err
 
 
+def test_a_file_plays_at_its_own_rate_not_faster(clip):
+    """Reads run beside the frames, so the loop alone outruns a 25 FPS file: it waits for each frame's time."""
+    report = live.run_demo(str(clip), detector="motion", headless=True, realtime=False)
+    assert report.frames_shown == CLIP_FRAMES and report.frames_dropped == 0
+    assert report.seconds >= (CLIP_FRAMES - 1) / 25 and report.fps <= 25.5 and report.waited > 0
+
+
 def test_frames_dropped_to_keep_pace_count_as_read(clip, monkeypatch):
     process = live.VideoReader.process
 
@@ -280,7 +291,7 @@ def test_keypoints_from_the_detector_feed_the_torso_stage_and_nobody_is_posed_tw
             raise AssertionError("the pose stage ran on a person the detector had posed")
 
     monkeypatch.setitem(tracking.DETECTORS, "posing", PosingDetector)
-    reader = tracking.VideoReader(detector="posing", read_budget_ms=float("inf"))
+    reader = tracking.VideoReader(detector="posing")
     reader.pipeline.pose = NoPose()
     read = []
     run = reader.pipeline.run
@@ -302,7 +313,7 @@ def test_a_track_is_read_at_most_every_read_every_frames(monkeypatch):
             return [PersonBox((200, 40, 300, 320), 0.9)]
 
     monkeypatch.setitem(tracking.DETECTORS, "still", StillPerson)
-    reader = tracking.VideoReader(detector="still", read_budget_ms=float("inf"), read_every=5)
+    reader = tracking.VideoReader(detector="still", read_every=5)
     frame = np.full((360, 640, 3), 90, np.uint8)  # nothing to read: the track never settles
     read_on = []
     run = reader.pipeline.run
@@ -311,6 +322,55 @@ def test_a_track_is_read_at_most_every_read_every_frames(monkeypatch):
         reader.process(frame, index)
     # shown from frame 1 (a track starts on two frames in a row), read once seen in 3 frames, then every 5th
     assert read_on == [3, 8, 13]
+
+
+def test_background_reads_never_hold_up_a_frame_and_read_the_crop_as_taken(monkeypatch):
+    """The live demo's reads run beside the frames: frames go on while a read is in flight, the crop read is the
+    one taken even though the caller draws on its frame, and the read's number reaches the track."""
+    submitted: list[tuple[Tracklet, Future]] = []
+
+    class HeldReads:  # stands in for the reads' process: a read is done when the test says so
+        def __init__(self, factory, work):
+            pass
+
+        def submit(self, tracklet):
+            submitted.append((tracklet, Future()))
+            return submitted[-1][1]
+
+        def close(self):
+            pass
+
+    class StillPerson:
+        def detect(self, frame):
+            return [PersonBox((200, 40, 300, 320), 0.9)]
+
+    monkeypatch.setattr(tracking, "WorkerProcess", HeldReads)
+    monkeypatch.setitem(tracking.DETECTORS, "still", StillPerson)
+    reader = tracking.VideoReader(detector="still", background=True)
+    for index in range(20):
+        frame = np.full((360, 640, 3), 90, np.uint8)
+        tracks = reader.process(frame, index)
+        frame[:] = 0  # the caller draws on its frame once `process` returns
+    assert len(submitted) == 1 and tracks[0].number == -1  # one read in flight, the frames went on
+    tracklet, future = submitted[0]
+    assert tracklet.frames[0].image.mean() == 90
+    reading = Reading("23", 0.99, (0.99, 0.99), "test")
+    future.set_result(Prediction(tracklet.id, 23, 0.99, "test", "23", evidence=[FrameEvidence("crop", 0, readings=[reading])]))  # fmt: skip
+    assert reader.process(np.full((360, 640, 3), 90, np.uint8), 20)[0].number == 23
+    assert len(submitted) == 2  # the next read started on the same frame
+
+
+def test_a_read_in_its_own_process_gives_what_it_gives_here():
+    """`parallel.WorkerProcess` as the live demo uses it, spawned from a process whose models already ran."""
+    config = PipelineConfig(mode="jersey")
+    tracklet = Tracklet.from_images("player", [render_player("23")])
+    here = Pipeline(config).run(tracklet)
+    worker = WorkerProcess(partial(build_pipeline, config), Pipeline.run)
+    try:
+        there = worker.submit(tracklet).result(timeout=120)
+    finally:
+        worker.close()
+    assert (there.number, there.text, there.confidence) == (here.number, here.text, here.confidence)
 
 
 def test_a_person_cut_by_the_frames_side_is_read_once_wholly_in_view(monkeypatch):
@@ -327,7 +387,7 @@ def test_a_person_cut_by_the_frames_side_is_read_once_wholly_in_view(monkeypatch
             return [PersonBox((x1, 40, x1 + 100, 359), 0.9)]  # the bottom edge (legs cut) does not count
 
     monkeypatch.setitem(tracking.DETECTORS, "entering", EnteringPerson)
-    reader = tracking.VideoReader(detector="entering", read_budget_ms=float("inf"), read_every=1)
+    reader = tracking.VideoReader(detector="entering", read_every=1)
     frame = np.full((360, 640, 3), 90, np.uint8)
     read_on = []
     run = reader.pipeline.run

@@ -1,10 +1,10 @@
-"""The live demo's loop: frames from a camera, a file or a stream, tracked and read on a budget, drawn, shown
-and recorded. `demo.py` is its command line.
+"""The live demo's loop: frames from a camera, a file or a stream, tracked, read, drawn, shown and recorded.
+`demo.py` is its command line.
 
-Keeping up: each frame's number reading stops when its budget is spent (by default what the frame period leaves
-after detecting, tracking, decoding and drawing; or a fixed number of ms), and the tracks not read wait for
-the next frame; from a live source (camera, stream) only the newest frame is taken, so a slow moment drops
-frames instead of building a backlog. A file is read frame by frame unless `realtime` asks to drop frames too.
+Keeping up: numbers are read in a process of their own, one crop at a time, while the frames go on (detection,
+tracking, drawing), so a read never holds up a frame; from a live source (camera, stream) only the newest frame
+is taken, so a slow moment drops frames instead of building a backlog. A file is read frame by frame, as fast as
+the loop goes, unless `realtime` asks to play it at its own rate, dropping the frames the loop is late for.
 
 Honest endings: the recording is checked writable before the first frame and checked written after the last;
 a file that ends before the frames it announces (cut short, corrupt) is reported with both counts.
@@ -53,10 +53,17 @@ class DemoReport:
     frames_read: int  # dropped frames included
     frames_expected: int | None  # what the file announces; None for a live source or where it does not say
     warning: str | None  # why the frames read fall short of those announced, when the source ran out early
+    waited: float = 0.0  # seconds spent waiting so as not to play a file faster than its rate
 
     @property
     def fps(self) -> float:
         return self.frames_shown / self.seconds if self.seconds else 0.0
+
+    @property
+    def busy_fps(self) -> float:
+        """The frame rate the loop would keep without waiting for the file's rate: what it can sustain."""
+        busy = self.seconds - self.waited
+        return self.frames_shown / busy if busy > 0 else 0.0
 
 
 def track_colour(track_id: int) -> tuple[int, int, int]:
@@ -128,8 +135,8 @@ def show(frame: np.ndarray) -> bool:
 
 
 def run_demo(source: str, config: PipelineConfig | None = None, detector: str = DEFAULT_DETECTOR,
-             output: Path | None = None, headless: bool = False, read_budget_ms: float | None = None,
-             realtime: bool | None = None, max_frames: int | None = None) -> DemoReport:  # fmt: skip
+             output: Path | None = None, headless: bool = False, realtime: bool | None = None,
+             max_frames: int | None = None) -> DemoReport:  # fmt: skip
     """Play `source` through a `VideoReader`, drawn, shown (unless `headless`) and recorded to `output`.
 
     Raises `VideoError` when the source cannot be opened or gives no frame, `RecordingError` when the recording
@@ -142,15 +149,15 @@ def run_demo(source: str, config: PipelineConfig | None = None, detector: str = 
         if not headless:
             check_display()
         realtime = video.live if realtime is None else realtime
-        # Without a fixed budget, reading takes what each frame period leaves: the loop keeps the source's rate.
-        # A source that announces no sensible rate (some streams say 0 or 1000) is paced at 25 FPS.
-        pace = video.fps if 1 <= video.fps <= 60 else 25.0
-        paced = {"read_budget_ms": read_budget_ms} if read_budget_ms is not None else {"pace_fps": pace}
-        # People are detected every other frame, the tracks coasting between: the time saved goes to reading.
-        reader = VideoReader(config, detector, detect_every=2, **paced)
+        # A file plays at its own rate; one that announces no sensible rate (some say 0 or 1000) at 25 FPS.
+        rate = video.fps if 1 <= video.fps <= 60 else 25.0
+        # Reads run beside the frames, in a process of their own. People are detected every other frame, the
+        # tracks coasting between: detecting every frame would not leave 25 FPS on 2 cores.
+        reader = VideoReader(config, detector, detect_every=2, background=True)
         writer = None
         recent: deque[float] = deque(maxlen=30)  # frame end times, for a smoothed FPS
         shown = dropped = index = 0
+        waited = 0.0
         ran_out = False  # the source ended by itself (not a --max-frames stop, a key or an interrupt)
         start = time.perf_counter()
         try:
@@ -159,8 +166,8 @@ def run_demo(source: str, config: PipelineConfig | None = None, detector: str = 
                 if frame is None:
                     ran_out = True
                     break
-                if realtime and not video.live:  # a file played at its own pace: skip the frames we are late for
-                    due = int((time.perf_counter() - start) * video.fps)
+                if realtime and not video.live:  # skip the frames we are late for
+                    due = int((time.perf_counter() - start) * rate)
                     if index < due:
                         index += 1
                         dropped += 1
@@ -177,14 +184,19 @@ def run_demo(source: str, config: PipelineConfig | None = None, detector: str = 
                     break
                 shown += 1
                 index += 1
+                ahead = start + index / rate - time.perf_counter()
+                if not video.live and ahead > 0:  # never ahead of the file's rate
+                    time.sleep(ahead)
+                    waited += ahead
         except KeyboardInterrupt:
             log.info("stopped")
         finally:
+            seconds = time.perf_counter() - start  # the frames' time: not the wait below for the last read
+            reader.close()
             if writer is not None:
                 writer.release()
             if not headless:
                 cv2.destroyAllWindows()
-        seconds = time.perf_counter() - start
         if video.frames_read == 0:
             raise VideoError(video.shortfall())
         warning = video.shortfall() if ran_out else None
@@ -192,4 +204,4 @@ def run_demo(source: str, config: PipelineConfig | None = None, detector: str = 
     if output is not None and (writer is None or not output.is_file() or output.stat().st_size == 0):
         raise RecordingError(f"the recording {output} was not written")
     return DemoReport(shown, dropped, seconds, reader.results()["people"], video.frames_read, video.expected_frames,
-                      warning)  # fmt: skip
+                      warning, waited)  # fmt: skip

@@ -8,15 +8,19 @@ Detection:
 - `faces`: mediapipe's full-range face detector (Apache-2.0 weights in its wheel), the body box hung below each
   face as in race photos (`photos/runners.py`). For people facing the camera; the camera may move.
 Tracking: ByteTrack's association with the camera's motion compensated (`video/bytetrack.py`).
-Reading: every track is a growing tracklet. Each frame, the tracks without a settled number are read, one
-crop each, most starved first, until the frame's reading budget is spent; a track whose vote is settled is not
-read again. The number shown is the track's vote over everything read so far, so it appears as evidence arrives.
+Reading: every track is a growing tracklet. The tracks without a settled number are read, one crop at a time, most
+starved first: all of them each detected frame (`jerseynum video`), or one at a time beside the frames (the live
+demo, `VideoReader`'s `background`); a track whose vote is settled is not read again. The number shown is the
+track's vote over everything read so far, so it appears as evidence arrives.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -25,8 +29,10 @@ import numpy as np
 
 from jerseynum.config import PipelineConfig
 from jerseynum.io import VideoError, VideoSource
-from jerseynum.pipeline import Pipeline
-from jerseynum.types import NO_NUMBER, Box, Frame, Keypoints, PersonBox, Reading, Tracklet
+from jerseynum.parallel import WorkerProcess
+from jerseynum.pipeline import Pipeline, build_pipeline
+from jerseynum.stages.vote import Vote
+from jerseynum.types import NO_NUMBER, Box, Frame, Keypoints, PersonBox, Prediction, Reading, Tracklet
 from jerseynum.video.bytetrack import ByteTracker, CameraMotion
 
 
@@ -73,10 +79,10 @@ class BoxDetector:
     """People boxed by `jerseynum.detect`'s person detector, down to the tracker's low score (those only keep
     a track going)."""
 
-    def __init__(self, min_score: float = ByteTracker.low_score) -> None:
+    def __init__(self, min_score: float = ByteTracker.low_score, threads: int = 0) -> None:
         from jerseynum.detect import person_detector
 
-        self._detector = person_detector(min_score=min_score)
+        self._detector = person_detector(min_score=min_score, threads=threads)
 
     def detect(self, frame: np.ndarray) -> list[PersonBox]:
         return self._detector.detect([frame])[0]
@@ -89,7 +95,6 @@ MIN_TRACK_FRAMES = 3
 # their bib maybe cut into a fragment, and a read of them is spent on it. They are read once wholly in view
 # (moving-camera clips: recall 0.80 -> 0.88; README); the top and bottom edges cut heads and legs, not bibs.
 SIDE_MARGIN = 0.01
-MIN_READ_SHARE = 0.25  # of the frame period, when paced
 FIXED_CAMERA = {"motion"}  # detectors that assume the camera does not move: no motion to compensate
 
 
@@ -118,35 +123,39 @@ class Track:
 class VideoReader:
     """Feed frames in order with `process`; it returns the tracks seen in that frame.
 
-    Reading time per frame: `read_budget_ms` fixed, or with `pace_fps`, whatever the frame period leaves after
-    the rest of each frame's work (detection, tracking, and the caller's decoding and drawing between calls,
-    measured), so that the whole loop keeps that frame rate."""
+    Reading: each detected frame, every track due a read is read, there and then (`read_video`: nothing is
+    skipped, however long it takes); or with `background` (the live demo), one at a time in a process of its
+    own, the frames going on meanwhile: a read (~0.1-0.3 s) never holds up a frame, and a track's number
+    appears a few frames after its crop was taken. Threads of one process would share its GIL: reads on a
+    thread still stalled the frames (README, "Live speed"). The process is spawned (`parallel.WorkerProcess`): a
+    script using `background` keeps its own code under `if __name__ == "__main__":`. `close` ends it."""
 
     def __init__(self, config: PipelineConfig | None = None, detector: str = DEFAULT_DETECTOR,
-                 read_budget_ms: float = 30.0, save_tracklets: Path | None = None,
-                 detect_width: int = 640, pace_fps: float | None = None, read_every: int = 1,
-                 detect_every: int = 1) -> None:  # fmt: skip
+                 save_tracklets: Path | None = None, detect_width: int = 640, read_every: int = 1,
+                 detect_every: int = 1, background: bool = False) -> None:  # fmt: skip
         if detector not in DETECTORS:
             raise ValueError(f"unknown person detector {detector!r}; choose from {sorted(DETECTORS)}")
-        self.pipeline = Pipeline(config or PipelineConfig())
-        self.detector: PersonDetector = DETECTORS[detector]()
+        config = config or PipelineConfig()
+        self.vote = Vote(config.mode, config.vote)
+        self._reads = WorkerProcess(partial(build_pipeline, config), Pipeline.run) if background else None
+        self.pipeline = None if background else Pipeline(config)
+        self._pending: tuple[Track, Future] | None = None  # the background read in flight
+        if detector == "person":
+            # Beside the reads' process, which takes one core, the detector takes the others.
+            threads = max(1, (os.cpu_count() or 2) - 1) if background else config.threads
+            self.detector: PersonDetector = BoxDetector(threads=threads)
+        else:
+            self.detector = DETECTORS[detector]()
         self._tracker = ByteTracker()
         self._camera = None if detector in FIXED_CAMERA else CameraMotion()
-        self.read_budget = read_budget_ms / 1000
-        self.period = 1 / pace_fps if pace_fps else None
         self.read_every = read_every
         self.detect_every = detect_every
         self.detect_width = detect_width
-        self._allowance = 0.0  # seconds of reading not yet spent (see `_read`)
-        self._overhead: float | None = None  # seconds per frame spent on all but reading (smoothed), when paced
-        self._last_start: float | None = None
-        self._read_seconds = 0.0  # spent reading since the last call's start
         self._shown_boxes: list[Box] = []  # of the tracks returned by the last call
         self.save_tracklets = Path(save_tracklets) if save_tracklets else None
         self.tracks: dict[int, Track] = {}
 
     def process(self, frame: np.ndarray, index: int) -> list[Track]:
-        self._measure_overhead()
         height, width = frame.shape[:2]
         # Between detected frames the tracks coast on their motion (and the camera's), and nobody is read.
         detected = index % self.detect_every == 0
@@ -183,64 +192,76 @@ class VideoReader:
                 folder.mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(folder / f"{index}.jpg"), frame[box[1] : box[3], box[0] : box[2]])
         self._shown_boxes = [track.boxes[-1][1] for track in visible]
-        budget = self._budget()  # accrues on every frame, spent on the detected ones
-        self._allowance = min(self._allowance + budget, 4 * budget)
         if detected:
-            self._read(frame, visible, index)
+            if self._reads is not None:
+                self._read_in_background(frame, visible, index)
+            else:
+                self._read(frame, visible, index)
         return visible
 
-    def _measure_overhead(self) -> None:
-        """The time from the last call's start to this one, less what it spent reading: the frame's own cost."""
-        now = time.perf_counter()
-        if self._last_start is not None:
-            overhead = now - self._last_start - self._read_seconds
-            self._overhead = overhead if self._overhead is None else 0.9 * self._overhead + 0.1 * overhead
-        self._last_start = now
-        self._read_seconds = 0.0
-
-    def _budget(self) -> float:
-        if self.period is None:
-            return self.read_budget
-        # At least a share of the period goes to reading: where the rest of the frame already takes the whole
-        # period, numbers still appear and the frame rate gives a little instead.
-        left = self.period - (self._overhead if self._overhead is not None else self.period)
-        return max(MIN_READ_SHARE * self.period, left)
-
-    def _read(self, frame: np.ndarray, visible: list[Track], index: int) -> None:
-        """Read one crop of the unsettled tracks in view, those read least first, within the reading budget.
-
-        The budget is an allowance per frame that accumulates (up to a few frames' worth) and that each read
-        spends by its measured time: a read costs more than one frame's budget (pose and text, ~0.1 s), so it
-        happens every few frames and the frame rate stays near 1 / (detection + tracking + budget)."""
+    def _waiting(self, visible: list[Track], index: int, width: int) -> list[Track]:
+        """The tracks in view due a read, those read least first."""
         # A track is read once seen in MIN_TRACK_FRAMES frames: fragments (a blob's limb, a one-off false box)
         # would otherwise always come first, as the tracks read least, and starve the people.
         # A track read less than `read_every` frames ago waits: the frames in between show nearly the same crop.
         # A track at the frame's left or right edge waits until wholly in view (SIDE_MARGIN).
-        margin = SIDE_MARGIN * frame.shape[1]
+        margin = SIDE_MARGIN * width
         waiting = [t for t in visible if not t.settled and len(t.boxes) >= MIN_TRACK_FRAMES
                    and index - t.last_read >= self.read_every
-                   and margin < t.boxes[-1][1][0] and t.boxes[-1][1][2] < frame.shape[1] - margin]  # fmt: skip
-        for track in sorted(waiting, key=lambda t: t.frames_read):
-            if self._allowance <= 0:
-                break  # the rest wait for later frames: reading never makes the video fall behind
-            start = time.perf_counter()
-            x1, y1, x2, y2 = track.boxes[-1][1]
-            keypoints = track.keypoints.shifted(x1, y1) if track.keypoints else None
-            crop = Frame(f"{track.id}:{track.last_frame}", track.last_frame, frame[y1:y2, x1:x2], keypoints=keypoints)
-            prediction = self.pipeline.run(Tracklet(str(track.id), [crop]))
-            track.frames_read += 1
+                   and margin < t.boxes[-1][1][0] and t.boxes[-1][1][2] < width - margin]  # fmt: skip
+        return sorted(waiting, key=lambda t: t.frames_read)
+
+    @staticmethod
+    def _crop(frame: np.ndarray, track: Track) -> Tracklet:
+        """The track's latest box as a one-frame tracklet, copied: the caller may draw on the frame meanwhile."""
+        x1, y1, x2, y2 = track.boxes[-1][1]
+        keypoints = track.keypoints.shifted(x1, y1) if track.keypoints else None
+        image = frame[y1:y2, x1:x2].copy()
+        return Tracklet(str(track.id), [Frame(f"{track.id}:{track.last_frame}", track.last_frame, image, keypoints=keypoints)])  # fmt: skip
+
+    def _take(self, track: Track, prediction: Prediction) -> None:
+        """Add one read's readings to the track and vote again."""
+        track.frames_read += 1
+        track.readings += [r for record in prediction.evidence for r in record.readings]
+        result = self.vote.decide(track.readings)
+        track.number, track.confidence = result.number, result.confidence
+        track.settled = self.vote.settled(track.readings)
+
+    def _read(self, frame: np.ndarray, visible: list[Track], index: int) -> None:
+        """Read one crop of each track due a read."""
+        for track in self._waiting(visible, index, frame.shape[1]):
             track.last_read = index
-            track.readings += [r for record in prediction.evidence for r in record.readings]
-            result = self.pipeline.vote.decide(track.readings)
-            track.number, track.confidence = result.number, result.confidence
-            track.settled = self.pipeline.vote.settled(track.readings)
-            spent = time.perf_counter() - start
-            self._allowance -= spent
-            self._read_seconds += spent
+            self._take(track, self.pipeline.run(self._crop(frame, track)))
+
+    def _read_in_background(self, frame: np.ndarray, visible: list[Track], index: int) -> None:
+        """Take the read in flight if it is done, and start one of the track due a read that was read least."""
+        if self._pending is not None:
+            if not self._pending[1].done():
+                return
+            self._take_pending()
+        waiting = self._waiting(visible, index, frame.shape[1])
+        if waiting:
+            track = waiting[0]
+            track.last_read = index
+            self._pending = (track, self._reads.submit(self._crop(frame, track)))
+
+    def _take_pending(self) -> None:
+        track, future = self._pending
+        self._pending = None
+        self._take(track, future.result())
+
+    def close(self) -> None:
+        """Take the background read in flight, then stop the reads' process."""
+        if self._reads is not None:
+            if self._pending is not None:
+                self._take_pending()
+            self._reads.close()
 
     def results(self) -> dict:
         """Every track, and the people: tracks that read the same number joined (a player who left the view,
         or was lost behind an occlusion, and came back is one person with several tracks)."""
+        if self._pending is not None:
+            self._take_pending()
         tracks = sorted(self.tracks.values(), key=lambda t: t.id)
         people: dict[int, dict] = {}
         for track in tracks:
@@ -260,8 +281,8 @@ class VideoReader:
 
 def read_video(source: str | int, config: PipelineConfig | None = None, detector: str = DEFAULT_DETECTOR,
                save_tracklets: Path | None = None, progress: bool = True, read_every: int = 5) -> dict:  # fmt: skip
-    """Every frame of a video through a `VideoReader` (no reading budget: every track gets read, each at most
-    every `read_every` frames).
+    """Every frame of a video through a `VideoReader`: every track gets read, each at most every `read_every`
+    frames.
 
     The result says how many frames were read (`frames`) against how many the file announces
     (`frames_expected`, None where unknown), and `warning` says why they fall short (a file cut short or
@@ -271,8 +292,7 @@ def read_video(source: str | int, config: PipelineConfig | None = None, detector
 
     config = config or PipelineConfig()
     with VideoSource(source, config.max_pixels) as video:
-        reader = VideoReader(config, detector, read_budget_ms=float("inf"), save_tracklets=save_tracklets,
-                             read_every=read_every)  # fmt: skip
+        reader = VideoReader(config, detector, save_tracklets=save_tracklets, read_every=read_every)
         start = time.perf_counter()
         with tqdm(total=video.expected_frames, desc="frames", unit="frame", disable=not progress) as bar:
             for index, frame in enumerate(video):
