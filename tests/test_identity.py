@@ -7,6 +7,7 @@ import importlib.util
 import io
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -25,6 +26,8 @@ from jerseynum.photos.identity import (
     rank_matches,
 )
 from jerseynum.types import Box
+
+REPO = Path(__file__).resolve().parents[1]
 
 RED, BLUE, WHITE = (40, 40, 200), (200, 60, 30), (235, 235, 235)  # BGR
 
@@ -343,6 +346,26 @@ def test_only_the_five_point_landmark_model_is_loaded(monkeypatch):
     assert len(loaded) == 1 and loaded[0].endswith("shape_predictor_5_face_landmarks.dat")
 
 
+def test_the_onnx_network_gives_dlibs_own_descriptor(embedder):
+    # The network runs under ONNX Runtime, rebuilt from dlib's weights (scripts/build_face_embedder.py): the same
+    # face must give dlib's own compute_face_descriptor, to float precision.
+    dlib = pytest.importorskip("dlib")
+    photo = photo_with()
+    box = draw_runner(photo, 320, 150, 100, RED)
+    folder = identity._face_models_folder()
+    landmarks = dlib.shape_predictor(str(folder / "shape_predictor_5_face_landmarks.dat"))
+    network = dlib.face_recognition_model_v1(str(folder / "dlib_face_recognition_resnet_model_v1.dat"))
+    rgb = np.ascontiguousarray(photo[..., ::-1])
+    expected = np.asarray(network.compute_face_descriptor(rgb, landmarks(rgb, dlib.rectangle(*box))), np.float32)
+    assert np.abs(embedder.embed(photo, box) - expected).max() < 1e-5
+
+
+def test_a_face_network_not_built_names_its_build_script(tmp_path):
+    pytest.importorskip("dlib")
+    with pytest.raises(identity.FaceEmbedderMissing, match="scripts/build_face_embedder.py"):
+        identity.FaceEmbedder(weights=tmp_path / "missing.onnx")
+
+
 def test_embedding_shape_type_and_determinism(embedder):
     photo = photo_with()
     box = draw_runner(photo, 320, 150, 100, RED)
@@ -379,3 +402,18 @@ def test_the_same_rendered_face_is_nearer_than_a_different_one(embedder):
     assert max(same) + 0.1 < min(different)
     gallery = [Signature(f, UNIFORM) for f in (b[0], a[1], c, a[2], b[1])]
     assert sorted(rank_matches(Signature(a[0], UNIFORM), gallery)[:2]) == [1, 3]
+
+
+def test_the_face_network_builder_reads_dlibs_file_whole_or_not_at_all():
+    # scripts/build_face_embedder.py parses dlib's serialization itself: a file it does not read to the last
+    # byte, or that ends early, is not dlib's network and must stop the build.
+    pytest.importorskip("dlib")
+    spec = importlib.util.spec_from_file_location("build_face_embedder", REPO / "scripts" / "build_face_embedder.py")
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    data = builder.model_file().read_bytes()
+    layers, means = builder.parse(data)
+    assert [spec[0] for spec, _ in layers].count("con") == 29 and len(means) == 3
+    for damaged in (data[:-1], data + b"\0", data[: len(data) // 2]):
+        with pytest.raises(builder.FormatError):
+            builder.parse(damaged)

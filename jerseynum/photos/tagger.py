@@ -56,7 +56,7 @@ class PhotoTagger:
         self.finder = RunnerFinder(runners, threads=threads)
         self.pipeline = Pipeline(self.config)
         # Faces are embedded for the identity clusters of pass 2 (photos/identity.py).
-        self.embedder = FaceEmbedder() if identity else None
+        self.embedder = FaceEmbedder(threads=threads) if identity else None
         self.version = model_version(self.config, runners, identity)
 
     def read(self, photo: np.ndarray, timings: dict[str, float] | None = None) -> list[RunnerRead]:
