@@ -390,6 +390,7 @@ def main() -> None:
         partial.unlink()
         sys.exit(f"build_face_embedder.py: the ONNX network differs from dlib's by {np.abs(got - expected).max():.3g}")
     partial.replace(target)
+    print(f"built {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}")
 
 
 if __name__ == "__main__":
