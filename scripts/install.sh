@@ -26,6 +26,8 @@ fi
 bash scripts/build_detector.sh
 # The fast text-line detector of the race-photo reader's retries, from the wheel that ships it.
 bash scripts/fetch_line_detector.sh
+# ... and the first search's, the rapidocr wheel's own v6 small quantized to int8 (seconds, no data needed).
+.venv/bin/python scripts/build_int8_line_detector.py
 # dlib's face network for ONNX Runtime, rebuilt from the weights in face-recognition-models (torch, seconds).
 [ -s models/built/dlib-face-resnet.onnx ] || .venv/bin/python scripts/build_face_embedder.py
 .venv/bin/python -c "import jerseynum.pipeline, cv2, mediapipe, rapidocr, easyocr_en_models" \

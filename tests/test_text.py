@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
+from jerseynum.config import PipelineConfig
 from jerseynum.stages import text
 from jerseynum.stages.text import EasyOCRText, RapidOCRDetector, TextStage, best_reading, text_recognizer
 from jerseynum.stages.vote import VoteSettings
@@ -101,7 +102,7 @@ def test_regions_without_a_sure_number_are_searched_again_at_each_retry_scale():
     assert [r.text for r in bib] == ["4071"] and nothing == []
 
 
-@pytest.mark.parametrize("model", ["ppocr-v6-small", "ppocr-v4-mobile"])
+@pytest.mark.parametrize("model", ["ppocr-v6-small", "ppocr-v6-small-int8", "ppocr-v4-mobile"])
 def test_each_line_detector_finds_a_bib_among_other_print(model):
     page = np.full((300, 240, 3), (150, 60, 40), np.uint8)
     page[40:80, 30:210] = cv2.resize(render_number("2026", 40, shirt=(150, 60, 40), ink=(240, 240, 240)), (180, 40))
@@ -112,12 +113,19 @@ def test_each_line_detector_finds_a_bib_among_other_print(model):
     assert all(90 < x < 150 for _, x in centres)
 
 
-def test_an_unknown_or_missing_line_detector_is_a_clear_error(monkeypatch, tmp_path):
+@pytest.mark.parametrize("model, script", [("ppocr-v4-mobile", "scripts/fetch_line_detector.sh"),
+                                           ("ppocr-v6-small-int8", "scripts/build_int8_line_detector.py")])  # fmt: skip
+def test_an_unknown_or_missing_line_detector_is_a_clear_error(monkeypatch, tmp_path, model, script):
     with pytest.raises(ValueError, match="unknown text-line detector 'ppocr-v9'"):
         TextStage(["rapidocr"], Mode.BIB, retry_model="ppocr-v9")
-    monkeypatch.setitem(text.LINE_DETECTORS, "ppocr-v4-mobile", tmp_path / "absent.onnx")
-    with pytest.raises(text.LineDetectorMissing, match="scripts/fetch_line_detector.sh"):
-        RapidOCRDetector(480, model="ppocr-v4-mobile")
+    monkeypatch.setitem(text.LINE_DETECTORS, model, tmp_path / "absent.onnx")
+    with pytest.raises(text.LineDetectorMissing, match=script):
+        RapidOCRDetector(480, model=model)
+
+
+def test_bib_mode_searches_first_with_the_int8_detector_and_jerseys_keep_float():
+    assert PipelineConfig(mode="bib").det_model == "ppocr-v6-small-int8"
+    assert PipelineConfig(mode="jersey").det_model == "ppocr-v6-small"
 
 
 def test_jersey_mode_does_not_turn_words_into_digits():

@@ -33,7 +33,7 @@ import numpy as np
 
 from jerseynum.stages.crnn import ALPHABET, DEFAULT_WEIGHTS, crop_views, load_checkpoint, prepare
 from jerseynum.types import Box, Mode, Reading
-from jerseynum.weights import PPOCR_V4_DETECTOR
+from jerseynum.weights import PPOCR_V4_DETECTOR, PPOCR_V6_INT8_DETECTOR
 
 if TYPE_CHECKING:
     from jerseynum.config import PipelineConfig
@@ -106,11 +106,16 @@ def ctc_greedy(
     return "".join(c for c, _ in kept), tuple(p for _, p in kept)
 
 
-# Text-line detectors (DBNet, ONNX) by name: the file, None for the one inside the rapidocr wheel. Both take the
+# Text-line detectors (DBNet, ONNX) by name: the file, None for the one inside the rapidocr wheel. All take the
 # same input and post-processing. PP-OCRv4 mobile runs in a third of v6 small's time (38 against 120 ms on a
 # 640x352 crop); as the race-photo reader's first pass it makes more confident misreads, as its retries it finds
-# what v6 missed (README, "Race photos: speed").
-LINE_DETECTORS = {"ppocr-v6-small": None, "ppocr-v4-mobile": PPOCR_V4_DETECTOR}
+# what v6 missed. v6 small quantized to int8 runs in a fifth of its time and gave the same answer on every RBNR
+# runner crop: bib mode's first search (README, "Race photos: speed").
+LINE_DETECTORS = {"ppocr-v6-small": None, "ppocr-v6-small-int8": PPOCR_V6_INT8_DETECTOR,
+                  "ppocr-v4-mobile": PPOCR_V4_DETECTOR}  # fmt: skip
+# What puts a built detector's file in place (scripts/install.sh runs both).
+BUILT_BY = {"ppocr-v6-small-int8": ".venv/bin/python scripts/build_int8_line_detector.py",
+            "ppocr-v4-mobile": "bash scripts/fetch_line_detector.sh"}  # fmt: skip
 
 
 class LineDetectorMissing(FileNotFoundError):
@@ -134,8 +139,8 @@ class RapidOCRDetector:
         params = {"Global.log_level": "error", "Det.limit_type": "max", "Det.limit_side_len": det_side}
         if (path := LINE_DETECTORS[_known_line_detector(model)]) is not None:
             if not path.is_file():
-                raise LineDetectorMissing(f"the text-line detector {model} is not in place: {path} (run bash "
-                                          "scripts/fetch_line_detector.sh, which scripts/install.sh runs)")  # fmt: skip
+                raise LineDetectorMissing(f"the text-line detector {model} is not in place: {path} (run "
+                                          f"{BUILT_BY[model]}, which scripts/install.sh runs)")  # fmt: skip
             params["Det.model_path"] = str(path)
         self._crop_quad = get_rotate_crop_image
         # The detector by default upscales a crop to a 736-px *short* side (0.77 s for a runner crop); we
