@@ -19,7 +19,6 @@ Usage: .venv/bin/python scripts/build_face_embedder.py [output.onnx]
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import sys
 import warnings
@@ -29,18 +28,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from jerseynum.photos.identity import FACE_CHIP_PX, face_models_folder
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "models" / "built" / "dlib-face-resnet.onnx"
 DAT_NAME = "dlib_face_recognition_resnet_model_v1.dat"
-CHIP_SIZE = 150
 
 
 def model_file() -> Path:
-    # Not imported: the package's __init__ needs pkg_resources, which recent setuptools dropped.
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit("build_face_embedder.py: the pip package face-recognition-models is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "models" / DAT_NAME
+    return face_models_folder() / DAT_NAME
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -232,7 +228,7 @@ def parse(data: bytes):
         r.fail(f"input add_layer version {version} (expected 2 or 3)")
     r.expect(r.string(), "input_rgb_image_sized", "input layer")
     means = [r.real() for _ in range(3)]  # avg_red, avg_green, avg_blue
-    r.expect((r.uint(), r.uint()), (CHIP_SIZE, CHIP_SIZE), "input size")
+    r.expect((r.uint(), r.uint()), (FACE_CHIP_PX, FACE_CHIP_PX), "input size")
     layers = [(specs[-1], read_details(r, specs[-1]))]
     for _ in range(3):
         r.bool()
@@ -261,7 +257,7 @@ class DlibFaceResNet(torch.nn.Module):
         self.register_buffer("means", torch.tensor(means, dtype=torch.float32).view(1, 3, 1, 1))
         self.steps = []  # (kind, argument): the forward pass as a flat program
         self.weights = torch.nn.ModuleList()
-        shape, tags = (3, CHIP_SIZE, CHIP_SIZE), {}  # static shapes, so that add_prev's padding is constant
+        shape, tags = (3, FACE_CHIP_PX, FACE_CHIP_PX), {}  # static shapes, so that add_prev's padding is constant
         for spec, w in layers:
             kind = spec[0]
             if kind == "con":
@@ -348,7 +344,7 @@ def test_chips(count: int) -> np.ndarray:
     """Deterministic uint8 chips, smooth like faces rather than noise (noise keeps every ReLU unusually busy)."""
     rng = np.random.default_rng(0)
     coarse = torch.from_numpy(rng.integers(0, 256, size=(count, 3, 10, 10)).astype(np.float32))
-    chips = F.interpolate(coarse, size=CHIP_SIZE, mode="bilinear").round().clamp(0, 255).to(torch.uint8)
+    chips = F.interpolate(coarse, size=FACE_CHIP_PX, mode="bilinear").round().clamp(0, 255).to(torch.uint8)
     return chips.permute(0, 2, 3, 1).contiguous().numpy()
 
 

@@ -64,6 +64,7 @@ def calibrate(model: Path, data: Path) -> None:
     """Measure the activation ranges on the inputs the first search really feeds the detector: RBNR runner
     crops of the photos' training half, prepared by RapidOCR's own pre-processing at 640 px."""
     import cv2
+    import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, create_calibrator
     from onnxruntime.quantization.calibrate import save_tensors_data
 
@@ -88,8 +89,6 @@ def calibrate(model: Path, data: Path) -> None:
         sys.exit(f"build_int8_line_detector.py: no RBNR runner crops under {data}")
     for path in crops:
         detector.lines(cv2.imread(str(path)))
-    import onnx
-
     name = onnx.load(model).graph.input[0].name
 
     class Feed(CalibrationDataReader):

@@ -352,7 +352,7 @@ def test_the_onnx_network_gives_dlibs_own_descriptor(embedder):
     dlib = pytest.importorskip("dlib")
     photo = photo_with()
     box = draw_runner(photo, 320, 150, 100, RED)
-    folder = identity._face_models_folder()
+    folder = identity.face_models_folder()
     landmarks = dlib.shape_predictor(str(folder / "shape_predictor_5_face_landmarks.dat"))
     network = dlib.face_recognition_model_v1(str(folder / "dlib_face_recognition_resnet_model_v1.dat"))
     rgb = np.ascontiguousarray(photo[..., ::-1])

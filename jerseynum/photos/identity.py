@@ -106,7 +106,7 @@ class FaceEmbedder:
         import onnxruntime
 
         self.min_face_px = min_face_px  # smaller faces give descriptors that are mostly noise
-        models = _face_models_folder()
+        models = face_models_folder()
         # Only the 5-point landmark model: the 68-point one in the same package
         # (shape_predictor_68_face_landmarks.dat) is licensed for non-commercial use only. Never load it.
         self._landmarks = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
@@ -137,7 +137,7 @@ class FaceEmbedder:
         return self._net.run(None, {"chips": chip[None]})[0][0].astype(np.float32)
 
 
-def _face_models_folder() -> Path:
+def face_models_folder() -> Path:
     """The models folder of face-recognition-models, found without importing the package: its __init__ imports
     pkg_resources, which setuptools 81+ no longer ships (its functions only join the same paths)."""
     spec = importlib.util.find_spec("face_recognition_models")
