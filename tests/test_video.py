@@ -395,3 +395,53 @@ def test_a_person_cut_by_the_frames_side_is_read_once_wholly_in_view(monkeypatch
     for index in range(len(lefts)):
         reader.process(frame, index)
     assert read_on and read_on[0] == 5
+
+
+def test_a_track_leader_that_a_longer_reading_contains_is_taken_for_a_fragment(monkeypatch):
+    """A runner moving behind others shows 1104 of bib 11040 in most reads and all of it in one: no number is shown
+    until the whole one leads; a leader no longer reading contains is shown."""
+
+    class StillPerson:
+        def detect(self, frame):
+            return [PersonBox((200, 40, 300, 320), 0.9)]
+
+    monkeypatch.setitem(tracking.DETECTORS, "still", StillPerson)
+    reader = tracking.VideoReader(PipelineConfig(mode="bib"), detector="still", read_every=1)
+    reads = iter(["1104", "11040", "1104", "11040", "11040", "11040"])
+
+    def read(tracklet):
+        text = next(reads)
+        evidence = [FrameEvidence("crop", 0, readings=[Reading(text, 0.99, (0.99,) * len(text), "test")])]
+        return Prediction(tracklet.id, int(text), 0.99, "test", text, evidence=evidence)
+
+    monkeypatch.setattr(reader.pipeline, "run", read)
+    frame = np.full((360, 640, 3), 90, np.uint8)
+    shown = [[track.number for track in reader.process(frame, index)] for index in range(tracking.MIN_TRACK_FRAMES + 6)]
+    # read from the 4th frame on: 1104; then 1104 leads or ties with 11040; then 11040 leads
+    assert shown[tracking.MIN_TRACK_FRAMES :] == [[1104], [-1], [-1], [-1], [11040], [11040]]
+
+
+def _track(track_id: int, texts: list[str]) -> tracking.Track:
+    track = tracking.Track(track_id, 0, 10, boxes=[(0, (0, 0, 10, 10))])
+    track.readings = [Reading(text, 0.99, (0.99,) * len(text), "test") for text in texts]
+    track.number = int(texts[0])
+    return track
+
+
+def test_a_bib_read_as_a_piece_of_another_runners_bib_is_no_runner_of_its_own():
+    """Over the whole video, a number that another track's at least as strongly read bib contains is its piece."""
+    reader = tracking.VideoReader(PipelineConfig(mode="bib"), detector="motion")
+    reader.tracks = {1: _track(1, ["11040"] * 3), 2: _track(2, ["1104"] * 2), 3: _track(3, ["2001"]),
+                     4: _track(4, ["20"] * 3)}  # fmt: skip
+    assert reader.fragments() == {2: "11040"}  # 20 was read more surely than the 2001 that contains it
+    results = reader.results()
+    assert {t["track"]: t["number"] for t in results["tracks"]} == {1: 11040, 2: -1, 3: 2001, 4: 20}
+    assert results["tracks"][1]["fragment_of"] == "11040"
+    assert [person["number"] for person in results["people"]] == [11040, 2001, 20]
+
+
+def test_jersey_numbers_inside_longer_ones_are_players_of_their_own():
+    reader = tracking.VideoReader(PipelineConfig(mode="jersey"), detector="motion")
+    reader.tracks = {1: _track(1, ["17"] * 3), 2: _track(2, ["7"])}
+    assert reader.fragments() == {}
+    assert [person["number"] for person in reader.results()["people"]] == [17, 7]

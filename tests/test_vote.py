@@ -63,3 +63,11 @@ def test_a_reading_from_a_detected_line_votes_only_when_reader_or_line_is_sure()
     assert vote.decide([line_read("2006", 0.96, 0.1)]).number == NO_NUMBER  # both in doubt: a year on a shirt
     assert vote.decide([line_read("2475", 0.75, 1.0)]).number == NO_NUMBER  # under the floor
     assert Vote(Mode.JERSEY).decide([reading("7", 0.7)]).number == 7  # a crop read whole has no line score
+
+
+def test_longer_than_finds_a_voting_reading_the_text_is_part_of():
+    vote = Vote(Mode.BIB, VoteSettings(min_confidence=0.8))
+    assert vote.longer_than("1104", [reading("1104", 0.99), reading("11040", 0.95)]) == "11040"
+    assert vote.longer_than("1104", [reading("1104", 0.99), reading("11040", 0.6)]) is None  # too unsure to vote
+    assert vote.longer_than("1104", [reading("1104", 0.99), reading("2104", 0.99)]) is None  # not containing it
+    assert vote.longer_than("20462", [reading("20462", 0.99), reading("20", 0.99)]) is None  # shorter

@@ -84,6 +84,10 @@ class Vote:
         confidence = (1.0 - agreeing_wrong) * share
         return VoteResult(int(text), text, confidence, f"{text}: weight {weight:.2f}, share {share:.2f}", votes)
 
+    def longer_than(self, text: str, readings: list[Reading]) -> str | None:
+        """A voting reading that contains `text` and is longer (`text` may be a fragment of it), if any."""
+        return next((r.text for r in readings if len(r.text) > len(text) and text in r.text and self.counts(r)), None)
+
     def settled(self, readings: list[Reading]) -> bool:
         """True once the leader is so far ahead that the remaining frames need not be read."""
         votes = self.tally(readings)

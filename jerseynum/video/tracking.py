@@ -32,7 +32,7 @@ from jerseynum.io import VideoError, VideoSource
 from jerseynum.parallel import WorkerProcess
 from jerseynum.pipeline import Pipeline, build_pipeline
 from jerseynum.stages.vote import Vote
-from jerseynum.types import NO_NUMBER, Box, Frame, Keypoints, PersonBox, Prediction, Reading, Tracklet
+from jerseynum.types import NO_NUMBER, Box, Frame, Keypoints, Mode, PersonBox, Prediction, Reading, Tracklet
 from jerseynum.video.bytetrack import ByteTracker, CameraMotion
 
 
@@ -225,6 +225,12 @@ class VideoReader:
         track.readings += [r for record in prediction.evidence for r in record.readings]
         result = self.vote.decide(track.readings)
         track.number, track.confidence = result.number, result.confidence
+        # A person moving behind others shows part of their number in some frames and all of it in others: a
+        # leader that a longer reading of the same track contains is taken for a fragment of it (1104 of 11040),
+        # and no number is shown yet. Video only: on tracklets and photos it lost right reads (README, "Moving
+        # camera").
+        if track.number != NO_NUMBER and self.vote.longer_than(result.text, track.readings):
+            track.number, track.confidence = NO_NUMBER, 0.0
         track.settled = self.vote.settled(track.readings)
 
     def _read(self, frame: np.ndarray, visible: list[Track], index: int) -> None:
@@ -257,15 +263,37 @@ class VideoReader:
                 self._take_pending()
             self._reads.close()
 
+    def fragments(self) -> dict[int, str]:
+        """Bib mode, over the whole video: track id -> the longer bib that another track read at least as
+        strongly and that contains this track's number (1104 beside a runner read 11040, 20 beside 20462). Such a
+        number is taken for a piece of that bib, half hidden, rather than a runner of its own: a race gives each
+        runner a different bib. Jersey numbers are short and a 7 plays beside a 17, so they are kept."""
+        if self.vote.mode is not Mode.BIB:
+            return {}
+        strength = {}  # track id -> (the winning text, its summed confidence)
+        for track in self.tracks.values():
+            if track.number != NO_NUMBER:
+                text = self.vote.decide(track.readings).text
+                strength[track.id] = (text, self.vote.tally(track.readings)[text])
+        pieces = {}
+        for tid, (text, own) in strength.items():
+            for other, (longer, weight) in strength.items():
+                if other != tid and len(longer) > len(text) and text in longer and weight >= own:
+                    pieces[tid] = longer
+                    break
+        return pieces
+
     def results(self) -> dict:
         """Every track, and the people: tracks that read the same number joined (a player who left the view,
-        or was lost behind an occlusion, and came back is one person with several tracks)."""
+        or was lost behind an occlusion, and came back is one person with several tracks). A track whose number
+        is a piece of another runner's bib (`fragments`) has none, and says whose piece it is."""
         if self._pending is not None:
             self._take_pending()
         tracks = sorted(self.tracks.values(), key=lambda t: t.id)
+        fragments = self.fragments()
         people: dict[int, dict] = {}
         for track in tracks:
-            if track.number == NO_NUMBER:
+            if track.number == NO_NUMBER or track.id in fragments:
                 continue
             person = people.setdefault(track.number, {"number": track.number, "tracks": [], "first_frame": track.first_frame,
                                                       "last_frame": track.last_frame, "confidence": 0.0})  # fmt: skip
@@ -273,8 +301,12 @@ class VideoReader:
             person["first_frame"] = min(person["first_frame"], track.first_frame)
             person["last_frame"] = max(person["last_frame"], track.last_frame)
             person["confidence"] = round(max(person["confidence"], track.confidence), 4)
+        listed = [track.as_dict() for track in tracks]
+        for entry in listed:
+            if entry["track"] in fragments:
+                entry.update(number=NO_NUMBER, confidence=0.0, fragment_of=fragments[entry["track"]])
         return {
-            "tracks": [track.as_dict() for track in tracks],
+            "tracks": listed,
             "people": sorted(people.values(), key=lambda p: p["first_frame"]),
         }
 
