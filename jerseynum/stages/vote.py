@@ -44,6 +44,11 @@ percentile of its confidence is 0.998), while what it reads into a belt, a fold 
 trust")."""
 
 
+def part_of(text: str, longer: str) -> bool:
+    """Whether the digit string `text` lies inside the longer `longer` (1104 in 11040): a piece of it."""
+    return len(longer) > len(text) and text in longer
+
+
 class Vote:
     def __init__(self, mode: Mode = Mode.JERSEY, settings: VoteSettings = VoteSettings()) -> None:
         self.mode = mode
@@ -86,7 +91,7 @@ class Vote:
 
     def longer_than(self, text: str, readings: list[Reading]) -> str | None:
         """A voting reading that contains `text` and is longer (`text` may be a fragment of it), if any."""
-        return next((r.text for r in readings if len(r.text) > len(text) and text in r.text and self.counts(r)), None)
+        return next((r.text for r in readings if part_of(text, r.text) and self.counts(r)), None)
 
     def settled(self, readings: list[Reading]) -> bool:
         """True once the leader is so far ahead that the remaining frames need not be read."""

@@ -31,7 +31,7 @@ from jerseynum.config import PipelineConfig
 from jerseynum.io import VideoError, VideoSource
 from jerseynum.parallel import WorkerProcess
 from jerseynum.pipeline import Pipeline, build_pipeline
-from jerseynum.stages.vote import Vote
+from jerseynum.stages.vote import Vote, part_of
 from jerseynum.types import NO_NUMBER, Box, Frame, Keypoints, Mode, PersonBox, Prediction, Reading, Tracklet
 from jerseynum.video.bytetrack import ByteTracker, CameraMotion
 
@@ -273,12 +273,12 @@ class VideoReader:
         strength = {}  # track id -> (the winning text, its summed confidence)
         for track in self.tracks.values():
             if track.number != NO_NUMBER:
-                text = self.vote.decide(track.readings).text
-                strength[track.id] = (text, self.vote.tally(track.readings)[text])
+                result = self.vote.decide(track.readings)
+                strength[track.id] = (result.text, result.votes[result.text])
         pieces = {}
         for tid, (text, own) in strength.items():
             for other, (longer, weight) in strength.items():
-                if other != tid and len(longer) > len(text) and text in longer and weight >= own:
+                if other != tid and part_of(text, longer) and weight >= own:
                     pieces[tid] = longer
                     break
         return pieces
