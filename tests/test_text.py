@@ -6,7 +6,14 @@ import pytest
 
 from jerseynum.config import PipelineConfig
 from jerseynum.stages import text
-from jerseynum.stages.text import EasyOCRText, RapidOCRDetector, TextStage, best_reading, text_recognizer
+from jerseynum.stages.text import (
+    EasyOCRText,
+    RapidOCRDetector,
+    TextStage,
+    best_reading,
+    text_recognizer,
+    without_dropped_digits,
+)
 from jerseynum.stages.vote import VoteSettings
 from jerseynum.training.synth import render_number
 from jerseynum.types import Mode, Reading
@@ -58,6 +65,32 @@ def test_every_engine_reads_every_line():
     assert all(r.confidence < VoteSettings().min_confidence for r in nothing)  # nothing the vote would count
     with pytest.raises(ValueError, match="at least one engine"):
         TextStage([], Mode.JERSEY)
+
+
+def test_a_reading_inside_another_engines_longer_number_is_a_dropped_digit():
+    crnn, rapid = Reading("27", 0.9, (0.9, 0.9), "crnn"), Reading("2", 0.99, (0.99,), "rapidocr")
+    assert without_dropped_digits([crnn, rapid]) == [crnn]  # the surer 2 would have won the vote
+    agreeing = [crnn, Reading("27", 0.99, (0.99, 0.99), "rapidocr")]
+    assert without_dropped_digits(agreeing) == agreeing
+    apart = [Reading("15", 0.9, (0.9, 0.9), "crnn"), Reading("7", 0.99, (0.99,), "rapidocr")]
+    assert without_dropped_digits(apart) == apart  # not a piece of it: the vote decides
+
+
+class FixedEngine:
+    """A text engine that reads every crop as the same string."""
+
+    def __init__(self, name: str, text: str, confidence: float) -> None:
+        self.name, self.text, self.confidence = name, text, confidence
+
+    def recognize(self, crops):
+        return [Reading(self.text, self.confidence, (self.confidence,) * len(self.text), self.name) for _ in crops]
+
+
+@pytest.mark.parametrize("mode, kept", [(Mode.JERSEY, ["27"]), (Mode.BIB, ["27", "2"])])
+def test_jersey_mode_keeps_the_longer_of_two_engines_readings_that_contain_one_another(mode, kept):
+    stage = TextStage(["crnn"], mode, settle=None)
+    stage.engines = [FixedEngine("crnn", "27", 0.9), FixedEngine("rapidocr", "2", 0.99)]
+    assert [r.text for r in stage.read_lines([np.zeros((30, 30, 3), np.uint8)])[0]] == kept
 
 
 def test_best_reading_prefers_large_confident_numbers_in_range():

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from jerseynum.stages.crnn import ALPHABET, DEFAULT_WEIGHTS, crop_views, load_checkpoint, prepare
+from jerseynum.stages.vote import part_of
 from jerseynum.types import Box, Mode, Reading
 from jerseynum.weights import PPOCR_V4_DETECTOR, PPOCR_V6_INT8_DETECTOR
 
@@ -77,6 +78,14 @@ def best_reading(readings: list[Reading], mode: Mode, crop_width: int | None = N
         return reading.confidence * (y2 - y1) * centrality
 
     return max(accepted, key=score)
+
+
+def without_dropped_digits(readings: list[Reading]) -> list[Reading]:
+    """One crop's readings by several engines, less each that lies inside another engine's longer number. Two
+    digits close together merge into one for an engine (RapidOCR read 27 as 2 and 32 as 2 where the crnn read
+    27 and 32), and the shorter reading is the surer one as often as not, so it would win the vote. Jersey mode
+    (README, "A -1 you can trust"): SoccerNet crops 0.906 -> 0.916, basketball 0.812 -> 0.822."""
+    return [r for r in readings if not any(o.engine != r.engine and part_of(r.text, o.text) for o in readings)]
 
 
 def ctc_greedy(
@@ -444,7 +453,11 @@ class TextStage:
             for i, reading in zip(todo, engine.recognize([crops[i] for i in todo]) if todo else []):
                 if reading.text:
                     per_crop[i].append(reading)
-        return per_crop
+        return self._merged(per_crop)
+
+    def _merged(self, per_crop: list[list[Reading]]) -> list[list[Reading]]:
+        """Jersey mode: each crop's readings `without_dropped_digits`."""
+        return [without_dropped_digits(readings) for readings in per_crop] if self.mode is Mode.JERSEY else per_crop
 
     def read_regions(self, crops: list[np.ndarray]) -> list[list[Reading]]:
         """The text lines of each crop found once and read by the engines: per crop, each engine's likeliest
@@ -461,7 +474,7 @@ class TextStage:
                 width = crops[i].shape[1]
                 per_crop[i] = [best for engine in self.engines
                                if (best := best_reading([r for r in merged if r.engine == engine.name], self.mode, width))]  # fmt: skip
-        return per_crop
+        return self._merged(per_crop)
 
     def _without_words(self, found: list[list[tuple[np.ndarray, Box]]]) -> list[list[tuple[np.ndarray, Box]]]:
         """Jersey mode: drop the detected lines that are words (a sponsor, a club's name) before any engine reads
