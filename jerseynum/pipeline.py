@@ -26,7 +26,7 @@ from jerseynum.stages.pose import pose_estimator
 from jerseynum.stages.text import TextStage
 from jerseynum.stages.torso import is_number_region, torso_box
 from jerseynum.stages.vote import Vote
-from jerseynum.types import NO_NUMBER, Frame, FrameEvidence, Prediction, Reading, Tracklet
+from jerseynum.types import NO_NUMBER, Frame, FrameEvidence, Prediction, Reading, TorsoSource, Tracklet
 
 STAGES = ("load", "pose", "torso", "legibility", "text", "vote")
 
@@ -163,6 +163,9 @@ class Pipeline:
             for i, readings in zip(small, self.text.read_lines([crops[i] for i in small])):
                 evidence[i].readings = readings  # the vote keeps the ones its mode accepts
             for i, readings in zip(large, self.text.read_regions([crops[i] for i in large])):
+                if evidence[i].torso_source is TorsoSource.POSE:
+                    tallest = self.config.torso.max_line_share * crops[i].shape[0]
+                    readings = [r for r in readings if r.box is None or r.box[3] - r.box[1] < tallest]
                 evidence[i].readings = readings
         return [reading for i in chosen for reading in evidence[i].readings]
 

@@ -1,12 +1,13 @@
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from jerseynum.config import PipelineConfig
 from jerseynum.pipeline import Pipeline, predict_all, sample_frames
 from jerseynum.stages.legibility import build_classifier
 from jerseynum.training.synth import jitter, render_number
-from jerseynum.types import NO_NUMBER, Frame, TorsoSource, Tracklet
+from jerseynum.types import NO_NUMBER, Frame, Keypoints, Reading, TorsoSource, Tracklet
 
 
 def number_tracklet(text: str, frames: int, seed: int = 0) -> Tracklet:
@@ -117,3 +118,34 @@ def test_two_worker_processes_predict_what_one_process_does():
     alone = {p.tracklet_id: (p.number, p.text) for p, _ in predict_all(config, tracklets, workers=1)}
     shared = {p.tracklet_id: (p.number, p.text) for p, _ in predict_all(config, tracklets, workers=2)}
     assert shared == alone and sorted(number for number, _ in alone.values()) == [7, 23, 58, 99]
+
+
+class LineOfHeight:
+    """A stand-in text stage: every large crop shows one confident "1" on a line `share` of the crop's height."""
+
+    def __init__(self, share: float) -> None:
+        self.share = share
+
+    def read_lines(self, crops):
+        return [[] for _ in crops]
+
+    def read_regions(self, crops):
+        return [[Reading("1", 0.99, (0.99,), "fake", (0, 0, crop.shape[1], round(self.share * crop.shape[0])))]
+                for crop in crops]  # fmt: skip
+
+
+POSED = Keypoints({"left_shoulder": (30, 40, 1.0), "right_shoulder": (70, 40, 1.0), "left_hip": (35, 120, 1.0),
+                   "right_hip": (65, 120, 1.0)})  # fmt: skip
+
+
+@pytest.mark.parametrize("share, size, number", [(1.0, (200, 100), NO_NUMBER), (0.5, (200, 100), 1), (1.0, (60, 80), 1)])
+def test_a_line_as_tall_as_a_posed_torso_is_the_torso_not_a_number(share, size, number):
+    """A dark shirt or a blurred block detected as one "line" reads as a confident 1; a number crop read whole
+    (not posed) may be all number."""
+    keypoints = POSED if size[0] > 100 else None
+    frame = Frame("f", 0, np.full((*size, 3), 30, np.uint8), keypoints=keypoints)
+    pipeline = Pipeline(PipelineConfig(pose="none", legibility=False, line_legibility=False))
+    pipeline.text = LineOfHeight(share)
+    prediction = pipeline.run(Tracklet("t", [frame]))
+    assert prediction.evidence[0].torso_source is (TorsoSource.POSE if keypoints else TorsoSource.WHOLE)
+    assert prediction.number == number

@@ -176,6 +176,12 @@ def test_jersey_mode_does_not_turn_words_into_digits():
     assert readings and all(r.text == "50" for r in readings)
 
 
+def test_a_short_word_that_digits_keep_only_part_of_is_words_but_a_number_read_as_letters_is_not():
+    """A shirt's "DA" decodes digits-only as 0; a number misread as letters maps letter for digit (B for 8)."""
+    rapidocr = text_recognizer("rapidocr", Mode.JERSEY)
+    assert rapidocr.words([render_number(text, 48) for text in ("DA", "B", "10")]) == [True, False, False]
+
+
 def test_each_detected_line_is_scored_and_its_readings_carry_the_score():
     """The pipeline's legibility classifier, passed as the line scorer, scores every detected line once."""
     page = np.full((240, 240, 3), (200, 60, 40), np.uint8)

@@ -23,6 +23,10 @@ class TorsoSettings:
     bottom_margin: float = 0.3  # of the torso height, below the hips (bibs sit at the waist)
     hip_drop: float = 1.5  # hips out of sight: torso height = this x shoulder width
     upper_body: tuple[float, float, float, float] = (0.1, 0.15, 0.9, 0.6)  # fallback band, fractions of w, h
+    # A text "line" at least this share of a posed torso's height is the torso itself (a dark shirt, a blurred
+    # block), not print on it: read, such lines gave confident 1s and 9s on illegible runners and no right number
+    # (README, "A -1 you can trust"). Crops read whole, number crops among them, are not posed.
+    max_line_share: float = 0.95
 
 
 BIB_TORSO = TorsoSettings(side_margin=1.0, top_margin=0.0, bottom_margin=3.0, upper_body=(0.0, 0.0, 1.0, 1.0))
