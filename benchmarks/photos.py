@@ -17,8 +17,12 @@ Scores:
 - Identity (RBNR, `rbnr_same_runner_groups`): the runner on each grouped bib; rank-1 = its nearest runner in the
   set's other photos is the same person; then, per grouped runner, its own read hidden and the event re-decided:
   how often a number is propagated to it and how often that number is right.
-- Reliability: the stored confidence of the box-matched numbers (as labelled where a set has no boxes), binned,
-  against how often they are right; ECE = the bins' |predicted - observed| weighted by their share.
+- Audited (sets without boxes, `benchmarks/audits/<set>_unlabelled_photo_bibs.json`): the unlabelled bibs a person
+  reads whole where we showed a number nobody labelled; reading one is reading a real runner's bib. They are
+  counted apart (precision with them right) and F1 stays as labelled.
+- Reliability: the stored confidence of the box-matched numbers (where a set has no boxes: of every shown number,
+  right when labelled or audited), binned, against how often they are right; ECE = the bins' |predicted -
+  observed| weighted by their share.
 The baselines are scored as in ../shared/BASELINES.md: non-digits stripped, strings of 2-6 digits kept,
 deduplicated per photo.
 
@@ -52,6 +56,15 @@ from jerseynum.training import splits
 
 REPO = Path(__file__).resolve().parents[1]
 BINS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0001)
+# Per set without bib boxes: the unlabelled bibs a person reads whole in photos where we showed them (looked at by
+# eye): a real runner's bib, counted apart from the false positives and as right in the reliability table.
+AUDITS = REPO / "benchmarks" / "audits"
+
+
+def audited_bibs(set_name: str) -> dict[str, list[str]]:
+    """Photo -> unlabelled bibs an audit by eye found whole (`AUDITS/<set>_unlabelled_photo_bibs.json`), if any."""
+    path = AUDITS / f"{set_name.removesuffix('_bib_photos')}_unlabelled_photo_bibs.json"
+    return json.loads(path.read_text())["visible"] if path.is_file() else {}
 
 
 def normalised(number: str) -> str:
@@ -285,9 +298,15 @@ def run_ours(root: Path, labels: dict[str, list[str]], cache: Path, data: Path, 
         result = {"pass2_seconds": round(time.perf_counter() - started, 2), **score(shown(decided), labels)}
         if boxes is not None:
             result["box_matched"], judged = box_matched(decided, boxes)
-        else:  # as labelled: a shown number is right when it is a labelled number of its photo
-            judged = [(n.confidence, normalised(n.number) in {normalised(t) for t in labels[photo]}, n.status, photo)
+        else:  # a shown number is right when it is a labelled number of its photo or an audited unlabelled bib
+            audited = audited_bibs(root.name)
+            real = {photo: {normalised(t) for t in labels[photo] + audited.get(photo, [])} for photo in labels}
+            judged = [(n.confidence, normalised(n.number) in real[photo], n.status, photo)
                       for photo, numbers in decided.items() for n in numbers if n.status in SHOWN]  # fmt: skip
+            unlabelled = sum(normalised(number) in {normalised(b) for b in audited.get(photo, [])}
+                             for photo, numbers in shown(decided).items() for number in numbers)  # fmt: skip
+            result["audited"] = {"unlabelled_bibs_read": unlabelled,
+                                 "precision": round((result["tp"] + unlabelled) / max(result["tp"] + result["fp"], 1), 3)}  # fmt: skip
         if root.name == "rbnr_bib_photos":  # the calibration was fitted on the other half's photos
             judged = [j for j in judged if splits.rbnr_scored(j[3])]
         result["reliability"] = reliability([(c, ok) for c, ok, _, _ in judged])
@@ -336,10 +355,14 @@ def print_ours(row: dict) -> None:
             b = r["box_matched"]
             line += (f" | box-matched P {b['precision']:.3f} R {b['recall']:.3f} ({b['right']} right, {b['wrong']}"
                      f" wrong, {b['elsewhere']} elsewhere)")  # fmt: skip
+        if "audited" in r:
+            a = r["audited"]
+            line += f" | {a['unlabelled_bibs_read']} audited unlabelled bibs read: P {a['precision']:.3f} with them"
         print(line + f" | pass 2 {r['pass2_seconds']:.1f} s")
         print(f"    decisions: {r['statuses']}; propagated or completed and judged: {r['propagated_judged']}")
         rel = r["reliability"]
-        held = " (RBNR: the scored half's photos, held apart from the fit)" if row["set"] == "rbnr_bib_photos" else ""
+        held = (" (RBNR: the scored half's photos, held apart from the fit)" if row["set"] == "rbnr_bib_photos"
+                else " (as labelled, audited unlabelled bibs right)" if "audited" in r else "")  # fmt: skip
         print(f"    reliability{held}: {rel['numbers']} numbers judged, ECE {rel['ece']:.3f}")
         for b in rel["bins"]:
             print(
