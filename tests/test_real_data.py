@@ -5,6 +5,7 @@ Each reads a fixed, spread-out subset so the suite stays fast; the full figures 
 
 import json
 import re
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -49,3 +50,14 @@ def test_text_stage_beats_plain_rapidocr_on_soccernet_number_crops(jersey_text):
     readings = jersey_text.recognize([cv2.imread(str(root / "images" / n)) for n in names])
     correct = np.mean([r.text == re.sub(r"\D", "", labels[n][0]) for r, n in zip(readings, names)])
     assert correct >= 0.8  # plain RapidOCR: 0.81 on the whole set; ours 0.835 (benchmarks/text_crops.py)
+
+
+def test_the_audits_of_unlabelled_photo_bibs_name_real_photos_and_no_label():
+    """An audited bib is one the set's labels lack, in one of its photos: the benchmarks count it apart."""
+    audits = Path(__file__).resolve().parents[1] / "benchmarks" / "audits"
+    for name in ("rbnr_bib_photos", "misc_bib_photos"):
+        labels = json.loads((data_set(name) / "labels.json").read_text())
+        audit = json.loads((audits / f"{name.removesuffix('_bib_photos')}_unlabelled_photo_bibs.json").read_text())
+        assert audit["set"] == name
+        for photo, bibs in audit["visible"].items():
+            assert photo in labels and not set(bibs) & set(labels[photo])
