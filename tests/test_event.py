@@ -60,6 +60,19 @@ def test_the_start_list_keeps_listed_bibs_snaps_one_edit_and_rejects_the_rest():
     assert (rejected.number, rejected.status) == ("4444", "rejected") and "not on the start list" in rejected.reason
 
 
+def test_a_snap_onto_a_dense_list_is_less_likely_right_than_onto_a_sparse_one():
+    """In a race of 3-digit bibs every other read is one misread from some bib: snapping says little there."""
+    reads = [runner(1, "a.jpg", "8638")]
+    sparse = StartList([Entrant("3638"), Entrant("10264")])
+    # 3638 and every bib from 1000 to 1999: 8638 is still one misread from 3638 alone
+    dense = StartList([Entrant("3638")] + [Entrant(str(bib)) for bib in range(1000, 2000)])
+    assert dense.snap_chance("8638") > 0.2 and sparse.snap_chance("8638") < 0.01
+    (alone,) = decide_event(reads, sparse)[0]["a.jpg"]
+    (crowded,) = decide_event(reads, dense)[0]["a.jpg"]
+    assert alone.status == crowded.status == "snapped"
+    assert crowded.confidence == pytest.approx(alone.confidence * (1 - dense.snap_chance("8638")), abs=2e-3)
+
+
 def test_without_a_start_list_a_number_that_does_not_fit_the_events_bib_format_is_demoted():
     runners = [runner(k, f"p{k}.jpg", str(1000 + k)) for k in range(30)] + [runner(99, "x.jpg", "42", 0.99)]
     decided, _ = decide_event(runners)

@@ -369,3 +369,12 @@ def test_a_large_race() -> None:
 def test_a_read_with_leading_zeros_matches_the_bib_a_spreadsheet_listed_without_them():
     snap = StartList([Entrant("891")]).snap("0891")
     assert (snap.number, snap.status) == ("891", "listed") and "leading zeros" in snap.reason
+
+
+def test_a_snap_is_likelier_chance_the_denser_the_list_is_among_numbers_of_its_length() -> None:
+    sparse = StartList([Entrant("30793"), Entrant("21317")])
+    # each bib reaches its 5-digit misreads (confused digits) and two 4-digit ones (an edge digit missing)
+    assert sparse.snap_chance("30798") == len({r for r in sparse._reach if len(r) == 5}) / 10**5 < 0.001
+    dense = StartList([Entrant(str(bib)) for bib in range(100, 1000, 3)])  # 300 of the 900 three-digit bibs
+    assert dense.snap_chance("101") > 0.3
+    assert dense.snap("101").status in ("snapped", "rejected")  # a read there says little about which bib

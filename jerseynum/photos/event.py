@@ -217,7 +217,10 @@ def calibrated(decided: dict[str, list[BibNumber]], runners: list[StoredRunner],
         for n in numbers:
             support = len(readers[(cluster_of[n.runner], n.number)] - {path})
             values = features(n, bib_format, support, start_list)
-            out[path].append((replace(n, confidence=round(calibration.probability(values), 4)), values))
+            probability = calibration.probability(values)
+            if n.status == "snapped":  # the fit saw sparse lists, where a snap is rarely chance
+                probability *= 1.0 - start_list.snap_chance(n.read)
+            out[path].append((replace(n, confidence=round(probability, 4)), values))
     return out
 
 
