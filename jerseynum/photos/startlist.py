@@ -249,8 +249,8 @@ class StartList:
     def snap_chance(self, read: str) -> float:
         """The share of all reads as long as `read` that lie one plausible misread from a listed bib: the chance
         that a read which is no listed bib's misread (a fragment, a year, an unlisted runner) is snapped anyway.
-        Small for a race of 500 five-digit bibs (0.02); large for 3-digit bibs (0.4 for 100 of them), where a
-        snap says little."""
+        Small for 500 random five-digit bibs (0.06); large for 100 three-digit ones (0.48) or 2000 four-digit ones
+        (0.67), where a snap says little."""
         return self._reached_by_length[len(read)] / 10 ** len(read)
 
     @classmethod
