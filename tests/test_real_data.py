@@ -61,3 +61,12 @@ def test_the_audits_of_unlabelled_photo_bibs_name_real_photos_and_no_label():
         assert audit["set"] == name
         for photo, bibs in audit["visible"].items():
             assert photo in labels and not set(bibs) & set(labels[photo])
+
+
+def test_each_label_correction_replaces_a_label_of_its_photo():
+    audits = Path(__file__).resolve().parents[1] / "benchmarks" / "audits"
+    labels = json.loads((data_set("rbnr_bib_photos") / "labels.json").read_text())
+    corrected = json.loads((audits / "rbnr_label_corrections.json").read_text())["corrected"]
+    for photo, fixes in corrected.items():
+        for labelled, seen in fixes.items():
+            assert labelled in labels[photo] and seen not in labels[photo]
