@@ -56,8 +56,8 @@ from jerseynum.training import splits
 
 REPO = Path(__file__).resolve().parents[1]
 BINS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0001)
-# Per set without bib boxes: the unlabelled bibs a person reads whole in photos where we showed them (looked at by
-# eye): a real runner's bib, counted apart from the false positives and as right in the reliability table.
+# What was looked at by eye in the photos: labels the bib contradicts (`corrected_labels`), and, for sets without
+# bib boxes, unlabelled bibs read whole where we showed them (`audited_bibs`).
 AUDITS = REPO / "benchmarks" / "audits"
 
 
@@ -303,6 +303,9 @@ def run_ours(root: Path, labels: dict[str, list[str]], cache: Path, data: Path, 
     boxes = json.loads(boxes_file.read_text()) if boxes_file.is_file() else None
     # The truth for the box-matched score and the start list; "as labelled" keeps labels.json.
     true_labels, boxes = corrected_labels(root.name, labels, boxes)
+    # Sets without boxes: a shown number is right when it is a labelled number of its photo or an audited bib.
+    audited = {photo: {normalised(b) for b in bibs} for photo, bibs in audited_bibs(root.name).items()}
+    real = {photo: {normalised(t) for t in numbers} | audited.get(photo, set()) for photo, numbers in labels.items()}
     groups_file = data / "rbnr_same_runner_groups" / "groups.json"
     row: dict = {"set": root.name, "engine": "jerseynum", "photos": len(labels), "runners": len(runners),
                  "s_per_photo_median": round(statistics.median(seconds), 3),
@@ -313,12 +316,10 @@ def run_ours(root: Path, labels: dict[str, list[str]], cache: Path, data: Path, 
         result = {"pass2_seconds": round(time.perf_counter() - started, 2), **score(shown(decided), labels)}
         if boxes is not None:
             result["box_matched"], judged = box_matched(decided, boxes)
-        else:  # a shown number is right when it is a labelled number of its photo or an audited unlabelled bib
-            audited = audited_bibs(root.name)
-            real = {photo: {normalised(t) for t in labels[photo] + audited.get(photo, [])} for photo in labels}
+        else:
             judged = [(n.confidence, normalised(n.number) in real[photo], n.status, photo)
                       for photo, numbers in decided.items() for n in numbers if n.status in SHOWN]  # fmt: skip
-            unlabelled = sum(normalised(number) in {normalised(b) for b in audited.get(photo, [])}
+            unlabelled = sum(normalised(number) in audited.get(photo, set())
                              for photo, numbers in shown(decided).items() for number in numbers)  # fmt: skip
             result["audited"] = {"unlabelled_bibs_read": unlabelled,
                                  "precision": round((result["tp"] + unlabelled) / max(result["tp"] + result["fp"], 1), 3)}  # fmt: skip
@@ -414,7 +415,8 @@ def main() -> None:
         root = args.data / "rbnr_bib_photos"
         labels = json.loads((root / "labels.json").read_text())
         runners, _ = read_set(root, list(labels), args.cache)
-        fit_calibration(runners, *corrected_labels(root.name, labels, json.loads((root / "labels_with_boxes.json").read_text())))
+        boxes = json.loads((root / "labels_with_boxes.json").read_text())
+        fit_calibration(runners, *corrected_labels(root.name, labels, boxes))
         return
     results: dict = {"rows": []}
     for name in args.sets:
