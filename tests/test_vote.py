@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 from jerseynum.stages.vote import Vote, VoteSettings
 from jerseynum.types import NO_NUMBER, Mode, Reading
 
@@ -53,10 +55,11 @@ def test_double_zero_is_a_jersey_number_of_its_own():
     assert set(result.votes) == {"00", "0"}
 
 
-def test_a_reading_from_a_detected_line_votes_only_when_reader_or_line_is_sure():
-    def line_read(text, confidence, legibility):
-        return Reading(text, confidence, (confidence,) * len(text), "test", (0, 0, 10, 10), legibility)
+def line_read(text: str, confidence: float, legibility: float | None, box=(0, 0, 10, 10)) -> Reading:
+    return Reading(text, confidence, (confidence,) * len(text), "test", box, legibility)
 
+
+def test_a_reading_from_a_detected_line_votes_only_when_reader_or_line_is_sure():
     vote = Vote(Mode.BIB, VoteSettings(min_confidence=0.8, max_line_doubt=0.01))
     assert vote.decide([line_read("2475", 0.995, 0.1)]).number == 2475  # a sure reading, whatever the line
     assert vote.decide([line_read("2475", 0.874, 0.97)]).number == 2475  # a legible line, a less sure reading
@@ -71,3 +74,25 @@ def test_longer_than_finds_a_voting_reading_the_text_is_part_of():
     assert vote.longer_than("1104", [reading("1104", 0.99), reading("11040", 0.6)]) is None  # too unsure to vote
     assert vote.longer_than("1104", [reading("1104", 0.99), reading("2104", 0.99)]) is None  # not containing it
     assert vote.longer_than("20462", [reading("20462", 0.99), reading("20", 0.99)]) is None  # shorter
+
+
+def test_a_legible_line_outvotes_lines_scored_illegible():
+    # a shirt's year read in three frames from lines scored illegible, the bib once from a legible line
+    year = [line_read("2000", 0.99, 0.3, (90, 180 + i, 130, 200)) for i in range(3)]
+    bib = line_read("560", 1.0, 0.95, (60, 275, 138, 321))
+    assert Vote(Mode.BIB).decide(year + [bib]).number == 560
+    assert Vote(Mode.BIB).decide(year + [line_read("560", 1.0, 0.45)]).number == 2000  # no legible line: all vote
+    assert Vote(Mode.BIB).decide(year + [reading("560", 1.0)]).number == 2000  # a crop read whole outranks nothing
+
+
+def test_a_number_read_on_several_lines_all_scored_illegible_is_print_not_a_number():
+    vote = Vote(Mode.BIB)
+    frames = [line_read("2006", 0.99, 0.1, (90, 180 + i, 130, 200)) for i in range(4)]
+    result = vote.decide(frames)
+    assert result.number == NO_NUMBER and result.reason.startswith("illegible print") and "4 lines" in result.reason
+    assert vote.decide(frames[:1]).number == 2006  # one line's score alone is too noisy to decide
+    both_engines = [frames[0], replace(frames[0], engine="other")]  # one line read twice is still one line
+    assert vote.decide(both_engines).number == 2006
+    small_bib = [line_read("3531", 1.0, 0.31, (46, 141, 85, 163)), line_read("3531", 1.0, 0.36, (43, 143, 85, 169))]
+    assert vote.decide(small_bib).number == 3531  # a far runner's bib: low scores, but not that low
+    assert vote.decide(frames + [reading("2006", 0.99)]).number == 2006  # a crop read whole has no line score
