@@ -57,6 +57,16 @@ def test_regions_are_searched_for_the_bib_among_other_text(bib_stage):
         assert 100 < (y1 + y2) / 2 < 200  # the box is where the bib was drawn
 
 
+def test_a_line_touching_the_crops_side_is_marked_at_side(bib_stage):
+    page = np.full((260, 300, 3), (90, 90, 90), np.uint8)
+    bib = render_number("4071", 56, shirt=(255, 255, 255), ink=(0, 0, 0))
+    page[100 : 100 + bib.shape[0], 80 : 80 + bib.shape[1]] = bib
+    inside = bib_stage.read_regions([page])[0]
+    cut = bib_stage.read_regions([page[:, 80 + bib.shape[1] // 2 :]])[0]  # the crop ends in the bib's middle
+    assert inside and all(r.text == "4071" and not r.at_side for r in inside)
+    assert cut and all(r.at_side for r in cut)
+
+
 def test_every_engine_reads_every_line():
     stage = TextStage(["rapidocr", "crnn"], Mode.JERSEY)
     blank = np.full((30, 30, 3), 128, np.uint8)

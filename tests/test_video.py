@@ -9,6 +9,7 @@ import re
 import sys
 import time
 from concurrent.futures import Future
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -438,6 +439,18 @@ def test_a_bib_read_as_a_piece_of_another_runners_bib_is_no_runner_of_its_own():
     assert {t["track"]: t["number"] for t in results["tracks"]} == {1: 11040, 2: -1, 3: 2001, 4: 20}
     assert results["tracks"][1]["fragment_of"] == "11040"
     assert [person["number"] for person in results["people"]] == [11040, 2001, 20]
+
+
+def test_a_bib_read_at_the_boxs_side_still_counts_in_full_against_its_pieces():
+    """A track's own vote drops the reads of its bib at the box's side once a read clear of it votes, but the bib
+    was read there all the same: a piece read as often elsewhere is still that bib's piece."""
+    reader = tracking.VideoReader(PipelineConfig(mode="bib"), detector="motion")
+    whole = _track(1, ["3638"] * 4)
+    whole.readings = [replace(r, box=(0 if i < 2 else 30, 200, 100, 260), line_legibility=0.5, at_side=i < 2)
+                      for i, r in enumerate(whole.readings)]  # fmt: skip
+    reader.tracks = {1: whole, 2: _track(2, ["36"] * 3)}
+    assert reader.vote.tally(whole.readings) == {"3638": pytest.approx(1.98)}  # the side reads do not vote ...
+    assert reader.fragments() == {2: "3638"}  # ... but the bib was read 4 times, its piece 3
 
 
 def test_jersey_numbers_inside_longer_ones_are_players_of_their_own():

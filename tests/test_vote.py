@@ -1,5 +1,7 @@
 from dataclasses import replace
 
+import pytest
+
 from jerseynum.stages.vote import Vote, VoteSettings
 from jerseynum.types import NO_NUMBER, Mode, Reading
 
@@ -76,13 +78,15 @@ def test_longer_than_finds_a_voting_reading_the_text_is_part_of():
     assert vote.longer_than("20462", [reading("20462", 0.99), reading("20", 0.99)]) is None  # shorter
 
 
-def test_a_legible_line_outvotes_lines_scored_illegible():
+def test_a_line_scored_legible_outvotes_lines_scored_illegible():
     # a shirt's year read in three frames from lines scored illegible, the bib once from a legible line
-    year = [line_read("2000", 0.99, 0.3, (90, 180 + i, 130, 200)) for i in range(3)]
-    bib = line_read("560", 1.0, 0.95, (60, 275, 138, 321))
-    assert Vote(Mode.BIB).decide(year + [bib]).number == 560
-    assert Vote(Mode.BIB).decide(year + [line_read("560", 1.0, 0.45)]).number == 2000  # no legible line: all vote
-    assert Vote(Mode.BIB).decide(year + [reading("560", 1.0)]).number == 2000  # a crop read whole outranks nothing
+    year = [line_read("2000", 0.99, 0.1, (90, 180 + i, 130, 200)) for i in range(3)]
+    assert Vote(Mode.BIB).decide(year + [line_read("560", 1.0, 0.95, (60, 275, 138, 321))]).number == 560
+    assert Vote(Mode.BIB).decide(year + [line_read("560", 1.0, 0.3)]).number == 560  # a far bib: low, not illegible
+    # a bib in a small moving crop scores 0.4-0.6: two reads of a shirt's 21 at 0.6-0.7 must not outvote it
+    bib = [line_read("3638", 1.0, score, (17, 200 + i, 112, 300)) for i, score in enumerate((0.57, 0.49, 0.44, 0.45))]
+    shirt = [line_read("21", 0.98, 0.73, (96, 157, 148, 208)), line_read("21", 1.0, 0.62, (71, 162, 109, 196))]
+    assert Vote(Mode.BIB).decide(bib + shirt).number == 3638
 
 
 def test_a_number_read_on_several_lines_all_scored_illegible_is_print_not_a_number():
@@ -96,3 +100,19 @@ def test_a_number_read_on_several_lines_all_scored_illegible_is_print_not_a_numb
     small_bib = [line_read("3531", 1.0, 0.31, (46, 141, 85, 163)), line_read("3531", 1.0, 0.36, (43, 143, 85, 169))]
     assert vote.decide(small_bib).number == 3531  # a far runner's bib: low scores, but not that low
     assert vote.decide(frames + [reading("2006", 0.99)]).number == 2006  # a crop read whole has no line score
+
+
+def test_a_line_clear_of_the_crop_sides_outvotes_lines_touching_them():
+    neighbour = [replace(line_read("204", 1.0, 0.96, (303, 396, 346, 436)), at_side=True),
+                 replace(line_read("20", 1.0, 0.58, (312, 391, 346, 429)), at_side=True)]  # fmt: skip
+    runner = line_read("71652", 1.0, 0.67, (149, 332, 262, 384))
+    assert Vote(Mode.BIB).decide(neighbour + [runner]).number == 71652
+    assert Vote(Mode.BIB).decide(neighbour[:1]).number == 204  # a bib at the side is read when nothing else is
+    assert Vote(Mode.BIB, VoteSettings(min_confidence=0.8, whole_lines_first=False)).decide(neighbour + [runner]).number == NO_NUMBER
+
+
+def test_weight_sums_every_counting_reading_of_a_number_whichever_line_it_came_from():
+    readings = [replace(line_read("3638", 1.0, 0.5), at_side=True), line_read("3638", 0.99, 0.6, (30, 0, 90, 20)),
+                line_read("3638", 0.95, 0.01), line_read("21", 1.0, 0.7)]  # fmt: skip
+    assert Vote(Mode.BIB).tally(readings)["3638"] == pytest.approx(0.99)  # the vote keeps the read clear of a side
+    assert Vote(Mode.BIB).weight("3638", readings) == pytest.approx(1.99)  # a doubtful read of a doubtful line: never

@@ -54,6 +54,7 @@ class TextRecognizer(Protocol):
         ...
 
 
+SIDE_PX = 1  # a line's box this close to a crop's left or right side touches it (`Reading.at_side`)
 OFF_CENTRE_PENALTY = 0.8  # a line at the crop's side edge scores 1 - this of one at the centre
 
 
@@ -513,7 +514,8 @@ class TextStage:
             candidates: list[list[Reading]] = [[] for _ in crops]
             for (i, box, score), reading in zip(owners, engine.recognize(lines) if lines else []):
                 line_legibility = None if score is None else round(float(score), 4)
-                candidates[i].append(replace(reading, box=box, line_legibility=line_legibility))
+                at_side = box[0] <= SIDE_PX or box[2] >= crops[i].shape[1] - SIDE_PX
+                candidates[i].append(replace(reading, box=box, line_legibility=line_legibility, at_side=at_side))
             for crop, readings, engine_candidates in zip(crops, per_crop, candidates):
                 best = best_reading(engine_candidates, self.mode, crop.shape[1])
                 if best is not None:

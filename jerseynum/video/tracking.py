@@ -274,7 +274,8 @@ class VideoReader:
         for track in self.tracks.values():
             if track.number != NO_NUMBER:
                 result = self.vote.decide(track.readings)
-                strength[track.id] = (result.text, result.votes[result.text])
+                # every reading of it counts here: a bib read at the box's side is still that bib in the video
+                strength[track.id] = (result.text, self.vote.weight(result.text, track.readings))
         pieces = {}
         for tid, (text, own) in strength.items():
             for other, (longer, weight) in strength.items():
