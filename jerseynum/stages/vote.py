@@ -1,9 +1,11 @@
 """Vote: turn the per-frame readings of a tracklet into one number, or NO_NUMBER when the evidence is weak.
 
 Each reading that the mode accepts votes for its digit string with a weight equal to its confidence; readings
-under `min_confidence` are ignored. The leader wins when its weight reaches `min_weight` and its share of all
-weight reaches `min_share`. The defaults were chosen on the development data (README, "Choosing the vote's
-thresholds"); they are parameters so a user can trade recall for precision.
+under `min_confidence` are ignored. Readings of detected text lines weigh their line too: lines the legibility
+classifier scores illegible, and lines touching the crop's side, give way to the others (`Vote.voters`), and a
+number read only on illegible lines is print, not a number. The leader wins when its weight reaches `min_weight`
+and its share of all weight reaches `min_share`. The defaults were chosen on the development data (README,
+"Choosing the vote's thresholds"); they are parameters so a user can trade recall for precision.
 """
 
 from __future__ import annotations
