@@ -243,9 +243,13 @@ class RapidOCRText:
             probs += list(self._rec_session(np.stack([self._line_tensor(crop, width) for crop in batch])))
         return probs
 
+    def _free_text(self, probs: np.ndarray) -> str:
+        """The line decoded with every character the recognizer knows."""
+        return ctc_greedy(probs, self._all_classes, self._all_labels, keep="all")[0]
+
     def letters(self, probs: np.ndarray) -> int:
         """How many letters the line holds, decoded with every character the recognizer knows."""
-        return sum(c.isalpha() for c in ctc_greedy(probs, self._all_classes, self._all_labels, keep="all")[0])
+        return sum(c.isalpha() for c in self._free_text(probs))
 
     def words(self, crops: list[np.ndarray], min_letters: int = LETTER_VETO) -> list[bool]:
         """Per line, whether it is words (a sponsor, a club's name) rather than a number: `min_letters` letters
@@ -254,10 +258,12 @@ class RapidOCRText:
         eight (README, "A -1 you can trust")."""
         verdicts = []
         for probs in self._probabilities(crops):
-            free = ctc_greedy(probs, self._all_classes, self._all_labels, keep="all")[0]
+            free = self._free_text(probs)
             letters = sum(c.isalpha() for c in free)
-            digits = ctc_greedy(probs, self._digit_classes, self._digit_labels)[0]
-            verdicts.append(letters >= min_letters or (0 < letters == len(free) > len(digits)))
+            verdicts.append(
+                letters >= min_letters
+                or (0 < letters == len(free) > len(ctc_greedy(probs, self._digit_classes, self._digit_labels)[0]))
+            )
         return verdicts
 
     def recognize(self, crops: list[np.ndarray], batch_size: int = 32) -> list[Reading]:

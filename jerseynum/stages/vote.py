@@ -92,10 +92,7 @@ class Vote:
 
     def tally(self, readings: list[Reading]) -> dict[str, float]:
         """Summed confidence per accepted digit string, best first."""
-        votes: dict[str, float] = defaultdict(float)
-        for reading in self.voters(readings):
-            votes[reading.text] += reading.confidence
-        return dict(sorted(votes.items(), key=lambda item: -item[1]))
+        return _summed(self.voters(readings))
 
     def weight(self, text: str, readings: list[Reading]) -> float:
         """The summed confidence of the counting readings of `text`, whatever line they came from: how strongly
@@ -109,7 +106,8 @@ class Vote:
         return len(lines) if len(lines) >= 2 and all(self._illegible(r) for r in winners) else 0
 
     def decide(self, readings: list[Reading]) -> VoteResult:
-        votes = self.tally(readings)
+        voters = self.voters(readings)
+        votes = _summed(voters)
         if not votes:
             return VoteResult(NO_NUMBER, "", 0.0, f"no accepted reading among {len(readings)}", votes)
         text, weight = next(iter(votes.items()))
@@ -118,7 +116,7 @@ class Vote:
             return VoteResult(NO_NUMBER, "", 0.0, f"weak: {text} has weight {weight:.2f} < {self.settings.min_weight}", votes)
         if share < self.settings.min_share:
             return VoteResult(NO_NUMBER, "", 0.0, f"split: {text} has share {share:.2f} < {self.settings.min_share}", votes)
-        winners = [reading for reading in self.voters(readings) if reading.text == text]
+        winners = [reading for reading in voters if reading.text == text]
         if lines := self.illegible_print(winners):
             reason = f"illegible print: {text} read on {lines} lines, each scored under {self.settings.illegible_line}"
             return VoteResult(NO_NUMBER, "", 0.0, reason, votes)
@@ -141,3 +139,11 @@ class Vote:
         weight = next(iter(votes.values()))
         s = self.settings
         return weight >= s.settle_weight and weight / sum(votes.values()) >= s.settle_share
+
+
+def _summed(voters: list[Reading]) -> dict[str, float]:
+    """Summed confidence per digit string of `voters`, best first."""
+    votes: dict[str, float] = defaultdict(float)
+    for reading in voters:
+        votes[reading.text] += reading.confidence
+    return dict(sorted(votes.items(), key=lambda item: -item[1]))
