@@ -61,12 +61,17 @@ BINS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0001)
 AUDITS = REPO / "benchmarks" / "audits"
 
 
+def _audit(set_name: str, kind: str, key: str) -> dict:
+    """The `key` entry of `AUDITS/<set>_<kind>.json`, or nothing where the set has no such audit."""
+    path = AUDITS / f"{set_name.removesuffix('_bib_photos')}_{kind}.json"
+    return json.loads(path.read_text())[key] if path.is_file() else {}
+
+
 def corrected_labels(set_name: str, labels: dict[str, list[str]], boxes: dict[str, list[dict]] | None
                      ) -> tuple[dict[str, list[str]], dict[str, list[dict]] | None]:  # fmt: skip
     """`labels` and `boxes` with the labels that the photos contradict replaced by what the bib shows
     (`AUDITS/<set>_label_corrections.json`, looked at by eye; none: unchanged)."""
-    path = AUDITS / f"{set_name.removesuffix('_bib_photos')}_label_corrections.json"
-    fixes = json.loads(path.read_text())["corrected"] if path.is_file() else {}
+    fixes = _audit(set_name, "label_corrections", "corrected")
     labels = {photo: [fixes.get(photo, {}).get(n, n) for n in numbers] for photo, numbers in labels.items()}
     if boxes is not None:
         boxes = {photo: [{**bib, "number": fixes.get(photo, {}).get(bib["number"], bib["number"])} for bib in bibs]
@@ -76,8 +81,7 @@ def corrected_labels(set_name: str, labels: dict[str, list[str]], boxes: dict[st
 
 def audited_bibs(set_name: str) -> dict[str, list[str]]:
     """Photo -> unlabelled bibs an audit by eye found whole (`AUDITS/<set>_unlabelled_photo_bibs.json`), if any."""
-    path = AUDITS / f"{set_name.removesuffix('_bib_photos')}_unlabelled_photo_bibs.json"
-    return json.loads(path.read_text())["visible"] if path.is_file() else {}
+    return _audit(set_name, "unlabelled_photo_bibs", "visible")
 
 
 def normalised(number: str) -> str:
