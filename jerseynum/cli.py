@@ -411,6 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (one-cycle schedule)")
     train_parser.add_argument("--seed", type=int, default=0)
     train_parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    train_parser.add_argument(
+        "--start", type=Path, help="continue from this recognizer checkpoint instead of EasyOCR's pretrained weights"
+    )
+    train_parser.add_argument(
+        "--tilt", type=float, default=8.0, help="a quarter of the rotated training crops lean up to this many degrees"
+    )
     train_parser.set_defaults(handler=train_recognizer)
 
     legibility_parser = commands.add_parser(
@@ -822,7 +828,7 @@ def train_recognizer(args: argparse.Namespace) -> int:
         log.error("data folder not found: %s (pass --data)", args.data)
         return 2
     options = {"arch": args.arch, "synthetic": args.synthetic, "learning_rate": args.lr, "seed": args.seed,
-               "device": args.device, "progress": not args.quiet}  # fmt: skip
+               "device": args.device, "progress": not args.quiet, "start": args.start, "tilt": args.tilt}  # fmt: skip
     if len(args.epochs) == 1:
         report = train(args.data, args.out, epochs=args.epochs[0], **options)
         print(json.dumps({k: report[k] for k in ("best_epoch", "validation", "minutes")}, indent=1))

@@ -16,7 +16,7 @@ from jerseynum.stages.crnn import (
 from jerseynum.stages.text import CRNNText, _agreed
 from jerseynum.training import splits
 from jerseynum.training.synth import render_number, render_training_crop
-from jerseynum.training.train_recognizer import Sample, augment, greedy_decode, train
+from jerseynum.training.train_recognizer import Sample, augment, greedy_decode, lean, train
 from jerseynum.types import Mode, Reading
 
 
@@ -73,6 +73,24 @@ def test_augment_and_rendering_give_valid_crops():
         assert view.ndim == 3 and view.dtype == np.uint8 and min(view.shape[:2]) >= 2
 
 
+def test_a_leaning_crop_keeps_its_whole_number_on_a_grown_canvas():
+    crop = np.full((60, 40, 3), 255, np.uint8)
+    crop[5:55, 2:38] = 0  # a dark block that fills the crop, as a number fills its box
+    dark = lambda image: int((image[:, :, 0] < 128).sum())
+    grown = lean(crop, 45, 0.0, grow=True)
+    assert grown.shape[0] > crop.shape[0] and grown.shape[1] > crop.shape[1]
+    assert abs(dark(grown) - dark(crop)) < 0.05 * dark(crop)  # nothing of the block is cut
+    assert dark(lean(crop, 45, 0.0)) < 0.95 * dark(crop)  # on its own canvas the turned block loses its corners
+    assert lean(crop, 5, 0.1).shape == crop.shape
+
+
+def test_only_a_tilt_beyond_eight_degrees_grows_the_canvas():
+    image = np.full((80, 30, 3), 200, np.uint8)  # tall: a turned copy is much wider
+    framed_at_most = lambda view: view.shape[1] <= 30 + 2 * 0.15 * 80  # framing adds <= 15 % of the height a side
+    assert all(framed_at_most(augment(image, np.random.default_rng(seed))) for seed in range(60))
+    assert not all(framed_at_most(augment(image, np.random.default_rng(seed), 80.0)) for seed in range(60))
+
+
 def test_training_lowers_the_loss_and_the_saved_weights_load_back(tmp_path):
     rng = np.random.default_rng(1)
     real = {"rendered": [(Sample(render_number(str(n), 40), str(n), "rendered"), str(n)) for n in rng.integers(0, 100, 96)]}
@@ -85,6 +103,10 @@ def test_training_lowers_the_loss_and_the_saved_weights_load_back(tmp_path):
     assert input_size == INPUT_SIZE and not grey and meta["arch"] == "crnn_tiny" and len(meta["history"]) == 3
     reading = CRNNText(Mode.JERSEY, weights=out).recognize([render_number("42", 40)])[0]
     assert reading.engine == "crnn" and len(reading.char_confidences) == len(reading.text)
+    # Continuing from the saved weights starts where they ended, not from the beginning.
+    again = train(tmp_path, tmp_path / "again.pt", arch="crnn_tiny", epochs=1, synthetic=96, batch_size=32,
+                  learning_rate=5e-3, real=real, progress=False, start=out, tilt=30.0)  # fmt: skip
+    assert again["history"][0]["loss"] < losses[0] and again["start"] == "digits.pt" and again["tilt"] == 30.0
 
 
 def test_missing_weights_are_a_clear_error(tmp_path):

@@ -30,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from jerseynum.io import read_image_or_skip
-from jerseynum.stages.crnn import ALPHABET, build_recognizer, input_spec, prepare, save_checkpoint
+from jerseynum.stages.crnn import ALPHABET, build_recognizer, input_spec, load_checkpoint, prepare, save_checkpoint
 from jerseynum.stages.text import ctc_greedy
 from jerseynum.training import splits
 from jerseynum.training.synth import render_training_crop
@@ -87,21 +87,37 @@ def split_validation(items: list[tuple[Sample, str]], fraction: float) -> tuple[
     return train, validation
 
 
-def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random view of a crop as a detector, a camera and a compressor might have given it."""
+def lean(image: np.ndarray, angle: float, shear: float, grow: bool = False) -> np.ndarray:
+    """The crop turned by `angle` degrees and sheared, on its own canvas (corners cut) or, with `grow`, on one
+    grown to hold the whole turned crop."""
+    h, w = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    matrix[0, 1] += shear
+    matrix[0, 2] -= shear * h / 2
+    size = (w, h)
+    if grow:
+        cos, sin = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
+        size = (round(w * cos + h * sin), round(w * sin + h * cos))
+        matrix[:, 2] += (size[0] - w) / 2, (size[1] - h) / 2
+    return cv2.warpAffine(image, matrix, size, borderMode=cv2.BORDER_REPLICATE)
+
+
+def augment(image: np.ndarray, rng: np.random.Generator, tilt: float = 8.0) -> np.ndarray:
+    """A random view of a crop as a detector, a camera and a compressor might have given it. Numbers lean up to 8
+    degrees; with `tilt` above that, a quarter of the rotated crops lean up to `tilt` degrees (a basketball
+    player's turned torso), on a canvas grown to hold the whole turned crop, as a detector's box grows."""
     h, w = image.shape[:2]
     # Framing: each side moves in (crop) or out (replicated border) by up to a fraction of the size.
     sides = (rng.uniform(-0.08, 0.15, 4) * np.array([h, w, h, w])).astype(int)
     image = cv2.copyMakeBorder(image, *np.maximum(sides, 0).tolist(), cv2.BORDER_REPLICATE)
     top, left, bottom, right = np.maximum(-sides, 0)
     image = image[top : image.shape[0] - bottom, left : image.shape[1] - right]
-    h, w = image.shape[:2]
     if rng.random() < 0.6:  # rotation and shear
-        angle, shear = rng.uniform(-8, 8), rng.uniform(-0.2, 0.2)
-        matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
-        matrix[0, 1] += shear
-        matrix[0, 2] -= shear * h / 2
-        image = cv2.warpAffine(image, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
+        # No extra draw at the default tilt, so the shipped runs' random stream stays as it was.
+        leaning = tilt > 8 and rng.random() < 0.25
+        angle, shear = rng.uniform(-tilt, tilt) if leaning else rng.uniform(-8, 8), rng.uniform(-0.2, 0.2)
+        image = lean(image, angle, shear, grow=leaning)
+    h, w = image.shape[:2]
     if rng.random() < 0.5:  # low resolution: down to 10-32 px tall and back
         small = int(rng.uniform(10, 32))
         if small < h:
@@ -127,10 +143,12 @@ def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return image
 
 
-def _batch(samples: list[Sample], arch: str, rng: np.random.Generator | None) -> tuple[torch.Tensor, ...]:
+def _batch(
+    samples: list[Sample], arch: str, rng: np.random.Generator | None, tilt: float = 8.0
+) -> tuple[torch.Tensor, ...]:
     """(inputs, concatenated targets, target lengths); augmented when `rng` is given."""
     input_size, grey = input_spec(arch)
-    images = [augment(s.image, rng) if rng is not None else s.image for s in samples]
+    images = [augment(s.image, rng, tilt) if rng is not None else s.image for s in samples]
     inputs = torch.from_numpy(np.stack([prepare(image, input_size, grey) for image in images]))
     targets = torch.tensor([ALPHABET.index(c) + 1 for s in samples for c in s.label], dtype=torch.long)
     lengths = torch.tensor([len(s.label) for s in samples], dtype=torch.long)
@@ -176,9 +194,12 @@ def train(
     device: str = "cpu",
     real: dict[str, list[tuple[Sample, str]]] | None = None,
     progress: bool = True,
+    start: Path | None = None,
+    tilt: float = 8.0,
 ) -> dict:
     """Train and save the best epoch's weights to `out`; returns the training report (also in the checkpoint).
-    `real` replaces the shared data (tests pass tiny rendered sets)."""
+    `real` replaces the shared data (tests pass tiny rendered sets). `start` continues from a checkpoint of
+    `arch` instead of the published pretrained weights; `tilt` is `augment`'s."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     started = time.time()
@@ -195,7 +216,12 @@ def train(
     log.info("training on %d real (with repeats) + %d rendered crops; %d validation crops",
              len(train_real), len(pool), len(validation))  # fmt: skip
 
-    model = build_recognizer(arch, pretrained=True).to(device)
+    if start is None:
+        model = build_recognizer(arch, pretrained=True).to(device)
+    else:
+        model, _, _, start_meta = load_checkpoint(start, device)
+        if start_meta.get("arch", arch) != arch:
+            raise ValueError(f"{start} holds a {start_meta['arch']} recognizer, not {arch}")
     input_size = input_spec(arch)[0]
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
     steps_per_epoch = math.ceil((len(train_real) + len(pool)) / batch_size)
@@ -211,7 +237,7 @@ def train(
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress)
         for step in bar:
             chunk = [everything[i] for i in order[step * batch_size : (step + 1) * batch_size]]
-            inputs, targets, lengths = _batch(chunk, arch, rng)
+            inputs, targets, lengths = _batch(chunk, arch, rng, tilt)
             log_probs = model(inputs.to(device))
             input_lengths = torch.full((len(chunk),), log_probs.shape[0], dtype=torch.long)
             loss = ctc(log_probs.cpu(), targets, input_lengths, lengths)
@@ -228,7 +254,7 @@ def train(
         report = {"arch": arch, "epochs": epochs, "best_epoch": best_epoch, "validation": None, "history": history,
                   "real_crops": {k: len(v) for k, v in real.items()}, "repeats": REPEATS, "synthetic": synthetic,
                   "learning_rate": learning_rate, "seed": seed, "minutes": round((time.time() - started) / 60, 1),
-                  "finished": False}  # fmt: skip
+                  "finished": False, "start": None if start is None else Path(start).name, "tilt": tilt}  # fmt: skip
         if scores["all"] > best:
             best, best_epoch = scores["all"], epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -257,7 +283,8 @@ def train_soup(data: Path, out: Path, epochs: list[int], work: Path, **options) 
     ingredients = []
     for count in epochs:
         path = work / f"{out.stem}-{count}-epochs{out.suffix}"
-        wanted = {"epochs": count, **{key: settings[key] for key in ("arch", "synthetic", "learning_rate", "seed")}}
+        wanted = {"epochs": count, **{key: settings[key] for key in ("arch", "synthetic", "learning_rate", "seed", "tilt")},
+                  "start": None if settings["start"] is None else Path(settings["start"]).name}  # fmt: skip
         if path.is_file() and _finished_with(path, wanted):
             log.info("reusing the finished %d-epoch run in %s", count, path)
         else:
@@ -268,7 +295,9 @@ def train_soup(data: Path, out: Path, epochs: list[int], work: Path, **options) 
 
 def _finished_with(path: Path, wanted: dict) -> bool:
     meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
-    return bool(meta.get("finished")) and all(meta.get(key) == value for key, value in wanted.items())
+    # Runs from before a setting existed were trained at its default.
+    matches = all(meta.get(key, TRAIN_DEFAULTS.get(key)) == value for key, value in wanted.items())
+    return bool(meta.get("finished")) and matches
 
 
 def average_checkpoints(paths: list[Path], out: Path) -> dict:
