@@ -8,6 +8,7 @@
   `--all` scores every runner.
 Prints a table and writes JSON:
     python benchmarks/tracklets.py [--data ../shared/data] [--configs rapidocr crnn ...] [--json ...]
+                                   [--crnn-weights FILE]
 """
 
 from __future__ import annotations
@@ -40,8 +41,14 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--all", action="store_true", help="score every tracklet, trained-on ones too")
-    parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "tracklets.json")
+    parser.add_argument("--crnn-weights", type=Path, help="a recognizer checkpoint other than the shipped one")
+    parser.add_argument(
+        "--json", type=Path, help="where the rows go (default: benchmarks/results/tracklets.json, unless --crnn-weights)"
+    )
     args = parser.parse_args()
+    # A run with other weights does not replace the shipped model's table unless asked to.
+    json_path = args.json or (None if args.crnn_weights else Path(__file__).resolve().parent / "results" / "tracklets.json")
+    options = {"crnn": {"weights": args.crnn_weights}} if args.crnn_weights else {}
     results = []
     for name in args.sets:
         mode = SETS[name]
@@ -51,7 +58,7 @@ def main() -> None:
             scored = splits.soccernet_scored if mode is Mode.JERSEY else lambda runner: splits.rbnr_scored(runner.rsplit("_", 1)[0])
             tracklets = [t for t in tracklets if scored(t.id)]
         for text in args.configs:
-            pipeline = Pipeline(PipelineConfig(mode=mode, **CONFIGS[text]))
+            pipeline = Pipeline(PipelineConfig(mode=mode, text_options=options, **CONFIGS[text]))
             correct, seconds = 0, []
             for tracklet in tqdm(tracklets, desc=f"{name} / {text}", leave=False):
                 start = time.perf_counter()
@@ -62,8 +69,9 @@ def main() -> None:
             results.append(row)
             print(f"{name:34} {text:18} {len(tracklets):4} tracklets  accuracy {row['accuracy']:.4f}  "
                   f"{row['s_per_tracklet_median']:.3f} s per tracklet (median)")  # fmt: skip
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=1) + "\n")
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":
