@@ -107,6 +107,7 @@ def test_training_lowers_the_loss_and_the_saved_weights_load_back(tmp_path):
     again = train(tmp_path, tmp_path / "again.pt", arch="crnn_tiny", epochs=1, synthetic=96, batch_size=32,
                   learning_rate=5e-3, real=real, progress=False, start=out, tilt=30.0)  # fmt: skip
     assert again["history"][0]["loss"] < losses[0] and again["start"] == "digits.pt" and again["tilt"] == 30.0
+    assert again["start_meta"]["history"] == report["history"]  # the weights' lineage travels with them
 
 
 def test_missing_weights_are_a_clear_error(tmp_path):

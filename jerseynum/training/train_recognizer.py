@@ -216,6 +216,7 @@ def train(
     log.info("training on %d real (with repeats) + %d rendered crops; %d validation crops",
              len(train_real), len(pool), len(validation))  # fmt: skip
 
+    start_meta = None
     if start is None:
         model = build_recognizer(arch, pretrained=True).to(device)
     else:
@@ -254,7 +255,8 @@ def train(
         report = {"arch": arch, "epochs": epochs, "best_epoch": best_epoch, "validation": None, "history": history,
                   "real_crops": {k: len(v) for k, v in real.items()}, "repeats": REPEATS, "synthetic": synthetic,
                   "learning_rate": learning_rate, "seed": seed, "minutes": round((time.time() - started) / 60, 1),
-                  "finished": False, "start": None if start is None else Path(start).name, "tilt": tilt}  # fmt: skip
+                  "finished": False, "start": None if start is None else Path(start).name, "tilt": tilt,
+                  "start_meta": start_meta}  # fmt: skip  # where the weights came from, e.g. a soup's runs
         if scores["all"] > best:
             best, best_epoch = scores["all"], epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
