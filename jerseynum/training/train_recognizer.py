@@ -252,11 +252,12 @@ def train(
         scores = evaluate(model, arch, validation)
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **{k: round(v, 4) for k, v in scores.items()}})
         log.info("epoch %d: loss %.3f, validation %s", epoch + 1, np.mean(losses), history[-1])
+        # start_meta: where a continued run's weights came from (a soup's runs, say), kept with them.
         report = {"arch": arch, "epochs": epochs, "best_epoch": best_epoch, "validation": None, "history": history,
                   "real_crops": {k: len(v) for k, v in real.items()}, "repeats": REPEATS, "synthetic": synthetic,
                   "learning_rate": learning_rate, "seed": seed, "minutes": round((time.time() - started) / 60, 1),
                   "finished": False, "start": None if start is None else Path(start).name, "tilt": tilt,
-                  "start_meta": start_meta}  # fmt: skip  # where the weights came from, e.g. a soup's runs
+                  "start_meta": start_meta}  # fmt: skip
         if scores["all"] > best:
             best, best_epoch = scores["all"], epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
