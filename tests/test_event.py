@@ -307,3 +307,14 @@ def test_review_lists_the_least_likely_numbers_first_and_runners_without_one(tmp
     assert [line.split()[-1][-9:] for line in numbers.splitlines() if "2024" in line] == [
         "shot0.png", "shot1.png", "shot2.png"]  # fmt: skip
     assert "(propagated)" in numbers and "1 runners" in unread and "shot3.png" in unread
+
+
+def test_a_number_read_in_another_photo_of_the_event_is_more_likely_right():
+    """A race gives each runner one bib: a weak read of a number that another photo reads too is a real bib,
+    whoever the identity clusters take its runner for."""
+    weak = runner(1, "a.jpg", "1463", 0.9, person=7)
+    alone, _ = decide_event([weak, runner(2, "b.jpg", "3638", person=8)])
+    seen, _ = decide_event([weak, runner(2, "b.jpg", "1463", person=8)])
+    (alone_number,), (seen_number,) = alone["a.jpg"], seen["a.jpg"]
+    assert alone_number.status == "unsure" and seen_number.status == "read"
+    assert seen_number.confidence > alone_number.confidence + 0.1

@@ -144,7 +144,7 @@ def signature(runner: StoredRunner) -> Signature:
     return Signature(runner.read.face_embedding, colour, runner.taken)
 
 
-FEATURES = ("vote", "format", "support", "listed")
+FEATURES = ("vote", "format", "support", "seen", "listed")
 
 
 def _logit(p: float) -> float:
@@ -153,16 +153,18 @@ def _logit(p: float) -> float:
 
 
 def features(
-    number: BibNumber, bib_format: BibFormat | None, support: int, start_list: StartList | None
+    number: BibNumber, bib_format: BibFormat | None, support: int, seen: int, start_list: StartList | None
 ) -> list[float]:
     """What the calibration weighs (FEATURES): the vote's confidence in the number as read (its logit); the share of the event's
     confident reads with as many digits (1 where the format is unknown); how many other photos of the same runner
-    read the number; and whether the start list lists it (1), it was snapped to a listed bib (0.5), or there is no
-    list or it is not on it (0). The vote already sums its readings' agreement and character confidences (a
-    fit with them too gave them no weight of their own)."""
+    read the number; how many other photos of the event read it, whoever wears it (a race gives each runner one
+    bib, so a number read again elsewhere is a real bib, where the identity clusters often miss the runner); and
+    whether the start list lists it (1), it was snapped to a listed bib (0.5), or there is no list or it is not on
+    it (0). Counts stop at 2. The vote already sums its readings' agreement and character confidences (a fit with
+    them too gave them no weight of their own)."""
     share = bib_format.share(number.number) if bib_format is not None else 1.0
     listed = 0.0 if start_list is None else {"read": 1.0, "snapped": 0.5}.get(number.status, 0.0)
-    return [_logit(number.confidence), share, min(support, 2), listed]
+    return [_logit(number.confidence), share, min(support, 2), min(seen, 2), listed]
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ class Calibration:
         return 1 / (1 + math.exp(-z))
 
 
-CALIBRATION = Calibration(weights=(0.686, 1.004, 0.246, 1.350), intercept=-3.708)
+CALIBRATION = Calibration(weights=(0.628, 2.135, 0.095, 0.686, 1.298), intercept=-3.827)
 
 
 def candidates(runners: list[StoredRunner], start_list: StartList | None,
@@ -207,16 +209,18 @@ def calibrated(decided: dict[str, list[BibNumber]], runners: list[StoredRunner],
     """Each number with its features and, as its confidence, the calibrated probability that it is right."""
     cluster_of = {r.id: label for r, label in zip(runners, labels)}
     readers: dict[tuple[int, str], set[str]] = defaultdict(set)  # (cluster, number) -> photos reading it
+    anywhere: dict[str, set[str]] = defaultdict(set)  # number -> photos reading it
     for path, numbers in decided.items():
         for n in numbers:
             if n.status in SHOWN:
                 readers[(cluster_of[n.runner], n.number)].add(path)
+                anywhere[n.number].add(path)
     out = {}
     for path, numbers in decided.items():
         out[path] = []
         for n in numbers:
             support = len(readers[(cluster_of[n.runner], n.number)] - {path})
-            values = features(n, bib_format, support, start_list)
+            values = features(n, bib_format, support, len(anywhere[n.number] - {path}), start_list)
             probability = calibration.probability(values)
             if n.status == "snapped":  # the fit saw sparse lists, where a snap is rarely chance
                 probability *= 1.0 - start_list.snap_chance(n.read)
