@@ -549,7 +549,7 @@ def test_a_reviewer_corrects_a_number_in_the_browser_and_the_correction_survives
         before = screenshot(browser, tmp_path / "review.png")
         assert shows_photos(before, "main .grid") == ["shot0.png", "shot1.png", "shot2.png"]
         card = browser.find_element(By.XPATH, "//div[contains(@class, 'review')][a[@title='shot1.png']]")
-        assert card.find_element(By.CLASS_NAME, "caption").text == "2024 · 97% · propagated"
+        assert card.find_element(By.CLASS_NAME, "caption").text == "2024 · 98% · propagated"
         card.find_element(By.NAME, "new").send_keys("2025")
         card.find_element(By.XPATH, ".//button[text()='correct']").click()
 
