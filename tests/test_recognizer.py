@@ -181,6 +181,33 @@ def test_a_soup_averages_its_runs_and_reuses_finished_ones(tmp_path, monkeypatch
         train_recognizer.train_soup(tmp_path, out, [1, 2], work, **{**options, "seed": 1})
 
 
+def test_a_soup_from_a_start_checkpoint_is_reused_only_while_that_checkpoint_is_the_same(tmp_path, monkeypatch):
+    from jerseynum.training import train_recognizer
+
+    rng = np.random.default_rng(3)
+    real = {"rendered": [(Sample(render_number(str(n), 40), str(n), "rendered"), str(n)) for n in rng.integers(0, 100, 32)]}
+    options = {"arch": "crnn_tiny", "synthetic": 32, "batch_size": 32, "learning_rate": 5e-3, "real": real,
+               "progress": False}  # fmt: skip
+    first, second, start = tmp_path / "first.pt", tmp_path / "second.pt", tmp_path / "start.pt"
+    train(tmp_path, first, epochs=1, **options)
+    train(tmp_path, second, epochs=1, **{**options, "seed": 1})
+    start.write_bytes(first.read_bytes())
+    with pytest.raises(ValueError, match="holds a crnn_tiny recognizer, not crnn_small"):
+        train(tmp_path, tmp_path / "small.pt", epochs=1, start=start, **{**options, "arch": "crnn_small"})
+    out, work = tmp_path / "tuned.pt", tmp_path / "runs"
+    meta = train_recognizer.train_soup(tmp_path, out, [1], work, start=start, **options)
+    assert meta["soup"][0]["start"] == "start.pt" and meta["soup"][0]["start_sha256"] is not None
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(train_recognizer, "train", no_training)
+    train_recognizer.train_soup(tmp_path, out, [1], work, start=start, **options)  # the same start: reused
+    start.write_bytes(second.read_bytes())  # another checkpoint under the same name
+    with pytest.raises(AssertionError, match="trained again"):
+        train_recognizer.train_soup(tmp_path, out, [1], work, start=start, **options)
+
+
 def test_checkpoints_of_different_architectures_are_not_averaged(tmp_path):
     from jerseynum.stages.crnn import save_checkpoint
     from jerseynum.training.train_recognizer import average_checkpoints

@@ -15,6 +15,7 @@ per `--epochs` value (default 8 and 12), their best weights averaged.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import logging
@@ -221,8 +222,8 @@ def train(
         model = build_recognizer(arch, pretrained=True).to(device)
     else:
         model, _, _, start_meta = load_checkpoint(start, device)
-        if start_meta.get("arch", arch) != arch:
-            raise ValueError(f"{start} holds a {start_meta['arch']} recognizer, not {arch}")
+        if (held := torch.load(start, map_location="cpu", weights_only=True)["arch"]) != arch:
+            raise ValueError(f"{start} holds a {held} recognizer, not {arch}")
     input_size = input_spec(arch)[0]
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
     steps_per_epoch = math.ceil((len(train_real) + len(pool)) / batch_size)
@@ -256,8 +257,8 @@ def train(
         report = {"arch": arch, "epochs": epochs, "best_epoch": best_epoch, "validation": None, "history": history,
                   "real_crops": {k: len(v) for k, v in real.items()}, "repeats": REPEATS, "synthetic": synthetic,
                   "learning_rate": learning_rate, "seed": seed, "minutes": round((time.time() - started) / 60, 1),
-                  "finished": False, "start": None if start is None else Path(start).name, "tilt": tilt,
-                  "start_meta": start_meta}  # fmt: skip
+                  "finished": False, "start": None if start is None else Path(start).name,
+                  "start_sha256": _digest(start), "tilt": tilt, "start_meta": start_meta}  # fmt: skip
         if scores["all"] > best:
             best, best_epoch = scores["all"], epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -286,14 +287,19 @@ def train_soup(data: Path, out: Path, epochs: list[int], work: Path, **options) 
     ingredients = []
     for count in epochs:
         path = work / f"{out.stem}-{count}-epochs{out.suffix}"
+        # A start is known by its contents: another checkpoint saved under the same name is another start.
         wanted = {"epochs": count, **{key: settings[key] for key in ("arch", "synthetic", "learning_rate", "seed", "tilt")},
-                  "start": None if settings["start"] is None else Path(settings["start"]).name}  # fmt: skip
+                  "start_sha256": _digest(settings["start"])}  # fmt: skip
         if path.is_file() and _finished_with(path, wanted):
             log.info("reusing the finished %d-epoch run in %s", count, path)
         else:
             train(data, path, epochs=count, **options)
         ingredients.append(path)
     return average_checkpoints(ingredients, out)
+
+
+def _digest(path: Path | None) -> str | None:
+    return None if path is None else hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _finished_with(path: Path, wanted: dict) -> bool:
