@@ -217,7 +217,7 @@ def train(
     log.info("training on %d real (with repeats) + %d rendered crops; %d validation crops",
              len(train_real), len(pool), len(validation))  # fmt: skip
 
-    start_meta = None
+    start_meta, start_digest = None, _digest(start)
     if start is None:
         model = build_recognizer(arch, pretrained=True).to(device)
     else:
@@ -258,7 +258,7 @@ def train(
                   "real_crops": {k: len(v) for k, v in real.items()}, "repeats": REPEATS, "synthetic": synthetic,
                   "learning_rate": learning_rate, "seed": seed, "minutes": round((time.time() - started) / 60, 1),
                   "finished": False, "start": None if start is None else Path(start).name,
-                  "start_sha256": _digest(start), "tilt": tilt, "start_meta": start_meta}  # fmt: skip
+                  "start_sha256": start_digest, "tilt": tilt, "start_meta": start_meta}  # fmt: skip
         if scores["all"] > best:
             best, best_epoch = scores["all"], epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
