@@ -40,12 +40,21 @@ def test_a_face_on_a_body_is_one_runner_and_a_faceless_body_is_another():
 
 def test_a_face_goes_to_the_smallest_body_holding_it_in_its_top_and_each_body_to_one_face():
     near = PersonBox((90, 40, 150, 300), 0.9)
-    around = PersonBox((60, 30, 300, 560), 0.7)  # a larger box around two runners
+    around = PersonBox((60, 30, 170, 560), 0.7)  # a larger box around two runners
     low = PersonBox((95, 0, 140, 160), 0.6)  # holds the face below its top third: not its body
     faces = [((100, 50, 130, 85), 0.9), ((105, 55, 128, 80), 0.5)]  # the second: a face found twice, offset
     runners = RunnerFinder(face_finder=Faces(faces), people=People([low, near, around])).find(PHOTO)
     assert [r.body for r in runners[:2]] == [near.box, around.box]
     assert [(r.face, r.body) for r in runners[2:]] == [(None, low.box)]
+
+
+def test_a_face_off_a_bodys_centre_is_someone_elses_and_the_body_is_read_on_its_own():
+    """The runner in front, arms up and face unseen, and a smaller face behind him inside his box."""
+    behind = ((297, 344, 321, 367), 0.8)  # 2.8 face widths right of the box's centre
+    front = PersonBox((117, 221, 365, 638), 0.9)
+    first, second = RunnerFinder(face_finder=Faces([behind]), people=People([front])).find(PHOTO)
+    assert (first.face, first.body) == (behind[0], None)
+    assert (second.face, second.body, second.region) == (None, front.box, body_region(front.box, 600, 800))
 
 
 def test_short_bodies_and_no_person_detector_leave_faces_alone():
