@@ -156,13 +156,18 @@ def test_the_crnn_reads_one_reading_per_crop_with_views():
     assert [r.text for r in readings] == numbers
 
 
+def tiny_training(seed: int) -> dict:
+    """`train` options for a tiny recognizer on 32 rendered numbers drawn from `seed`: seconds a run."""
+    rng = np.random.default_rng(seed)
+    real = {"rendered": [(Sample(render_number(str(n), 40), str(n), "rendered"), str(n)) for n in rng.integers(0, 100, 32)]}
+    return {"arch": "crnn_tiny", "synthetic": 32, "batch_size": 32, "learning_rate": 5e-3, "real": real,
+            "progress": False}  # fmt: skip
+
+
 def test_a_soup_averages_its_runs_and_reuses_finished_ones(tmp_path, monkeypatch):
     from jerseynum.training import train_recognizer
 
-    rng = np.random.default_rng(2)
-    real = {"rendered": [(Sample(render_number(str(n), 40), str(n), "rendered"), str(n)) for n in rng.integers(0, 100, 32)]}
-    options = {"arch": "crnn_tiny", "synthetic": 32, "batch_size": 32, "learning_rate": 5e-3, "real": real,
-               "progress": False}  # fmt: skip
+    options = tiny_training(seed=2)
     out, work = tmp_path / "soup.pt", tmp_path / "runs"
     meta = train_recognizer.train_soup(tmp_path, out, [1, 2], work, **options)
     assert [run["epochs"] for run in meta["soup"]] == [1, 2] and all(run["finished"] for run in meta["soup"])
@@ -184,10 +189,7 @@ def test_a_soup_averages_its_runs_and_reuses_finished_ones(tmp_path, monkeypatch
 def test_a_soup_from_a_start_checkpoint_is_reused_only_while_that_checkpoint_is_the_same(tmp_path, monkeypatch):
     from jerseynum.training import train_recognizer
 
-    rng = np.random.default_rng(3)
-    real = {"rendered": [(Sample(render_number(str(n), 40), str(n), "rendered"), str(n)) for n in rng.integers(0, 100, 32)]}
-    options = {"arch": "crnn_tiny", "synthetic": 32, "batch_size": 32, "learning_rate": 5e-3, "real": real,
-               "progress": False}  # fmt: skip
+    options = tiny_training(seed=3)
     first, second, start = tmp_path / "first.pt", tmp_path / "second.pt", tmp_path / "start.pt"
     train(tmp_path, first, epochs=1, **options)
     train(tmp_path, second, epochs=1, **{**options, "seed": 1})

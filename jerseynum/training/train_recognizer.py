@@ -284,12 +284,13 @@ def train_soup(data: Path, out: Path, epochs: list[int], work: Path, **options) 
     (model card). A run already finished in `work` with the same settings is reused, so an interrupted soup
     resumes at the run it was in."""
     settings = {**TRAIN_DEFAULTS, **options}
+    # A start is known by its contents: another checkpoint saved under the same name is another start.
+    start_digest = _digest(settings["start"])
     ingredients = []
     for count in epochs:
         path = work / f"{out.stem}-{count}-epochs{out.suffix}"
-        # A start is known by its contents: another checkpoint saved under the same name is another start.
         wanted = {"epochs": count, **{key: settings[key] for key in ("arch", "synthetic", "learning_rate", "seed", "tilt")},
-                  "start_sha256": _digest(settings["start"])}  # fmt: skip
+                  "start_sha256": start_digest}  # fmt: skip
         if path.is_file() and _finished_with(path, wanted):
             log.info("reusing the finished %d-epoch run in %s", count, path)
         else:
