@@ -22,10 +22,11 @@ import numpy as np
 import pytest
 
 from jerseynum.cli import main
+from jerseynum.config import PipelineConfig
 from jerseynum.photos.index import BibNumber, IndexFileError, PhotoIndex, RunnerRead, edit_distance
 from jerseynum.photos.runners import RunnerSettings, bib_region
-from jerseynum.photos.tagger import tag_folder
-from jerseynum.types import iou
+from jerseynum.photos.tagger import PACKAGE, model_version, reader_code_digest, tag_folder
+from jerseynum.types import Mode, iou
 from tests.badfiles import bomb_png, jpeg
 from tests.conftest import data_set
 from tests.test_parallel import alive, children_of, wait_for
@@ -85,6 +86,24 @@ def test_changed_photos_and_new_model_versions_are_retagged_touched_ones_are_not
     assert (report.tagged, report.unchanged, report.removed) == (1, 1, 1)
     assert exported(tmp_path / "index.db") == {"photo0.png": ["110"], "photo1.png": ["150"]}
     assert tag_folder(photos, tmp_path / "index.db", ShadeTagger, version="v2", workers=1).tagged == 2
+
+
+def test_an_upgrade_whose_reader_reads_differently_reads_the_photos_again_one_of_pass_two_does_not(tmp_path):
+    package = tmp_path / "jerseynum"
+    shutil.copytree(PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__", "static", "templates"))
+    before = reader_code_digest(package)
+    assert before == reader_code_digest(PACKAGE)
+    assert f"reader {before}" in model_version(PipelineConfig(mode=Mode.BIB), RunnerSettings())
+    event = package / "photos" / "event.py"  # pass 2: re-decided from the stored reads
+    event.write_text(event.read_text() + "\n# a new way to decide the event\n")
+    assert reader_code_digest(package) == before
+    runners = package / "photos" / "runners.py"
+    runners.write_text(runners.read_text().replace("side: float = 1.6", "side: float = 2.0"))
+    assert reader_code_digest(package) != before
+    runners.write_text((PACKAGE / "photos" / "runners.py").read_text())
+    vote = package / "stages" / "vote.py"
+    vote.write_text(vote.read_text() + "\n# a new vote rule\n")
+    assert reader_code_digest(package) != before
 
 
 def test_a_corrupt_jpeg_is_recorded_and_skipped(tmp_path, caplog):

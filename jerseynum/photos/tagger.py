@@ -30,9 +30,29 @@ from jerseynum.types import NO_NUMBER, Box, Mode, Prediction, Tracklet
 log = logging.getLogger("jerseynum")
 
 
+# The package's code that decides what pass 1 reads of a photo (relative to the package; folders: every module in
+# them). Pass 2 (photos/event.py), the index, the web page and the command line are not in it: an upgrade that
+# changes only them re-decides the stored reads without reading a photo again.
+READER_CODE = ("config.py", "io.py", "pipeline.py", "types.py", "weights.py", "detect", "stages",
+               "photos/identity.py", "photos/runners.py", "photos/tagger.py")  # fmt: skip
+PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def reader_code_digest(package: Path = PACKAGE) -> str:
+    """A digest of the reader's code (`READER_CODE`): an upgrade of jerseynum whose reader reads differently (a
+    runner anchor, a vote rule) changes it, where the package's version number may not change."""
+    digest = hashlib.sha256()
+    for name in READER_CODE:
+        path = package / name
+        for module in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(module.relative_to(package).as_posix().encode() + b"\0" + module.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def model_version(config: PipelineConfig, settings: RunnerSettings, identity: bool = True) -> str:
-    """Names everything that decides what pass 1 reads of a photo: a change of it makes `jerseynum tag` read the
-    photo again. The decisions of pass 2 (photos/event.py) are not in it: they are re-made from the stored reads."""
+    """Names everything that decides what pass 1 reads of a photo (the reader's code, weights and settings): a
+    change of it makes `jerseynum tag` read the photo again. The decisions of pass 2 (photos/event.py) are not in
+    it: they are re-made from the stored reads."""
     weights = hashlib.sha256(Path(CRNN_WEIGHTS).read_bytes()).hexdigest()[:10] if "crnn" in config.text else "-"
     legibility = (hashlib.sha256(Path(config.legibility_weights).read_bytes()).hexdigest()[:10]
                   if config.uses_legibility_classifier else "-")  # fmt: skip
@@ -40,8 +60,8 @@ def model_version(config: PipelineConfig, settings: RunnerSettings, identity: bo
                       config.det_model, config.det_retry_model, settings,
                       config.legibility, config.line_legibility, config.legibility_threshold, identity))  # fmt: skip
     return (
-        f"jerseynum {__version__}; index {SCHEMA_VERSION}; crnn {weights}; legibility {legibility}; "
-        f"settings {hashlib.sha256(described.encode()).hexdigest()[:10]}"
+        f"jerseynum {__version__}; index {SCHEMA_VERSION}; reader {reader_code_digest()}; crnn {weights}; "
+        f"legibility {legibility}; settings {hashlib.sha256(described.encode()).hexdigest()[:10]}"
     )
 
 
