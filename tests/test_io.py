@@ -114,7 +114,9 @@ def test_truncated_and_damaged_images_decode_partly_or_raise_image_error():
         assert image.ndim == 3 and image.shape[2] == 3
 
 
-@settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+# No deadline: the contract is an image or an ImageError, not a time (one damaged PNG took 3.4 s in a clean-clone CI run
+# and failed the run as "flaky"); decoding speed is the benchmarks' business.
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     base=st.sampled_from(["jpeg", "png", "bomb"]),
     cut=st.integers(min_value=0, max_value=4000),
@@ -133,7 +135,7 @@ def test_fuzzed_image_bytes_decode_or_raise_image_error(base, cut, flips):
     assert image.ndim == 3 and reduction in (1, 2, 4, 8)
 
 
-@settings(max_examples=40, deadline=3000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # as above
 @given(
     layout=st.lists(
         st.tuples(
