@@ -30,7 +30,7 @@ pip_install() {
 }
 # The pinned set in requirements.txt was verified to install and run together (see its comments). torch and
 # torchvision (several GB with their CUDA libraries) go first, on their own: pip holds every wheel it downloaded
-# until its run ends, so one run for everything needs their download and their install on disk at once.
+# until its run ends, so in one run for everything the other packages' wheels would sit on disk beside torch's.
 pip_install $(grep -E '^torch(vision)?==' requirements.txt | cut -d' ' -f1)
 pip_install -r requirements.txt
 pip_install --no-deps -e .

@@ -98,7 +98,7 @@ def test_an_upgrade_whose_reader_reads_differently_reads_the_photos_again_one_of
     event.write_text(event.read_text() + "\n# a new way to decide the event\n")
     assert reader_code_digest(package) == before
     runners = package / "photos" / "runners.py"
-    runners.write_text(runners.read_text().replace("side: float = 1.6", "side: float = 2.0"))
+    runners.write_text(runners.read_text() + "\nDEFAULT_SIDE = 2.0  # a runner's region drawn wider\n")
     assert reader_code_digest(package) != before
     runners.write_text((PACKAGE / "photos" / "runners.py").read_text())
     vote = package / "stages" / "vote.py"
