@@ -147,13 +147,17 @@ def save_checkpoint(path: Path, model: nn.Module, arch: str, input_size: tuple[i
     temporary.replace(path)
 
 
-def load_checkpoint(path: Path, device: str = "cpu") -> tuple[nn.Module, tuple[int, int], bool, dict]:
-    """The model (in eval mode), its input size, whether it reads grey crops, and the training metadata."""
+def load_checkpoint(path: Path, device: str = "cpu", arch: str | None = None
+                    ) -> tuple[nn.Module, tuple[int, int], bool, dict]:  # fmt: skip
+    """The model (in eval mode), its input size, whether it reads grey crops, and the training metadata. With
+    `arch`, a checkpoint of another architecture is an error (a training run continued from it)."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"recognizer weights not found: {path}")
     checkpoint = torch.load(path, map_location=device, weights_only=True)
     if checkpoint["alphabet"] != ALPHABET:
         raise ValueError(f"{path}: alphabet {checkpoint['alphabet']!r} is not {ALPHABET!r}")
+    if arch is not None and checkpoint["arch"] != arch:
+        raise ValueError(f"{path} holds a {checkpoint['arch']} recognizer, not {arch}")
     model = build_recognizer(checkpoint["arch"])
     model.load_state_dict(checkpoint["state_dict"])
     grey = input_spec(checkpoint["arch"])[1]

@@ -221,9 +221,7 @@ def train(
     if start is None:
         model = build_recognizer(arch, pretrained=True).to(device)
     else:
-        model, _, _, start_meta = load_checkpoint(start, device)
-        if (held := torch.load(start, map_location="cpu", weights_only=True)["arch"]) != arch:
-            raise ValueError(f"{start} holds a {held} recognizer, not {arch}")
+        model, _, _, start_meta = load_checkpoint(start, device, arch=arch)
     input_size = input_spec(arch)[0]
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
     steps_per_epoch = math.ceil((len(train_real) + len(pool)) / batch_size)
