@@ -70,10 +70,15 @@ def test_a_reading_from_a_detected_line_votes_only_when_reader_or_line_is_sure()
     assert Vote(Mode.JERSEY).decide([reading("7", 0.7)]).number == 7  # a crop read whole has no line score
 
 
-def test_longer_than_finds_a_voting_reading_the_text_is_part_of():
+def test_longer_than_finds_a_confident_reading_the_text_is_part_of():
     vote = Vote(Mode.BIB, VoteSettings(min_confidence=0.8))
     assert vote.longer_than("1104", [reading("1104", 0.99), reading("11040", 0.95)]) == "11040"
     assert vote.longer_than("1104", [reading("1104", 0.99), reading("11040", 0.6)]) is None  # too unsure to vote
+    # a line the vote doubts still shows the whole number there: 0462 is a piece of the runner's 20462
+    doubted = line_read("20462", 0.9, 0.1)
+    assert not vote.counts(doubted)
+    assert vote.longer_than("0462", [line_read("0462", 0.99, 0.9), doubted]) == "20462"
+    assert vote.longer_than("0462", [line_read("0462", 0.99, 0.9), line_read("2046200", 0.99, 0.9)]) is None  # no bib
     assert vote.longer_than("1104", [reading("1104", 0.99), reading("2104", 0.99)]) is None  # not containing it
     assert vote.longer_than("20462", [reading("20462", 0.99), reading("20", 0.99)]) is None  # shorter
 

@@ -4,7 +4,7 @@ Each reading that the mode accepts votes for its digit string with a weight equa
 under `min_confidence` are ignored. Readings of detected text lines weigh their line too: lines the legibility
 classifier scores illegible, and lines touching the crop's side, give way to the others (`Vote.voters`), and a
 number read only on illegible lines is print, not a number. The leader wins when its weight reaches `min_weight`
-and its share of all weight reaches `min_share`. The defaults were chosen on the development data (README,
+and its share of all weight reaches `min_share`. The defaults were chosen on the development data (docs/results.md,
 "Choosing the vote's thresholds"); they are parameters so a user can trade recall for precision.
 """
 
@@ -30,8 +30,8 @@ class VoteSettings:
     min_confidence: float = 0.5  # a reading below this does not vote
     # ... nor does one read in a detected line unless the recognizer's doubt (1 - confidence) times the legibility
     # classifier's doubt about the line (1 - its score) is at most this: either may be unsure, not both. At 0.02 a
-    # reading at 0.9 needs a line scoring 0.8, one at 0.98 any line (README, "A -1 you can trust"). 0.01 lost an
-    # RBNR runner read right (2475 at 0.931 from a line scored 0.81).
+    # reading at 0.9 needs a line scoring 0.8, one at 0.98 any line (docs/results.md, "A -1 you can trust").
+    # 0.01 lost an RBNR runner read right (2475 at 0.931 from a line scored 0.81).
     max_line_doubt: float = 0.02
     # A line the legibility classifier scores under this is illegible. Once one voting reading comes from a line
     # that is not, readings from illegible lines do not vote: a runner's shirt year, read in every frame from lines
@@ -40,7 +40,7 @@ class VoteSettings:
     # (that year in all 8 frames of a tracklet). One line never decides alone: its score is noisy, and on the
     # RBNR runners 2 of 208 right bib readings came from a line scored under 0.2 (8 of 24 invented ones did).
     # At 0.5 the first rule cost video a bib: real bibs in small moving crops score 0.4-0.6, and two reads of a
-    # shirt's 21 at 0.6-0.7 outvoted four of the runner's 3638 at 0.44-0.57 (README, "A -1 you can trust").
+    # shirt's 21 at 0.6-0.7 outvoted four of the runner's 3638 at 0.44-0.57 (docs/results.md, "A -1 you can trust").
     illegible_line: float = 0.2
     # Likewise, once one voting reading comes from a line clear of the crop's sides, readings of lines touching a
     # side do not vote: a neighbour's bib half in view (20 and 204 of 20431) outvoted a runner's 71652.
@@ -54,7 +54,7 @@ class VoteSettings:
 BIB_VOTE = VoteSettings(min_confidence=0.8)
 """Bib mode: RapidOCR reads a legible bib with near certainty (on the RBNR runners it reads right, the 5th
 percentile of its confidence is 0.998), while what it reads into a belt, a fold or a blurred bib has a median of
-0.76; so bib readings vote from 0.8, and jersey readings, read far less surely, from 0.5 (README, "A -1 you can
+0.76; so bib readings vote from 0.8, and jersey readings, read far less surely, from 0.5 (docs/results.md, "A -1 you can
 trust")."""
 
 
@@ -128,8 +128,10 @@ class Vote:
         return VoteResult(int(text), text, confidence, f"{text}: weight {weight:.2f}, share {share:.2f}", votes)
 
     def longer_than(self, text: str, readings: list[Reading]) -> str | None:
-        """A voting reading that contains `text` and is longer (`text` may be a fragment of it), if any."""
-        return next((r.text for r in readings if part_of(text, r.text) and self.counts(r)), None)
+        """A reading of the mode, as confident as a vote needs, that contains `text` and is longer (`text` may be
+        a fragment of it), if any. Its line may be one the vote doubts: it still shows a longer number there."""
+        return next((r.text for r in readings if part_of(text, r.text) and self.mode.accepts(r.text)
+                     and r.confidence >= self.settings.min_confidence), None)  # fmt: skip
 
     def settled(self, readings: list[Reading]) -> bool:
         """True once the leader is so far ahead that the remaining frames need not be read."""
