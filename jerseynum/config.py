@@ -20,34 +20,34 @@ class PipelineConfig:
     # the hips), so bib mode searches the whole runner crop for text unless a pose backend is asked for.
     pose: str | None = None
     pose_options: dict = field(default_factory=dict)  # backend arguments, e.g. mmpose's config and checkpoint
-    # Legibility stage: None = on for jerseys, off for bibs (README, "Legibility"); off reads every torso crop.
+    # Legibility stage: None = on for jerseys, off for bibs (docs/results.md, "Legibility"); off reads every torso crop.
     legibility: bool | None = None
     legibility_weights: Path = LEGIBILITY_WEIGHTS  # a .pt checkpoint (torch) or its .onnx export (ONNX Runtime)
     # Frames scoring below this are not read. Number-crop sets hold only legible crops, so every drop there is a
     # loss. With the shipped classifier 0.2 would take jersey runners' right -1 from 0.97 to 0.99 on the collected
     # readings, but it drops legible number crops (5 of 355 trained-half SoccerNet crops read right) and every
-    # frame of the shipped sample whose 99 is printed yellow on black; 0.05 drops none of those (README, "A -1
+    # frame of the shipped sample whose 99 is printed yellow on black; 0.05 drops none of those (docs/results.md, "A -1
     # you can trust"). The text lines of what it keeps are scored again (`line_legibility`).
     legibility_threshold: float = 0.05
     # The lines the text detector finds in a large crop (>= detect_min_side) are scored by the same classifier, in
     # both modes, and the vote weighs each reading's line score with its confidence (VoteSettings): the detector
-    # finds lines in belts, folds, logos and blurred bibs, and a recognizer reads digits into any of them (README,
-    # "A -1 you can trust").
+    # finds lines in belts, folds, logos and blurred bibs, and a recognizer reads digits into any of them
+    # (docs/results.md, "A -1 you can trust").
     line_legibility: bool = True
     # Text engines in cascade order: rapidocr | crnn (the project's recognizer, models/digits_crnn.pt) | easyocr.
     # Default: crnn then rapidocr for jerseys, rapidocr then crnn for bibs (the surer engine on each first).
     # Alone, rapidocr reads 0.964 of the scored genL tracklets and crnn 0.955; together, every reading voting,
-    # 0.977 (README, "Text engines"): they err on different crops.
+    # 0.977 (docs/results.md, "Text engines"): they err on different crops.
     text: tuple[str, ...] | None = None
     # A crop read as an accepted number with at least this confidence is not read by the later engines
     # (None: all engines read every crop). At 0.95 genL, the number crops and RBNR keep their accuracy while
-    # the second engine reads 10-45 % of the crops (README, "Text engines").
+    # the second engine reads 10-45 % of the crops (docs/results.md, "Text engines").
     text_settle: float | None = 0.95
     text_options: dict[str, dict] = field(default_factory=dict)  # per engine, e.g. {"crnn": {"weights": path}}
     # Views of each crop the crnn reads and votes over (1-5, `crnn.crop_views`). They pay only for the crnn alone
     # on a lone crop (scored number crops: SoccerNet 0.888 -> 0.913, basketball 0.802 -> 0.822); in the default
     # cascade a split view vote hands more crops to RapidOCR (SoccerNet 0.906 -> 0.888), and a tracklet, whose
-    # frames are views already, gains nothing: genL 0.973 either way at 3.6x the time (README, "Text engines").
+    # frames are views already, gains nothing: genL 0.973 either way at 3.6x the time (docs/results.md, "Text engines").
     crnn_views: int = 1
     # A crop searched for text lines is scaled to this long side for the line detector. None: 640 for bibs, whose
     # small print among sponsor text needs it, 320 for jerseys, whose number is the torso's largest print (real
@@ -64,7 +64,7 @@ class PipelineConfig:
     # race photos, v4 mobile's retries in a third of the time found more bibs than v6's (RBNR box-matched recall
     # 0.921 -> 0.927, precision 0.970 either way; misc F1 0.897 either way; time per photo against plain RapidOCR
     # 1.13x -> 0.80x), and as the first search it made more confident misreads (precision 0.958); v6 in int8 is
-    # a fifth of v6's time for the same reads; README, "Race photos: speed". Jersey mode keeps float v6.
+    # a fifth of v6's time for the same reads; docs/results.md, "Race photos: speed". Jersey mode keeps float v6.
     det_model: str | None = None
     det_retry_model: str | None = None
     # Torso crops at least this big are searched for text lines; smaller ones are read whole as one line

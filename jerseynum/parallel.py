@@ -1,7 +1,7 @@
 """Spreading independent items (tracklets, race photos) over worker processes, one model set per process.
 
 On this 2-core CPU two processes whose models use one thread each read 1.25-1.27x more tracklets or photos per
-minute than one process whose models share both cores (README, "Results").
+minute than one process whose models share both cores (docs/results.md, "Results").
 
 Workers never outlive the process that started them: a worker asks the kernel for SIGKILL when its parent dies
 (Linux's parent-death signal, which also covers the parent's own SIGKILL, where no cleanup code can run), and
@@ -100,7 +100,7 @@ class WorkerProcess:
     """One process of its own holding `factory(threads=1)`, which runs `work(worker, item)` for each item submitted.
 
     For work that must run beside this process's own without slowing it: threads of one process share its GIL,
-    and the live demo's reads on a thread of their own still stalled its frames (README, "Live speed"). The
+    and the live demo's reads on a thread of their own still stalled its frames (docs/results.md, "Live speed"). The
     process is spawned, not forked: this one may already run threads (models, a video decoder), and a fork
     copies their locks held. So `factory` and `work` must pickle (module-level functions, `functools.partial`),
     as must items and results; and, as for any spawned process, a script that starts one keeps its own code under
@@ -109,7 +109,7 @@ class WorkerProcess:
 
     def __init__(self, factory: Callable[..., Any], work: Callable[[Any, Any], Any]) -> None:
         # On a core of its own (the last), so that the scheduler does not move it onto this process's core: on 2
-        # cores that halved the live demo's dropped frames (README, "Live speed").
+        # cores that halved the live demo's dropped frames (docs/results.md, "Live speed").
         self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
                                          initargs=(os.getpid(), factory, work, True))  # fmt: skip
         self._pool.submit(_ready).result()  # the worker is up and has built its models

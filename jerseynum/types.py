@@ -38,8 +38,8 @@ class Mode(str, Enum):
     @property
     def min_digits(self) -> int:
         # No RBNR bib has one digit, and on runners a lone digit is a belt, a fold or a fragment far more often
-        # than a bib: bib mode answered 1-digit numbers for 168 of 365 illegible RBNR runners (README, "A -1 you
-        # can trust"). Race photos dropped them before bib mode did.
+        # than a bib: bib mode answered 1-digit numbers for 168 of 365 illegible RBNR runners
+        # (docs/results.md, "A -1 you can trust"). Race photos dropped them before bib mode did.
         return 1 if self is Mode.JERSEY else 2
 
     @property

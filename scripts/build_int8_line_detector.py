@@ -4,7 +4,7 @@ The race-photo reader's first search for a bib's line runs this detector on ever
 in float it was 61 % of the time of tagging a photo (174 ms a call on this 2-core CPU). Quantized statically to
 8 bits (weights per channel, activations per tensor, QDQ format), ONNX Runtime runs it on the CPU's integer
 dot-product instructions: ~5x faster; of the 177 RBNR runner crops one reads otherwise, right where it was a
-fragment (README, "Race photos: speed").
+fragment (docs/results.md, "Race photos: speed").
 
 The weights come from the `rapidocr` wheel that requirements.txt pins (PP-OCRv6_det_small.onnx, Apache-2.0;
 checked by SHA-256, since the ranges below were measured on this file). Quantizing needs each activation's range

@@ -172,7 +172,7 @@ class Calibration:
     """P(number right) = logistic(intercept + weights . features): fitted by `python benchmarks/photos.py
     --fit-calibration` on the numbers lying on a labelled bib in the RBNR photos of the trained half
     (`splits.rbnr_scored` false), with and without a simulated start list; measured on the other half and on
-    misc_bib_photos (README, "Race photos")."""
+    misc_bib_photos (docs/results.md, "Race photos")."""
 
     weights: tuple[float, ...]
     intercept: float
@@ -232,7 +232,7 @@ def propagate(runners: list[StoredRunner], decided: dict[str, list[BibNumber]], 
               settings: EventSettings) -> dict[str, list[BibNumber]]:  # fmt: skip
     """Step 3: within each identity cluster whose reads agree on one number, give it to the runners without a
     shown number of their own ("propagated") and replace partial reads of it ("completed"). A propagated number
-    is as likely right as its source read (the identity clusters' own errors: README, "Race photos")."""
+    is as likely right as its source read (the identity clusters' own errors: docs/results.md, "Race photos")."""
     by_runner = {n.runner: (path, n) for path, numbers in decided.items() for n in numbers if n.status in SHOWN}
     members: dict[int, list[StoredRunner]] = defaultdict(list)
     for runner, label in zip(runners, labels, strict=True):

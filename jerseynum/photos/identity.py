@@ -96,7 +96,7 @@ class FaceEmbedder:
 
     The ResNet runs under ONNX Runtime (`models/built/dlib-face-resnet.onnx`, rebuilt at install from the weights
     in face-recognition-models by `scripts/build_face_embedder.py`): dlib's own build here has no BLAS and took
-    ~110 ms a face, ONNX Runtime ~5 ms, with the same descriptors to 1e-6 (README, "Race photos: speed")."""
+    ~110 ms a face, ONNX Runtime ~5 ms, with the same descriptors to 1e-6 (docs/results.md, "Race photos: speed")."""
 
     def __init__(self, min_face_px: int = 20, threads: int = 0, weights: Path = FACE_NETWORK) -> None:
         try:

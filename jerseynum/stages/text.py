@@ -5,7 +5,7 @@
 - `read_regions(crops)`: RapidOCR's PP-OCR detector finds the text lines of each crop (torso crops of runners,
   where the bib sits among sponsor text), and per engine the likeliest number line is kept (`best_reading`).
 Either way every engine of the stage reads every line, and all their readings go to the vote: engines that
-err on different crops outvote each other's mistakes (measured in the README, "Text engines").
+err on different crops outvote each other's mistakes (measured in docs/results.md, "Text engines").
 
 Engines (`TextRecognizer`: `recognize(lines)`, one Reading per line):
 - `rapidocr`: the PP-OCRv6 recognizer ONNX model inside the rapidocr wheel. We run its ONNX session ourselves
@@ -85,7 +85,7 @@ def without_dropped_digits(readings: list[Reading]) -> list[Reading]:
     """One crop's readings by several engines, less each that lies inside another engine's longer number. Two
     digits close together merge into one for an engine (RapidOCR read 27 as 2 and 32 as 2 where the crnn read
     27 and 32), and the shorter reading is the surer one as often as not, so it would win the vote. Jersey mode
-    (README, "A -1 you can trust"): SoccerNet crops 0.906 -> 0.916, basketball 0.812 -> 0.822."""
+    (docs/results.md, "A -1 you can trust"): SoccerNet crops 0.906 -> 0.916, basketball 0.812 -> 0.822."""
     return [r for r in readings if not any(o.engine != r.engine and part_of(r.text, o.text) for o in readings)]
 
 
@@ -120,7 +120,7 @@ def ctc_greedy(
 # same input and post-processing. PP-OCRv4 mobile runs in a third of v6 small's time (38 against 120 ms on a
 # 640x352 crop); as the race-photo reader's first pass it makes more confident misreads, as its retries it finds
 # what v6 missed. v6 small quantized to int8 runs in a fifth of its time and changed one answer of the 177 RBNR
-# runner crops, for the better: bib mode's first search (README, "Race photos: speed").
+# runner crops, for the better: bib mode's first search (docs/results.md, "Race photos: speed").
 LINE_DETECTORS = {"ppocr-v6-small": None, "ppocr-v6-small-int8": PPOCR_V6_INT8_DETECTOR,
                   "ppocr-v4-mobile": PPOCR_V4_DETECTOR}  # fmt: skip
 # What puts a built detector's file in place (scripts/install.sh runs both).
@@ -255,7 +255,7 @@ class RapidOCRText:
         """Per line, whether it is words (a sponsor, a club's name) rather than a number: `min_letters` letters
         or more in its free decoding, or letters only, fewer of which survive decoding as digits. A number
         misread as letters keeps its length (8 as B, 10 as LO); a shirt's "DA" became a 0, in seven frames of
-        eight (README, "A -1 you can trust")."""
+        eight (docs/results.md, "A -1 you can trust")."""
         verdicts = []
         for probs in self._probabilities(crops):
             free = self._free_text(probs)
@@ -321,7 +321,7 @@ class CRNNText:
 
     With `views` > 1 each crop is read in that many views (`crnn.crop_views`) and the views vote: the string
     with the highest summed confidence wins, its confidence being that sum over all views, so views that
-    disagree make the reading less sure (README, "Text engines").
+    disagree make the reading less sure (docs/results.md, "Text engines").
     """
 
     name = "crnn"

@@ -25,7 +25,7 @@ class TorsoSettings:
     upper_body: tuple[float, float, float, float] = (0.1, 0.15, 0.9, 0.6)  # fallback band, fractions of w, h
     # A text "line" at least this share of a posed torso's height is the torso itself (a dark shirt, a blurred
     # block), not print on it: read, such lines gave confident 1s and 9s on illegible runners and no right number
-    # (README, "A -1 you can trust"). Crops read whole, number crops among them, are not posed.
+    # (docs/results.md, "A -1 you can trust"). Crops read whole, number crops among them, are not posed.
     max_line_share: float = 0.95
 
 

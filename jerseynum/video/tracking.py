@@ -93,7 +93,7 @@ DEFAULT_DETECTOR = "person"
 MIN_TRACK_FRAMES = 3
 # A person whose box touches the frame's left or right edge (within this share of its width) is partly out of view,
 # their bib maybe cut into a fragment, and a read of them is spent on it. They are read once wholly in view
-# (moving-camera clips: recall 0.80 -> 0.88; README); the top and bottom edges cut heads and legs, not bibs.
+# (moving-camera clips: recall 0.80 -> 0.88; docs/results.md); the top and bottom edges cut heads and legs, not bibs.
 SIDE_MARGIN = 0.01
 FIXED_CAMERA = {"motion"}  # detectors that assume the camera does not move: no motion to compensate
 
@@ -127,8 +127,9 @@ class VideoReader:
     skipped, however long it takes); or with `background` (the live demo), one at a time in a process of its
     own, the frames going on meanwhile: a read (~0.1-0.3 s) never holds up a frame, and a track's number
     appears a few frames after its crop was taken. Threads of one process would share its GIL: reads on a
-    thread still stalled the frames (README, "Live speed"). The process is spawned (`parallel.WorkerProcess`): a
-    script using `background` keeps its own code under `if __name__ == "__main__":`. `close` ends it."""
+    thread still stalled the frames (docs/results.md, "Live speed"). The process is spawned
+    (`parallel.WorkerProcess`): a script using `background` keeps its own code under
+    `if __name__ == "__main__":`. `close` ends it."""
 
     def __init__(self, config: PipelineConfig | None = None, detector: str = DEFAULT_DETECTOR,
                  save_tracklets: Path | None = None, detect_width: int = 640, read_every: int = 1,
@@ -227,7 +228,7 @@ class VideoReader:
         track.number, track.confidence = result.number, result.confidence
         # A person moving behind others shows part of their number in some frames and all of it in others: a
         # leader that a longer reading of the same track contains is taken for a fragment of it (1104 of 11040),
-        # and no number is shown yet. Video only: on tracklets and photos it lost right reads (README, "Moving
+        # and no number is shown yet. Video only: on tracklets and photos it lost right reads (docs/results.md, "Moving
         # camera").
         if track.number != NO_NUMBER and self.vote.longer_than(result.text, track.readings):
             track.number, track.confidence = NO_NUMBER, 0.0
