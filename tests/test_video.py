@@ -453,6 +453,18 @@ def test_a_bib_read_at_the_boxs_side_still_counts_in_full_against_its_pieces():
     assert reader.fragments() == {2: "3638"}  # ... but the bib was read 4 times, its piece 3
 
 
+def test_a_piece_of_a_bib_that_no_track_won_is_still_a_piece():
+    """In a crowd a track mixes people: it reads the runner's 20462 twice on lines the vote doubts, and its vote
+    goes to another runner's 20480. Another track reads only 0462. The bib is in view all the same."""
+    reader = tracking.VideoReader(PipelineConfig(mode="bib"), detector="motion")
+    crowd = _track(1, ["20480"] * 3 + ["20462"] * 2)
+    crowd.readings = [replace(r, line_legibility=0.95 if r.text == "20480" else 0.1) for r in crowd.readings]
+    reader.tracks = {1: crowd, 2: _track(2, ["0462"] * 2), 3: _track(3, ["0462"] * 3)}
+    assert reader.vote.decide(crowd.readings).text == "20480"  # 20462 does not vote here ...
+    assert reader.fragments() == {2: "20462"}  # ... but it was read twice, more surely than track 2's piece
+    assert reader.results()["tracks"][1]["fragment_of"] == "20462"
+
+
 def test_jersey_numbers_inside_longer_ones_are_players_of_their_own():
     reader = tracking.VideoReader(PipelineConfig(mode="jersey"), detector="motion")
     reader.tracks = {1: _track(1, ["17"] * 3), 2: _track(2, ["7"])}

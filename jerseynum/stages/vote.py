@@ -127,11 +127,14 @@ class Vote:
         confidence = (1.0 - agreeing_wrong) * share
         return VoteResult(int(text), text, confidence, f"{text}: weight {weight:.2f}, share {share:.2f}", votes)
 
+    def shows(self, reading: Reading) -> bool:
+        """Whether `reading` shows a number of the mode as confidently as a vote needs, whatever its line: a line
+        the vote doubts still shows that a number is there, as evidence about the numbers read beside it."""
+        return self.mode.accepts(reading.text) and reading.confidence >= self.settings.min_confidence
+
     def longer_than(self, text: str, readings: list[Reading]) -> str | None:
-        """A reading of the mode, as confident as a vote needs, that contains `text` and is longer (`text` may be
-        a fragment of it), if any. Its line may be one the vote doubts: it still shows a longer number there."""
-        return next((r.text for r in readings if part_of(text, r.text) and self.mode.accepts(r.text)
-                     and r.confidence >= self.settings.min_confidence), None)  # fmt: skip
+        """A reading that `shows` a longer number containing `text` (`text` may be a fragment of it), if any."""
+        return next((r.text for r in readings if part_of(text, r.text) and self.shows(r)), None)
 
     def settled(self, readings: list[Reading]) -> bool:
         """True once the leader is so far ahead that the remaining frames need not be read."""

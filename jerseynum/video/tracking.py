@@ -265,24 +265,28 @@ class VideoReader:
             self._reads.close()
 
     def fragments(self) -> dict[int, str]:
-        """Bib mode, over the whole video: track id -> the longer bib that another track read at least as
-        strongly and that contains this track's number (1104 beside a runner read 11040, 20 beside 20462). Such a
-        number is taken for a piece of that bib, half hidden, rather than a runner of its own: a race gives each
-        runner a different bib. Jersey numbers are short and a 7 plays beside a 17, so they are kept."""
+        """Bib mode, over the whole video: track id -> a longer bib that contains this track's number and that the
+        video shows at least as strongly (1104 beside a runner read 11040, 20 beside 20462). Such a number is
+        taken for a piece of that bib, half hidden, rather than a runner of its own: a race gives each runner a
+        different bib. A bib's strength is every read of it that `Vote.shows`, in any track: read at the box's
+        side, on a line the vote doubts or by a track of people mixed in a crowd, it is still that bib in view.
+        Jersey numbers are short and a 7 plays beside a 17, so they are kept."""
         if self.vote.mode is not Mode.BIB:
             return {}
-        strength = {}  # track id -> (the winning text, its summed confidence)
+        shown: dict[str, float] = {}  # number -> summed confidence of its reads over the video
         for track in self.tracks.values():
-            if track.number != NO_NUMBER:
-                result = self.vote.decide(track.readings)
-                # every reading of it counts here: a bib read at the box's side is still that bib in the video
-                strength[track.id] = (result.text, self.vote.weight(result.text, track.readings))
+            for reading in track.readings:
+                if self.vote.shows(reading):
+                    shown[reading.text] = shown.get(reading.text, 0.0) + reading.confidence
         pieces = {}
-        for tid, (text, own) in strength.items():
-            for other, (longer, weight) in strength.items():
-                if other != tid and part_of(text, longer) and weight >= own:
-                    pieces[tid] = longer
-                    break
+        for track in self.tracks.values():
+            if track.number == NO_NUMBER:
+                continue
+            text = self.vote.decide(track.readings).text
+            own = self.vote.weight(text, track.readings)
+            wholes = [(weight, longer) for longer, weight in shown.items() if part_of(text, longer) and weight >= own]
+            if wholes:
+                pieces[track.id] = max(wholes)[1]
         return pieces
 
     def results(self) -> dict:
