@@ -465,6 +465,16 @@ def test_a_piece_of_a_bib_that_no_track_won_is_still_a_piece():
     assert reader.results()["tracks"][1]["fragment_of"] == "20462"
 
 
+def test_the_longer_bibs_a_piece_lies_in_add_up():
+    """A hidden first digit is read two ways: 20462 and 30462, twice each, together outweigh three reads of 0462,
+    where neither does alone. 3046, read four times, outweighs the one longer bib that contains it."""
+    reader = tracking.VideoReader(PipelineConfig(mode="bib"), detector="motion")
+    reader.tracks = {1: _track(1, ["20462"] * 2), 2: _track(2, ["30462"] * 2), 3: _track(3, ["0462"] * 3),
+                     4: _track(4, ["3046"] * 4)}  # fmt: skip
+    pieces = reader.fragments()
+    assert set(pieces) == {3} and pieces[3] in ("20462", "30462")
+
+
 def test_jersey_numbers_inside_longer_ones_are_players_of_their_own():
     reader = tracking.VideoReader(PipelineConfig(mode="jersey"), detector="motion")
     reader.tracks = {1: _track(1, ["17"] * 3), 2: _track(2, ["7"])}

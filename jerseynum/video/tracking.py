@@ -265,12 +265,14 @@ class VideoReader:
             self._reads.close()
 
     def fragments(self) -> dict[int, str]:
-        """Bib mode, over the whole video: track id -> a longer bib that contains this track's number and that the
-        video shows at least as strongly (1104 beside a runner read 11040, 20 beside 20462). Such a number is
-        taken for a piece of that bib, half hidden, rather than a runner of its own: a race gives each runner a
-        different bib. A bib's strength is every read of it that `Vote.shows`, in any track: read at the box's
-        side, on a line the vote doubts or by a track of people mixed in a crowd, it is still that bib in view.
-        Jersey numbers are short and a 7 plays beside a 17, so they are kept."""
+        """Bib mode, over the whole video: track id -> the strongest of the longer bibs that contain this track's
+        number, where the video shows them together at least as strongly as the track shows its number (1104
+        beside a runner read 11040, 20 beside 20462). Such a number is taken for a piece of that bib, half hidden,
+        rather than a runner of its own: a race gives each runner a different bib. The longer bibs add up: a
+        bib's hidden first digit is often read two ways, and 20462 and 30462 both show that 0462 goes on. A
+        bib's strength is every read of it that `Vote.shows`, in any track: read at the box's side, on a line
+        the vote doubts or by a track of people mixed in a crowd, it is still that bib in view. Jersey numbers
+        are short and a 7 plays beside a 17, so they are kept."""
         if self.vote.mode is not Mode.BIB:
             return {}
         shown: dict[str, float] = {}  # number -> summed confidence of its reads over the video
@@ -284,8 +286,8 @@ class VideoReader:
                 continue
             text = self.vote.decide(track.readings).text
             own = self.vote.weight(text, track.readings)
-            wholes = [(weight, longer) for longer, weight in shown.items() if part_of(text, longer) and weight >= own]
-            if wholes:
+            wholes = [(weight, longer) for longer, weight in shown.items() if part_of(text, longer)]
+            if wholes and sum(weight for weight, _ in wholes) >= own:
                 pieces[track.id] = max(wholes)[1]
         return pieces
 
