@@ -68,14 +68,18 @@ class Vote:
         self.mode = mode
         self.settings = settings
 
+    def shows(self, reading: Reading) -> bool:
+        """Whether `reading` shows a number of the mode as confidently as a vote needs, whatever its line: a line
+        the vote doubts still shows that a number is there, as evidence about the numbers read beside it."""
+        return self.mode.accepts(reading.text) and reading.confidence >= self.settings.min_confidence
+
     def counts(self, reading: Reading) -> bool:
-        """Whether `reading` votes: a number of the mode, confident enough, from a legible enough line."""
-        s = self.settings
-        if reading.confidence < s.min_confidence or not self.mode.accepts(reading.text):
+        """Whether `reading` votes: it `shows` a number, from a legible enough line."""
+        if not self.shows(reading):
             return False
         if reading.line_legibility is None:
             return True
-        return (1.0 - reading.confidence) * (1.0 - reading.line_legibility) <= s.max_line_doubt
+        return (1.0 - reading.confidence) * (1.0 - reading.line_legibility) <= self.settings.max_line_doubt
 
     def voters(self, readings: list[Reading]) -> list[Reading]:
         """The readings that vote: those that count, less those from illegible lines once a line that is not
@@ -126,11 +130,6 @@ class Vote:
             agreeing_wrong *= 1.0 - min(reading.confidence, 1.0)
         confidence = (1.0 - agreeing_wrong) * share
         return VoteResult(int(text), text, confidence, f"{text}: weight {weight:.2f}, share {share:.2f}", votes)
-
-    def shows(self, reading: Reading) -> bool:
-        """Whether `reading` shows a number of the mode as confidently as a vote needs, whatever its line: a line
-        the vote doubts still shows that a number is there, as evidence about the numbers read beside it."""
-        return self.mode.accepts(reading.text) and reading.confidence >= self.settings.min_confidence
 
     def longer_than(self, text: str, readings: list[Reading]) -> str | None:
         """A reading that `shows` a longer number containing `text` (`text` may be a fragment of it), if any."""
