@@ -11,15 +11,17 @@ Scores:
   same photo (each labelled number at most once); everything else predicted is a false positive. RBNR labels only
   some runners of a crowd, and a few labels are wrong, so this undercounts precision.
 - Box-matched (sets with `labels_with_boxes.json`): a number whose box lies on a labelled bib (the boxes share at
-  least half of the smaller one) is right or wrong against that bib; numbers elsewhere are counted apart (reads of
-  unlabelled runners, or junk). Precision = right / (right + wrong); recall = labelled bibs with a right number.
+  least half of the smaller one) is right or wrong against that bib; numbers elsewhere are counted apart, split
+  into audited unlabelled runners' bibs (below) and the rest: pieces of bibs, or junk. Precision = right / (right +
+  wrong); recall = labelled bibs with a right number.
 - With a start list: simulated as all labelled bibs of the set plus as many random decoys of the same lengths.
 - Identity (RBNR, `rbnr_same_runner_groups`): the runner on each grouped bib; rank-1 = its nearest runner in the
   set's other photos is the same person; then, per grouped runner, its own read hidden and the event re-decided:
   how often a number is propagated to it and how often that number is right.
-- Audited (sets without boxes, `benchmarks/audits/<set>_unlabelled_photo_bibs.json`): the unlabelled bibs a person
-  reads whole where we showed a number nobody labelled; reading one is reading a real runner's bib. They are
-  counted apart (precision with them right) and F1 stays as labelled.
+- Audited (`benchmarks/audits/<set>_unlabelled_photo_bibs.json`): the unlabelled bibs a person reads whole where
+  we showed a number nobody labelled; reading one is reading a real runner's bib. They are counted apart
+  (precision as labelled with them right) and F1 stays as labelled. An audit covers the numbers shown when it was
+  made: a bib first read later counts as false until it is looked at.
 - Reliability: the stored confidence of the box-matched numbers (where a set has no boxes: of every shown number,
   right when labelled or audited), binned, against how often they are right; ECE = the bins' |predicted -
   observed| weighted by their share.
@@ -121,9 +123,12 @@ def matched_bib(number: BibNumber, bibs: list[dict]) -> dict | None:
     return bibs[k] if share >= 0.5 else None
 
 
-def box_matched(decided: dict[str, list[BibNumber]], boxes: dict[str, list[dict]]) -> tuple[dict, list[tuple]]:
-    """The box-matched score, and (confidence, right) of every number lying on a labelled bib."""
-    right = wrong = elsewhere = 0
+def box_matched(decided: dict[str, list[BibNumber]], boxes: dict[str, list[dict]],
+                audited: dict[str, set[str]]) -> tuple[dict, list[tuple]]:  # fmt: skip
+    """The box-matched score, and (confidence, right) of every number lying on a labelled bib. Numbers elsewhere
+    are split: an unlabelled runner's bib that an audit by eye found whole in the photo (`audited`, normalised), or
+    a piece of a bib or junk."""
+    right = wrong = elsewhere = unlabelled = 0
     found: set[tuple[str, int]] = set()
     judged = []
     for photo, bibs in boxes.items():
@@ -133,6 +138,7 @@ def box_matched(decided: dict[str, list[BibNumber]], boxes: dict[str, list[dict]
             bib = matched_bib(number, bibs)
             if bib is None:
                 elsewhere += 1
+                unlabelled += normalised(number.number) in audited.get(photo, set())
                 continue
             ok = normalised(number.number) == normalised(bib["number"])
             right += ok
@@ -142,7 +148,8 @@ def box_matched(decided: dict[str, list[BibNumber]], boxes: dict[str, list[dict]
                 found.add((photo, bibs.index(bib)))
     total = sum(len(bibs) for bibs in boxes.values())
     row = {"precision": round(right / max(right + wrong, 1), 3), "recall": round(len(found) / max(total, 1), 3),
-           "right": right, "wrong": wrong, "elsewhere": elsewhere, "labelled_bibs": total}  # fmt: skip
+           "right": right, "wrong": wrong, "elsewhere": elsewhere, "elsewhere_unlabelled_bibs": unlabelled,
+           "elsewhere_pieces_or_junk": elsewhere - unlabelled, "labelled_bibs": total}  # fmt: skip
     return row, judged
 
 
@@ -319,10 +326,11 @@ def run_ours(root: Path, labels: dict[str, list[str]], cache: Path, data: Path, 
         decided, clusters = decide_events(runners, start_list, settings)
         result = {"pass2_seconds": round(time.perf_counter() - started, 2), **score(shown(decided), labels)}
         if boxes is not None:
-            result["box_matched"], judged = box_matched(decided, boxes)
+            result["box_matched"], judged = box_matched(decided, boxes, audited)
         else:
             judged = [(n.confidence, normalised(n.number) in real[photo], n.status, photo)
                       for photo, numbers in decided.items() for n in numbers if n.status in SHOWN]  # fmt: skip
+        if audited:
             unlabelled = sum(normalised(number) in audited.get(photo, set())
                              for photo, numbers in shown(decided).items() for number in numbers)  # fmt: skip
             result["audited"] = {"unlabelled_bibs_read": unlabelled,
@@ -374,7 +382,8 @@ def print_ours(row: dict) -> None:
         if "box_matched" in r:
             b = r["box_matched"]
             line += (f" | box-matched P {b['precision']:.3f} R {b['recall']:.3f} ({b['right']} right, {b['wrong']}"
-                     f" wrong, {b['elsewhere']} elsewhere)")  # fmt: skip
+                     f" wrong, {b['elsewhere']} elsewhere: {b['elsewhere_unlabelled_bibs']} audited unlabelled"
+                     f" bibs, {b['elsewhere_pieces_or_junk']} pieces or junk)")  # fmt: skip
         if "audited" in r:
             a = r["audited"]
             line += f" | {a['unlabelled_bibs_read']} audited unlabelled bibs read: P {a['precision']:.3f} with them"
@@ -382,7 +391,8 @@ def print_ours(row: dict) -> None:
         print(f"    decisions: {r['statuses']}; propagated or completed and judged: {r['propagated_judged']}")
         rel = r["reliability"]
         held = (" (RBNR: the scored half's photos, held apart from the fit)" if row["set"] == "rbnr_bib_photos"
-                else " (as labelled, audited unlabelled bibs right)" if "audited" in r else "")  # fmt: skip
+                else " (as labelled, audited unlabelled bibs right)" if "box_matched" not in r and "audited" in r
+                else "")  # fmt: skip
         print(f"    reliability{held}: {rel['numbers']} numbers judged, ECE {rel['ece']:.3f}")
         for b in rel["bins"]:
             print(
