@@ -3,10 +3,12 @@ bib mode, in one run.
 
 Sets (each case's right answer in brackets):
 1. Illegible runners [-1]. The RBNR runner crops (`rbnr_runner_crops`), each located in its photo by template
-   matching, with their own bib box (grown by 10 % a side) made unreadable four ways, everything else kept:
+   matching, with their own bib box (grown by 10 % a side) made unreadable six ways, everything else kept:
    Gaussian blur (sigma a third of the box height), pixelation (blocks half the box height), occlusion by the
-   median colour of a ring around the box (with mild noise), and 8x downscaling (more for a box over 48 px tall:
-   at most 6 px of height are left) and back.
+   median colour of a ring around the box (with mild noise), 8x downscaling (more for a box over 48 px tall:
+   at most 6 px of height are left) and back, a motion smear twice the box's height long within 30 degrees of
+   horizontal, and inpainting from the box's surroundings. The legibility classifier trains on copies degraded
+   the first two ways only (`degrade.TRAINED`); the other four are held out.
 2. Bib-free photo regions [-1]: the regions `benchmarks/legibility.py` scores (every 6th of 30 per scored photo).
 3. Multi-frame tracklets of every third runner (for time), 8 frames, each the runner crop with a small random
    shift, scale, brightness and contrast: (i) illegible throughout, every frame degraded (kinds varied) [-1];

@@ -192,6 +192,26 @@ def test_a_short_word_that_digits_keep_only_part_of_is_words_but_a_number_read_a
     assert rapidocr.words([render_number(text, 48) for text in ("DA", "B", "10")]) == [True, False, False]
 
 
+def test_bib_mode_keeps_words_from_the_digit_only_engine():
+    """In bib mode RapidOCR reads first, decoding every character: a line it reads as letters without a digit
+    (a name, a sponsor, a shirt's "DA", which the crnn read as 04) is not given to the crnn. A bib line's letters
+    come with digits (a prefix), so that line is read."""
+    rapidocr = text_recognizer("rapidocr", Mode.BIB)
+    assert rapidocr.words([render_number(text, 48) for text in ("SOLO", "DA", "T2182", "4071")]) == [
+        True, True, False, False]  # fmt: skip
+    stage = TextStage(["rapidocr", "crnn"], Mode.BIB, settle=None)
+    given: list[np.ndarray] = []
+    crnn_recognize = stage.engines[1].recognize
+    stage.engines[1].recognize = lambda lines: given.extend(lines) or crnn_recognize(lines)
+    page = np.full((300, 240, 3), (200, 60, 40), np.uint8)
+    word, number = render_number("SOLO", 48), render_number("4071", 56, shirt=(255, 255, 255), ink=(0, 0, 0))
+    page[40 : 40 + word.shape[0], 20 : 20 + word.shape[1]] = word
+    page[170 : 170 + number.shape[0], 20 : 20 + number.shape[1]] = number
+    readings = stage.read_regions([page])[0]
+    assert {r.engine: r.text for r in readings} == {"rapidocr": "4071", "crnn": "4071"}
+    assert len(given) == 1  # the bib's line alone: never the word
+
+
 def test_each_detected_line_is_scored_and_its_readings_carry_the_score():
     """The pipeline's legibility classifier, passed as the line scorer, scores every detected line once."""
     page = np.full((240, 240, 3), (200, 60, 40), np.uint8)

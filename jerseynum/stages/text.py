@@ -251,29 +251,46 @@ class RapidOCRText:
         """How many letters the line holds, decoded with every character the recognizer knows."""
         return sum(c.isalpha() for c in self._free_text(probs))
 
-    def words(self, crops: list[np.ndarray], min_letters: int = LETTER_VETO) -> list[bool]:
-        """Per line, whether it is words (a sponsor, a club's name) rather than a number: `min_letters` letters
-        or more in its free decoding, or letters only, fewer of which survive decoding as digits. A number
-        misread as letters keeps its length (8 as B, 10 as LO); a shirt's "DA" became a 0, in seven frames of
-        eight (docs/results.md, "A -1 you can trust")."""
-        verdicts = []
-        for probs in self._probabilities(crops):
-            free = self._free_text(probs)
-            letters = sum(c.isalpha() for c in free)
-            verdicts.append(
-                letters >= min_letters
-                or (0 < letters == len(free) > len(ctc_greedy(probs, self._digit_classes, self._digit_labels)[0]))
-            )
-        return verdicts
+    def _is_words(self, probs: np.ndarray, free: str | None = None) -> bool:
+        """Whether a line is words (a sponsor, a club's or a runner's name) rather than a number, from its free
+        decoding (`free`, if already decoded). Jersey mode: `LETTER_VETO` letters or more, or letters only, fewer
+        of which survive decoding as digits; a number misread as letters keeps its length (8 as B, 10 as LO), and
+        a shirt's "DA" became a 0 in seven frames of eight (docs/results.md, "A -1 you can trust"). Bib mode: two
+        letters or more and no digit. A bib line's letters come with its digits (a prefix, "T2182"; a name beside
+        it), so only a line without a digit is words: the crnn, decoding digits only, read a shirt's "DA" as 04."""
+        free = self._free_text(probs) if free is None else free
+        letters = sum(c.isalpha() for c in free)
+        if self.mode is Mode.BIB:
+            return letters >= 2 and not any(c.isdigit() for c in free)
+        return letters >= LETTER_VETO or (
+            0 < letters == len(free) > len(ctc_greedy(probs, self._digit_classes, self._digit_labels)[0])
+        )
 
-    def recognize(self, crops: list[np.ndarray], batch_size: int = 32) -> list[Reading]:
-        readings = []
+    def words(self, crops: list[np.ndarray]) -> list[bool]:
+        """Per line, whether it is words rather than a number (`_is_words`)."""
+        return [self._is_words(probs) for probs in self._probabilities(crops)]
+
+    def read(self, crops: list[np.ndarray], batch_size: int = 32) -> tuple[list[Reading], list[bool]]:
+        """Each line's reading (`recognize`) and whether it is words (`words`), from one pass of the recognizer."""
+        readings, words = [], []
         for p in self._probabilities(crops, batch_size):
-            if self.mode is Mode.JERSEY and self.letters(p) >= LETTER_VETO:
+            if self.mode is Mode.BIB:  # one decoding of every character gives both: the reading keeps the digits
+                free, confidences = ctc_greedy(p, self._all_classes, self._all_labels, keep="all")
+                digits = [(c, q) for c, q in zip(free, confidences) if c in DIGITS]
+                text, kept = "".join(c for c, _ in digits), tuple(q for _, q in digits)
+                readings.append(Reading(text, float(np.mean(kept)) if kept else 0.0, kept, self.name))
+                words.append(self._is_words(p, free))
+                continue
+            if self.letters(p) >= LETTER_VETO:
                 readings.append(Reading("", 0.0, (), self.name))  # words: forcing them into digits invents a number
             else:
-                readings.append(_reading(p, self._classes, self._labels, self.name, self.mode is Mode.JERSEY))
-        return readings
+                readings.append(_reading(p, self._classes, self._labels, self.name, two_digits=True))
+            words.append(self._is_words(p))
+        return readings, words
+
+    def recognize(self, crops: list[np.ndarray], batch_size: int = 32) -> list[Reading]:
+        return self.read(crops, batch_size)[0]
+
 
 def ctc_beam(probs: np.ndarray, width: int = 8, candidates: int = 4) -> tuple[tuple[int, ...], float]:
     """CTC prefix beam search over (time, classes) probabilities whose class 0 is the blank: the likeliest class
@@ -493,12 +510,12 @@ class TextStage:
         return self._merged(per_crop)
 
     def _without_words(self, found: list[list[tuple[np.ndarray, Box]]]) -> list[list[tuple[np.ndarray, Box]]]:
-        """Jersey mode: drop the detected lines that are words (a sponsor, a club's name) before any engine reads
-        them. The digit-only decodings would turn their letters into digits (S -> 5, O -> 0) and invent a number;
-        RapidOCR's recognizer, decoding every character, tells words from numbers."""
+        """Drop the detected lines that are words (a sponsor, a club's name) before any engine reads them. The
+        digit-only decodings would turn their letters into digits (S -> 5, O -> 0) and invent a number; RapidOCR's
+        recognizer, decoding every character, tells words from numbers (`RapidOCRText.words`)."""
         if self._word_reader is None:
             rapidocr = [engine for engine in self.engines if isinstance(engine, RapidOCRText)]
-            self._word_reader = rapidocr[0] if rapidocr else RapidOCRText(Mode.JERSEY, self.threads)
+            self._word_reader = rapidocr[0] if rapidocr else RapidOCRText(self.mode, self.threads)
         lines = [line for crop_lines in found for line, _ in crop_lines]
         words = iter(self._word_reader.words(lines) if lines else [])
         return [[(line, box) for line, box in crop_lines if not next(words)] for crop_lines in found]
@@ -507,7 +524,9 @@ class TextStage:
         if (model, det_side) not in self._detectors:
             self._detectors[model, det_side] = RapidOCRDetector(det_side, self.threads, model)
         found = [self._detectors[model, det_side].lines(crop) for crop in crops]
-        if self.mode is Mode.JERSEY:
+        # Words must not reach a digit-only engine. Where RapidOCR reads first (bib mode) its own pass tells them
+        # (below); otherwise (jersey mode: the crnn first) a pass of its recognizer does, before any engine reads.
+        if not isinstance(self.engines[0], RapidOCRText):
             found = self._without_words(found)
         all_lines = [line for crop_lines in found for line, _ in crop_lines]
         scores = iter(self.line_scorer(all_lines) if self.line_scorer is not None and all_lines else [])
@@ -518,7 +537,16 @@ class TextStage:
             owners = [(i, box, score) for i in todo for _, box, score in found[i]]
             lines = [line for i in todo for line, _, _ in found[i]]
             candidates: list[list[Reading]] = [[] for _ in crops]
-            for (i, box, score), reading in zip(owners, engine.recognize(lines) if lines else []):
+            if isinstance(engine, RapidOCRText):  # its pass also tells words: no later engine reads them
+                readings, words = engine.read(lines) if lines else ([], [])
+                readings = [Reading("", 0.0, (), engine.name) if is_words else reading
+                            for reading, is_words in zip(readings, words)]  # fmt: skip
+                spoken = {(i, box) for (i, box, _), is_words in zip(owners, words) if is_words}
+                found = [[line for line in crop_lines if (i, line[1]) not in spoken]
+                         for i, crop_lines in enumerate(found)]  # fmt: skip
+            else:
+                readings = engine.recognize(lines) if lines else []
+            for (i, box, score), reading in zip(owners, readings):
                 line_legibility = None if score is None else round(float(score), 4)
                 at_side = box[0] <= SIDE_PX or box[2] >= crops[i].shape[1] - SIDE_PX
                 candidates[i].append(replace(reading, box=box, line_legibility=line_legibility, at_side=at_side))

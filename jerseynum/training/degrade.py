@@ -14,9 +14,9 @@ import numpy as np
 
 from jerseynum.types import Box
 
-DEGRADATIONS = ("blur", "pixelate", "occlude", "downscale")
+DEGRADATIONS = ("blur", "pixelate", "occlude", "downscale", "motion", "inpaint")
 TRAINED = ("blur", "pixelate")
-HELD_OUT = ("occlude", "downscale")
+HELD_OUT = ("occlude", "downscale", "motion", "inpaint")
 PAD = 0.1  # of the bib box's width and height on each side, so that no digit edge survives
 
 
@@ -61,6 +61,25 @@ def degrade(image: np.ndarray, box: Box, kind: str, rng: np.random.Generator) ->
         factor = max(8, h / 6)
         small = cv2.resize(region, (max(1, round(w / factor)), max(1, round(h / factor))), interpolation=cv2.INTER_AREA)
         out[y1:y2, x1:x2] = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    elif kind == "motion":
+        # A runner or a camera panning: a smear twice the box's height long, within 30 degrees of horizontal, so
+        # each digit spreads over its neighbours (a vertical smear would keep a 1's stroke).
+        length = max(5, 2 * h) | 1
+        angle = np.deg2rad(rng.uniform(-30, 30))
+        kernel = np.zeros((length, length), np.float32)
+        half = length // 2
+        dx, dy = half * np.cos(angle), half * np.sin(angle)
+        cv2.line(kernel, (round(half - dx), round(half - dy)), (round(half + dx), round(half + dy)), 1.0, 1)
+        kernel /= kernel.sum()
+        bx1, by1 = max(0, x1 - length), max(0, y1 - length)
+        smeared = cv2.filter2D(image[by1 : y2 + length, bx1 : x2 + length], -1, kernel, borderType=cv2.BORDER_REFLECT)
+        out[y1:y2, x1:x2] = smeared[y1 - by1 : y2 - by1, x1 - bx1 : x2 - bx1]
+    elif kind == "inpaint":
+        # The number painted over with the texture around it (OpenCV's Telea inpainting), as a retouch would.
+        mask = np.zeros(image.shape[:2], np.uint8)
+        mask[y1:y2, x1:x2] = 255
+        painted = cv2.inpaint(image, mask, max(3, round(h / 4)), cv2.INPAINT_TELEA)
+        out[y1:y2, x1:x2] = painted[y1:y2, x1:x2]
     else:
         raise ValueError(f"unknown degradation {kind!r}; expected one of {DEGRADATIONS}")
     return out
