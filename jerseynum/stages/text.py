@@ -247,10 +247,6 @@ class RapidOCRText:
         """The line decoded with every character the recognizer knows."""
         return ctc_greedy(probs, self._all_classes, self._all_labels, keep="all")[0]
 
-    def letters(self, probs: np.ndarray) -> int:
-        """How many letters the line holds, decoded with every character the recognizer knows."""
-        return sum(c.isalpha() for c in self._free_text(probs))
-
     def _is_words(self, probs: np.ndarray, free: str | None = None) -> bool:
         """Whether a line is words (a sponsor, a club's or a runner's name) rather than a number, from its free
         decoding (`free`, if already decoded). Jersey mode: `LETTER_VETO` letters or more, or letters only, fewer
@@ -281,11 +277,12 @@ class RapidOCRText:
                 readings.append(Reading(text, float(np.mean(kept)) if kept else 0.0, kept, self.name))
                 words.append(self._is_words(p, free))
                 continue
-            if self.letters(p) >= LETTER_VETO:
+            free = self._free_text(p)
+            if sum(c.isalpha() for c in free) >= LETTER_VETO:
                 readings.append(Reading("", 0.0, (), self.name))  # words: forcing them into digits invents a number
             else:
                 readings.append(_reading(p, self._classes, self._labels, self.name, two_digits=True))
-            words.append(self._is_words(p))
+            words.append(self._is_words(p, free))
         return readings, words
 
     def recognize(self, crops: list[np.ndarray], batch_size: int = 32) -> list[Reading]:
