@@ -538,8 +538,8 @@ class TextStage:
                 readings, words = engine.read(lines) if lines else ([], [])
                 readings = [Reading("", 0.0, (), engine.name) if is_words else reading
                             for reading, is_words in zip(readings, words)]  # fmt: skip
-                spoken = {(i, box) for (i, box, _), is_words in zip(owners, words) if is_words}
-                found = [[line for line in crop_lines if (i, line[1]) not in spoken]
+                word_lines = {(i, box) for (i, box, _), is_words in zip(owners, words) if is_words}
+                found = [[line for line in crop_lines if (i, line[1]) not in word_lines]
                          for i, crop_lines in enumerate(found)]  # fmt: skip
             else:
                 readings = engine.recognize(lines) if lines else []
