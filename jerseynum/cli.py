@@ -417,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument(
         "--tilt", type=float, default=8.0, help="a quarter of the rotated training crops lean up to this many degrees"
     )
+    train_parser.add_argument(
+        "--tilt-sources", nargs="+", metavar="SET", help="lean only these sets' crops beyond 8 degrees (e.g. basketball)"
+    )
     train_parser.set_defaults(handler=train_recognizer)
 
     legibility_parser = commands.add_parser(
@@ -828,7 +831,8 @@ def train_recognizer(args: argparse.Namespace) -> int:
         log.error("data folder not found: %s (pass --data)", args.data)
         return 2
     options = {"arch": args.arch, "synthetic": args.synthetic, "learning_rate": args.lr, "seed": args.seed,
-               "device": args.device, "progress": not args.quiet, "start": args.start, "tilt": args.tilt}  # fmt: skip
+               "device": args.device, "progress": not args.quiet, "start": args.start, "tilt": args.tilt,
+               "tilt_sources": tuple(args.tilt_sources) if args.tilt_sources else None}  # fmt: skip
     if len(args.epochs) == 1:
         report = train(args.data, args.out, epochs=args.epochs[0], **options)
         print(json.dumps({k: report[k] for k in ("best_epoch", "validation", "minutes")}, indent=1))

@@ -14,7 +14,7 @@ from jerseynum.stages.crnn import (
     prepare,
 )
 from jerseynum.stages.text import CRNNText, _agreed
-from jerseynum.training import splits
+from jerseynum.training import splits, train_recognizer
 from jerseynum.training.synth import render_number, render_training_crop
 from jerseynum.training.train_recognizer import Sample, augment, greedy_decode, lean, train
 from jerseynum.types import Mode, Reading
@@ -89,6 +89,18 @@ def test_only_a_tilt_beyond_eight_degrees_grows_the_canvas():
     framed_at_most = lambda view: view.shape[1] <= 30 + 2 * 0.15 * 80  # framing adds <= 15 % of the height a side
     assert all(framed_at_most(augment(image, np.random.default_rng(seed))) for seed in range(60))
     assert not all(framed_at_most(augment(image, np.random.default_rng(seed), 80.0)) for seed in range(60))
+
+
+def test_a_tilt_can_be_kept_to_the_sets_whose_numbers_lean(monkeypatch):
+    seen = []
+    monkeypatch.setattr(train_recognizer, "augment", lambda image, rng, tilt: seen.append(tilt) or image)
+    crop = np.full((40, 30, 3), 200, np.uint8)
+    samples = [Sample(crop, "7", "basketball"), Sample(crop, "17", "soccernet_genL"), Sample(crop, "", "synthetic")]
+    train_recognizer._batch(samples, "crnn_tiny", np.random.default_rng(0), 50.0, frozenset({"basketball"}))
+    assert seen == [50.0, 8.0, 8.0]
+    seen.clear()
+    train_recognizer._batch(samples, "crnn_tiny", np.random.default_rng(0), 50.0)
+    assert seen == [50.0, 50.0, 50.0]
 
 
 def test_training_lowers_the_loss_and_the_saved_weights_load_back(tmp_path):

@@ -145,11 +145,14 @@ def augment(image: np.ndarray, rng: np.random.Generator, tilt: float = 8.0) -> n
 
 
 def _batch(
-    samples: list[Sample], arch: str, rng: np.random.Generator | None, tilt: float = 8.0
+    samples: list[Sample], arch: str, rng: np.random.Generator | None, tilt: float = 8.0,
+    tilt_sources: frozenset[str] | None = None,
 ) -> tuple[torch.Tensor, ...]:
-    """(inputs, concatenated targets, target lengths); augmented when `rng` is given."""
+    """(inputs, concatenated targets, target lengths); augmented when `rng` is given, crops of `tilt_sources`
+    (None: all) leaning up to `tilt` degrees, the others up to 8."""
     input_size, grey = input_spec(arch)
-    images = [augment(s.image, rng, tilt) if rng is not None else s.image for s in samples]
+    images = [augment(s.image, rng, tilt if tilt_sources is None or s.source in tilt_sources else 8.0)
+              if rng is not None else s.image for s in samples]  # fmt: skip
     inputs = torch.from_numpy(np.stack([prepare(image, input_size, grey) for image in images]))
     targets = torch.tensor([ALPHABET.index(c) + 1 for s in samples for c in s.label], dtype=torch.long)
     lengths = torch.tensor([len(s.label) for s in samples], dtype=torch.long)
@@ -197,13 +200,16 @@ def train(
     progress: bool = True,
     start: Path | None = None,
     tilt: float = 8.0,
+    tilt_sources: tuple[str, ...] | None = None,
 ) -> dict:
     """Train and save the best epoch's weights to `out`; returns the training report (also in the checkpoint).
     `real` replaces the shared data (tests pass tiny rendered sets). `start` continues from a checkpoint of
-    `arch` instead of the published pretrained weights; `tilt` is `augment`'s."""
+    `arch` instead of the published pretrained weights; `tilt` is `augment`'s, for the crops of `tilt_sources` (None:
+    every crop; basketball: only the set whose players turn their torsos)."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     started = time.time()
+    leaning_sources = None if tilt_sources is None else frozenset(tilt_sources)
     real = real if real is not None else real_samples(data)
     train_real, validation = [], []
     for name, items in real.items():
@@ -237,7 +243,7 @@ def train(
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress)
         for step in bar:
             chunk = [everything[i] for i in order[step * batch_size : (step + 1) * batch_size]]
-            inputs, targets, lengths = _batch(chunk, arch, rng, tilt)
+            inputs, targets, lengths = _batch(chunk, arch, rng, tilt, leaning_sources)
             log_probs = model(inputs.to(device))
             input_lengths = torch.full((len(chunk),), log_probs.shape[0], dtype=torch.long)
             loss = ctc(log_probs.cpu(), targets, input_lengths, lengths)
@@ -256,7 +262,8 @@ def train(
                   "real_crops": {k: len(v) for k, v in real.items()}, "repeats": REPEATS, "synthetic": synthetic,
                   "learning_rate": learning_rate, "seed": seed, "minutes": round((time.time() - started) / 60, 1),
                   "finished": False, "start": None if start is None else Path(start).name,
-                  "start_sha256": start_digest, "tilt": tilt, "start_meta": start_meta}  # fmt: skip
+                  "start_sha256": start_digest, "tilt": tilt, "tilt_sources": tilt_sources,
+                  "start_meta": start_meta}  # fmt: skip
         if scores["all"] > best:
             best, best_epoch = scores["all"], epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -287,7 +294,8 @@ def train_soup(data: Path, out: Path, epochs: list[int], work: Path, **options) 
     ingredients = []
     for count in epochs:
         path = work / f"{out.stem}-{count}-epochs{out.suffix}"
-        wanted = {"epochs": count, **{key: settings[key] for key in ("arch", "synthetic", "learning_rate", "seed", "tilt")},
+        wanted = {"epochs": count, **{key: settings[key] for key in ("arch", "synthetic", "learning_rate", "seed", "tilt",
+                                                                         "tilt_sources")},
                   "start_sha256": start_digest}  # fmt: skip
         if path.is_file() and _finished_with(path, wanted):
             log.info("reusing the finished %d-epoch run in %s", count, path)
