@@ -212,6 +212,23 @@ def test_bib_mode_keeps_words_from_the_digit_only_engine():
     assert len(given) == 1  # the bib's line alone: never the word
 
 
+def test_jersey_mode_reads_each_line_once_with_rapidocr_for_words_and_number_alike():
+    """The crnn reads first in jersey mode, so RapidOCR's pass that keeps words from it comes before any engine;
+    its readings are RapidOCR's turn as the second engine: its recognizer does not read the lines again."""
+    stage = TextStage(["crnn", "rapidocr"], Mode.JERSEY, settle=None)
+    rapidocr = stage.engines[1]
+    passes: list[int] = []
+    probabilities = rapidocr._probabilities
+    rapidocr._probabilities = lambda lines, *args: passes.append(len(lines)) or probabilities(lines, *args)
+    page = np.full((300, 240, 3), (200, 60, 40), np.uint8)
+    word, number = render_number("SOLO", 48), render_number("50", 64)
+    page[40 : 40 + word.shape[0], 20 : 20 + word.shape[1]] = word
+    page[150 : 150 + number.shape[0], 60 : 60 + number.shape[1]] = number
+    readings = stage.read_regions([page])[0]
+    assert {r.engine: r.text for r in readings} == {"crnn": "50", "rapidocr": "50"}
+    assert len(passes) == 1 and passes[0] >= 2  # one pass over every line found, the word's included
+
+
 def test_each_detected_line_is_scored_and_its_readings_carry_the_score():
     """The pipeline's legibility classifier, passed as the line scorer, scores every detected line once."""
     page = np.full((240, 240, 3), (200, 60, 40), np.uint8)

@@ -506,25 +506,44 @@ class TextStage:
                                if (best := best_reading([r for r in merged if r.engine == engine.name], self.mode, width))]  # fmt: skip
         return self._merged(per_crop)
 
-    def _without_words(self, found: list[list[tuple[np.ndarray, Box]]]) -> list[list[tuple[np.ndarray, Box]]]:
+    def _without_words(self, found: list[list[tuple[np.ndarray, Box]]]
+                       ) -> tuple[list[list[tuple[np.ndarray, Box]]], list[list[Reading]] | None]:  # fmt: skip
         """Drop the detected lines that are words (a sponsor, a club's name) before any engine reads them. The
         digit-only decodings would turn their letters into digits (S -> 5, O -> 0) and invent a number; RapidOCR's
-        recognizer, decoding every character, tells words from numbers (`RapidOCRText.words`)."""
+        recognizer, decoding every character, tells words from numbers (`RapidOCRText.words`). Where RapidOCR is
+        also one of the engines, its readings of the lines kept come back too (per crop, in the lines' order), so
+        that it need not read them again; else None."""
+        rapidocr = [engine for engine in self.engines if isinstance(engine, RapidOCRText)]
         if self._word_reader is None:
-            rapidocr = [engine for engine in self.engines if isinstance(engine, RapidOCRText)]
             self._word_reader = rapidocr[0] if rapidocr else RapidOCRText(self.mode, self.threads)
         lines = [line for crop_lines in found for line, _ in crop_lines]
-        words = iter(self._word_reader.words(lines) if lines else [])
-        return [[(line, box) for line, box in crop_lines if not next(words)] for crop_lines in found]
+        if rapidocr:
+            readings, words = self._word_reader.read(lines) if lines else ([], [])
+        else:
+            readings, words = [], self._word_reader.words(lines) if lines else []
+        verdicts = iter(zip(words, readings) if rapidocr else ((is_words, None) for is_words in words))
+        kept: list[list[tuple[np.ndarray, Box]]] = []
+        read: list[list[Reading]] = []
+        for crop_lines in found:
+            kept.append([])
+            read.append([])
+            for line, box in crop_lines:
+                is_words, reading = next(verdicts)
+                if not is_words:
+                    kept[-1].append((line, box))
+                    read[-1].append(reading)
+        return kept, read if rapidocr else None
 
     def _read_regions_at(self, crops: list[np.ndarray], model: str, det_side: int) -> list[list[Reading]]:
         if (model, det_side) not in self._detectors:
             self._detectors[model, det_side] = RapidOCRDetector(det_side, self.threads, model)
         found = [self._detectors[model, det_side].lines(crop) for crop in crops]
         # Words must not reach a digit-only engine. Where RapidOCR reads first (bib mode) its own pass tells them
-        # (below); otherwise (jersey mode: the crnn first) a pass of its recognizer does, before any engine reads.
+        # (below); otherwise (jersey mode: the crnn first) a pass of its recognizer does, before any engine reads,
+        # and RapidOCR's turn as an engine takes that pass's readings (`premade`).
+        premade = None
         if not isinstance(self.engines[0], RapidOCRText):
-            found = self._without_words(found)
+            found, premade = self._without_words(found)
         all_lines = [line for crop_lines in found for line, _ in crop_lines]
         scores = iter(self.line_scorer(all_lines) if self.line_scorer is not None and all_lines else [])
         found = [[(line, box, next(scores, None)) for line, box in crop_lines] for crop_lines in found]
@@ -534,7 +553,9 @@ class TextStage:
             owners = [(i, box, score) for i in todo for _, box, score in found[i]]
             lines = [line for i in todo for line, _, _ in found[i]]
             candidates: list[list[Reading]] = [[] for _ in crops]
-            if isinstance(engine, RapidOCRText):  # its pass also tells words: no later engine reads them
+            if isinstance(engine, RapidOCRText) and premade is not None:  # read already, words dropped
+                readings = [reading for i in todo for reading in premade[i]]
+            elif isinstance(engine, RapidOCRText):  # its pass also tells words: no later engine reads them
                 readings, words = engine.read(lines) if lines else ([], [])
                 readings = [Reading("", 0.0, (), engine.name) if is_words else reading
                             for reading, is_words in zip(readings, words)]  # fmt: skip
