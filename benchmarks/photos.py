@@ -14,7 +14,8 @@ Scores:
   least half of the smaller one) is right or wrong against that bib; numbers elsewhere are counted apart, split
   into audited unlabelled runners' bibs (below) and the rest: pieces of bibs, or junk. Precision = right / (right +
   wrong); recall = labelled bibs with a right number.
-- With a start list: simulated as all labelled bibs of the set plus as many random decoys of the same lengths.
+- With a start list: simulated per race (an organiser's list is of one race) as all labelled bibs of the race plus
+  as many random decoys of the same lengths.
 - Identity (RBNR, `rbnr_same_runner_groups`): the runner on each grouped bib; rank-1 = its nearest runner in the
   set's other photos is the same person; then, per grouped runner, its own read hidden and the event re-decided:
   how often a number is propagated to it and how often that number is right.
@@ -180,6 +181,13 @@ def simulated_start_list(labels: dict[str, list[str]], seed: int = 0) -> StartLi
     return StartList(Entrant(b) for b in bibs + sorted(decoys))
 
 
+def race_start_lists(labels: dict[str, list[str]], seed: int = 0) -> dict[str, StartList]:
+    """Each race's simulated start list (`simulated_start_list` of its photos' labels): an organiser's list is of
+    one race, so a bib of another race of the set read here is not on it."""
+    races = sorted({event_of(photo) for photo in labels})
+    return {race: simulated_start_list({p: n for p, n in labels.items() if event_of(p) == race}, seed) for race in races}
+
+
 def read_set(root: Path, names: list[str], cache: Path) -> tuple[list[StoredRunner], list[float]]:
     """Pass 1 over the set's photos (cached by model version): every runner, and seconds per photo."""
     tagger = PhotoTagger()
@@ -209,11 +217,12 @@ def event_of(photo: str) -> str:
 
 
 def decide_events(
-    runners: list[StoredRunner], start_list: StartList | None, settings: EventSettings
+    runners: list[StoredRunner], start_lists: dict[str, StartList] | None, settings: EventSettings
 ) -> tuple[dict, dict]:
-    """Pass 2 per race of the set, merged."""
+    """Pass 2 per race of the set (with the race's start list, if any), merged."""
     decided, clusters = {}, {}
     for event in sorted({event_of(r.path) for r in runners}):
+        start_list = start_lists[event] if start_lists is not None else None
         numbers, labels = decide_event([r for r in runners if event_of(r.path) == event], start_list, settings)
         decided.update(numbers)
         clusters.update({runner: f"{event}/{label}" for runner, label in labels.items()})
@@ -225,7 +234,7 @@ def shown(decided: dict[str, list[BibNumber]]) -> dict[str, set[str]]:
 
 
 def identity(runners: list[StoredRunner], boxes: dict[str, list[dict]], groups: dict, settings: EventSettings,
-             start_list: StartList | None) -> dict:  # fmt: skip
+             start_lists: dict[str, StartList] | None) -> dict:  # fmt: skip
     """Rank-1 matching and propagation with the bib hidden, on the runners of the grouped bibs."""
     by_photo: dict[str, list[StoredRunner]] = {}
     for runner in runners:
@@ -254,7 +263,7 @@ def identity(runners: list[StoredRunner], boxes: dict[str, list[dict]], groups: 
     for runner_id, group_id in tqdm(members.items(), desc="identity: bibs hidden", leave=False):
         hidden = [replace(r, read=replace(r.read, number="", confidence=0.0, box=None, evidence={})) if r.id == runner_id
                   else r for r in runners]  # fmt: skip
-        decided, _ = decide_events(hidden, start_list, settings)
+        decided, _ = decide_events(hidden, start_lists, settings)
         path = next(r.path for r in runners if r.id == runner_id)
         gift = next((n for n in decided[path] if n.runner == runner_id and n.status == "propagated"), None)
         if gift is not None:
@@ -321,9 +330,9 @@ def run_ours(root: Path, labels: dict[str, list[str]], cache: Path, data: Path, 
     row: dict = {"set": root.name, "engine": "jerseynum", "photos": len(labels), "runners": len(runners),
                  "s_per_photo_median": round(statistics.median(seconds), 3),
                  "s_per_photo_mean": round(statistics.mean(seconds), 3)}  # fmt: skip
-    for label, start_list in (("no start list", None), ("start list", simulated_start_list(true_labels))):
+    for label, start_lists in (("no start list", None), ("start list", race_start_lists(true_labels))):
         started = time.perf_counter()
-        decided, clusters = decide_events(runners, start_list, settings)
+        decided, clusters = decide_events(runners, start_lists, settings)
         result = {"pass2_seconds": round(time.perf_counter() - started, 2), **score(shown(decided), labels)}
         if boxes is not None:
             result["box_matched"], judged = box_matched(decided, boxes, audited)
@@ -344,7 +353,7 @@ def run_ours(root: Path, labels: dict[str, list[str]], cache: Path, data: Path, 
         result["propagated_judged"] = {"numbers": len(propagated), "right": sum(propagated)}
         result["identity_clusters"] = sum(1 for c in set(clusters.values()) if list(clusters.values()).count(c) > 1)
         if boxes is not None and groups_file.is_file() and root.name == "rbnr_bib_photos":
-            result["identity"] = identity(runners, boxes, json.loads(groups_file.read_text()), settings, start_list)
+            result["identity"] = identity(runners, boxes, json.loads(groups_file.read_text()), settings, start_lists)
         row[label] = result
     return row
 
@@ -356,8 +365,9 @@ def fit_calibration(runners: list[StoredRunner], labels: dict[str, list[str]], b
 
     trained = [r for r in runners if not splits.rbnr_scored(r.path)]
     x, y = [], []
-    for start_list in (None, simulated_start_list(labels)):
+    for start_lists in (None, race_start_lists(labels)):
         for event in sorted({event_of(r.path) for r in trained}):
+            start_list = start_lists[event] if start_lists is not None else None
             scored, _, _ = scored_candidates([r for r in trained if event_of(r.path) == event], start_list)
             for photo, numbers in scored.items():
                 for number, values in numbers:

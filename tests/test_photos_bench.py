@@ -1,7 +1,7 @@
 """benchmarks/photos.py's box-matched score on hand-made decisions: a number on a labelled bib is right or wrong
 against it, and a number elsewhere is an audited unlabelled runner's bib or a piece of a bib or junk."""
 
-from benchmarks.photos import box_matched
+from benchmarks.photos import box_matched, race_start_lists
 from jerseynum.photos.index import BibNumber
 
 BIBS = {"a.jpg": [{"box_xyxy": [10, 10, 50, 30], "number": "1234"}, {"box_xyxy": [100, 10, 140, 30], "number": "77"}]}
@@ -20,3 +20,14 @@ def test_numbers_elsewhere_are_split_by_the_audit():
     assert (row["elsewhere_unlabelled_bibs"], row["elsewhere_pieces_or_junk"]) == (1, 1)
     assert (row["precision"], row["recall"]) == (0.5, 0.5)
     assert sorted(ok for _, ok, _, _ in judged) == [False, True]
+
+
+def test_each_race_gets_a_start_list_of_its_own_bibs():
+    """An organiser's list is of one race: a bib of the other race, read here, is not on it (nor snapped to it)."""
+    labels = {"set1_01.JPG": ["168", "3276"], "set1_02.JPG": ["847"], "set2_01.JPG": ["11040", "10264"]}
+    lists = race_start_lists(labels)
+    assert sorted(lists) == ["set1", "set2"]
+    assert {"168", "3276", "847"} <= lists["set1"].bibs and not {"11040", "10264"} & lists["set1"].bibs
+    assert {"11040", "10264"} <= lists["set2"].bibs and not {"168", "3276", "847"} & lists["set2"].bibs
+    assert len(lists["set1"].bibs) == 6 and len(lists["set2"].bibs) == 4  # as many decoys of the same lengths
+    assert sorted(len(bib) for bib in lists["set2"].bibs) == [5, 5, 5, 5]
