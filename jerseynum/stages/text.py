@@ -520,18 +520,15 @@ class TextStage:
         if rapidocr:
             readings, words = self._word_reader.read(lines) if lines else ([], [])
         else:
-            readings, words = [], self._word_reader.words(lines) if lines else []
-        verdicts = iter(zip(words, readings) if rapidocr else ((is_words, None) for is_words in words))
-        kept: list[list[tuple[np.ndarray, Box]]] = []
-        read: list[list[Reading]] = []
+            words = self._word_reader.words(lines) if lines else []
+            readings = [None] * len(words)
+        verdicts = iter(zip(words, readings))
+        kept, read = [], []
         for crop_lines in found:
-            kept.append([])
-            read.append([])
-            for line, box in crop_lines:
-                is_words, reading = next(verdicts)
-                if not is_words:
-                    kept[-1].append((line, box))
-                    read[-1].append(reading)
+            # zip takes from `verdicts` only as many as this crop has lines
+            not_words = [(line, reading) for line, (is_words, reading) in zip(crop_lines, verdicts) if not is_words]
+            kept.append([line for line, _ in not_words])
+            read.append([reading for _, reading in not_words])
         return kept, read if rapidocr else None
 
     def _read_regions_at(self, crops: list[np.ndarray], model: str, det_side: int) -> list[list[Reading]]:
