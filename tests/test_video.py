@@ -422,6 +422,32 @@ def test_a_track_leader_that_a_longer_reading_contains_is_taken_for_a_fragment(m
     assert shown[tracking.MIN_TRACK_FRAMES :] == [[1104], [-1], [-1], [-1], [11040], [11040]]
 
 
+@pytest.mark.parametrize("settle, shown_last, reads", [(True, 1317, 3), (False, -1, 8)])
+def test_only_the_live_reading_stops_at_a_settled_vote(monkeypatch, settle, shown_last, reads):
+    """A bib folded at its edge reads 1317 at 1.0 in its first three crops, which settles the vote; later crops
+    show 11317 now and then. The live demo, short of reads, stops at the settled vote; `read_video` (settle=False)
+    reads on, and the longer reading unmasks the piece."""
+
+    class StillPerson:
+        def detect(self, frame):
+            return [PersonBox((200, 40, 300, 320), 0.9)]
+
+    monkeypatch.setitem(tracking.DETECTORS, "still", StillPerson)
+    reader = tracking.VideoReader(PipelineConfig(mode="bib"), detector="still", read_every=1, settle=settle)
+    texts = iter(["1317"] * 3 + ["11317", "1317"] * 3)
+
+    def read(tracklet):
+        text = next(texts)
+        evidence = [FrameEvidence("crop", 0, readings=[Reading(text, 1.0, (1.0,) * len(text), "test")])]
+        return Prediction(tracklet.id, int(text), 1.0, "test", text, evidence=evidence)
+
+    monkeypatch.setattr(reader.pipeline, "run", read)
+    frame = np.full((360, 640, 3), 90, np.uint8)
+    for index in range(tracking.MIN_TRACK_FRAMES + 8):
+        shown = [track.number for track in reader.process(frame, index)]
+    assert shown == [shown_last] and reader.tracks[1].frames_read == reads
+
+
 def _track(track_id: int, texts: list[str]) -> tracking.Track:
     track = tracking.Track(track_id, 0, 10, boxes=[(0, (0, 0, 10, 10))])
     track.readings = [Reading(text, 0.99, (0.99,) * len(text), "test") for text in texts]

@@ -8,9 +8,9 @@ Detection:
 - `faces`: mediapipe's full-range face detector (Apache-2.0 weights in its wheel), the body box hung below each
   face as in race photos (`photos/runners.py`). For people facing the camera; the camera may move.
 Tracking: ByteTrack's association with the camera's motion compensated (`video/bytetrack.py`).
-Reading: every track is a growing tracklet. The tracks without a settled number are read, one crop at a time, most
-starved first: all of them each detected frame (`jerseynum video`), or one at a time beside the frames (the live
-demo, `VideoReader`'s `background`); a track whose vote is settled is not read again. The number shown is the
+Reading: every track is a growing tracklet, read one crop at a time, most starved first: all of them each detected
+frame, for as long as they are in view (`jerseynum video`), or one at a time beside the frames (the live demo,
+`VideoReader`'s `background`), where a track whose vote is settled is not read again. The number shown is the
 track's vote over everything read so far, so it appears as evidence arrives.
 """
 
@@ -129,11 +129,16 @@ class VideoReader:
     appears a few frames after its crop was taken. Threads of one process would share its GIL: reads on a
     thread still stalled the frames (docs/results.md, "Live speed"). The process is spawned
     (`parallel.WorkerProcess`): a script using `background` keeps its own code under
-    `if __name__ == "__main__":`. `close` ends it."""
+    `if __name__ == "__main__":`. `close` ends it.
+
+    With `settle` (the live demo's reading: reads are what it lacks), a track whose vote is settled is not read
+    again. Without it (`read_video`), a track is read for as long as it is in view: a number the vote has settled
+    on may still be a piece of a longer one that a later crop shows whole (21317 read 1317 at 1.0 in four crops,
+    11317 in later ones: `Vote.longer_than`), and only further reads can show it."""
 
     def __init__(self, config: PipelineConfig | None = None, detector: str = DEFAULT_DETECTOR,
                  save_tracklets: Path | None = None, detect_width: int = 640, read_every: int = 1,
-                 detect_every: int = 1, background: bool = False) -> None:  # fmt: skip
+                 detect_every: int = 1, background: bool = False, settle: bool = True) -> None:  # fmt: skip
         if detector not in DETECTORS:
             raise ValueError(f"unknown person detector {detector!r}; choose from {sorted(DETECTORS)}")
         config = config or PipelineConfig()
@@ -147,6 +152,7 @@ class VideoReader:
             self.detector: PersonDetector = BoxDetector(threads=threads)
         else:
             self.detector = DETECTORS[detector]()
+        self.settle = settle
         self._tracker = ByteTracker()
         self._camera = None if detector in FIXED_CAMERA else CameraMotion()
         self.read_every = read_every
@@ -232,7 +238,7 @@ class VideoReader:
         # camera").
         if track.number != NO_NUMBER and self.vote.longer_than(result.text, track.readings):
             track.number, track.confidence = NO_NUMBER, 0.0
-        track.settled = self.vote.settled(track.readings)
+        track.settled = self.settle and self.vote.settled(track.readings)
 
     def _read(self, frame: np.ndarray, visible: list[Track], index: int) -> None:
         """Read one crop of each track due a read."""
@@ -322,7 +328,7 @@ class VideoReader:
 def read_video(source: str | int, config: PipelineConfig | None = None, detector: str = DEFAULT_DETECTOR,
                save_tracklets: Path | None = None, progress: bool = True, read_every: int = 5) -> dict:  # fmt: skip
     """Every frame of a video through a `VideoReader`: every track gets read, each at most every `read_every`
-    frames.
+    frames, for as long as it is in view (no settling: `VideoReader`).
 
     The result says how many frames were read (`frames`) against how many the file announces
     (`frames_expected`, None where unknown), and `warning` says why they fall short (a file cut short or
@@ -332,7 +338,7 @@ def read_video(source: str | int, config: PipelineConfig | None = None, detector
 
     config = config or PipelineConfig()
     with VideoSource(source, config.max_pixels) as video:
-        reader = VideoReader(config, detector, save_tracklets=save_tracklets, read_every=read_every)
+        reader = VideoReader(config, detector, save_tracklets=save_tracklets, read_every=read_every, settle=False)
         start = time.perf_counter()
         with tqdm(total=video.expected_frames, desc="frames", unit="frame", disable=not progress) as bar:
             for index, frame in enumerate(video):
