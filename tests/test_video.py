@@ -398,24 +398,31 @@ def test_a_person_cut_by_the_frames_side_is_read_once_wholly_in_view(monkeypatch
     assert read_on and read_on[0] == 5
 
 
-def test_a_track_leader_that_a_longer_reading_contains_is_taken_for_a_fragment(monkeypatch):
-    """A runner moving behind others shows 1104 of bib 11040 in most reads and all of it in one: no number is shown
-    until the whole one leads; a leader no longer reading contains is shown."""
+def _scripted_reader(monkeypatch, texts: list[str], confidence: float, **options) -> tracking.VideoReader:
+    """A bib-mode `VideoReader` of one person standing still, read every frame, whose crops read `texts` in turn."""
 
     class StillPerson:
         def detect(self, frame):
             return [PersonBox((200, 40, 300, 320), 0.9)]
 
     monkeypatch.setitem(tracking.DETECTORS, "still", StillPerson)
-    reader = tracking.VideoReader(PipelineConfig(mode="bib"), detector="still", read_every=1)
-    reads = iter(["1104", "11040", "1104", "11040", "11040", "11040"])
+    reader = tracking.VideoReader(PipelineConfig(mode="bib"), detector="still", read_every=1, **options)
+    reads = iter(texts)
 
     def read(tracklet):
         text = next(reads)
-        evidence = [FrameEvidence("crop", 0, readings=[Reading(text, 0.99, (0.99,) * len(text), "test")])]
-        return Prediction(tracklet.id, int(text), 0.99, "test", text, evidence=evidence)
+        readings = [Reading(text, confidence, (confidence,) * len(text), "test")]
+        return Prediction(tracklet.id, int(text), confidence, "test", text,
+                          evidence=[FrameEvidence("crop", 0, readings=readings)])  # fmt: skip
 
     monkeypatch.setattr(reader.pipeline, "run", read)
+    return reader
+
+
+def test_a_track_leader_that_a_longer_reading_contains_is_taken_for_a_fragment(monkeypatch):
+    """A runner moving behind others shows 1104 of bib 11040 in most reads and all of it in one: no number is shown
+    until the whole one leads; a leader no longer reading contains is shown."""
+    reader = _scripted_reader(monkeypatch, ["1104", "11040", "1104", "11040", "11040", "11040"], 0.99)
     frame = np.full((360, 640, 3), 90, np.uint8)
     shown = [[track.number for track in reader.process(frame, index)] for index in range(tracking.MIN_TRACK_FRAMES + 6)]
     # read from the 4th frame on: 1104; then 1104 leads or ties with 11040; then 11040 leads
@@ -427,21 +434,7 @@ def test_only_the_live_reading_stops_at_a_settled_vote(monkeypatch, settle, show
     """A bib folded at its edge reads 1317 at 1.0 in its first three crops, which settles the vote; later crops
     show 11317 now and then. The live demo, short of reads, stops at the settled vote; `read_video` (settle=False)
     reads on, and the longer reading unmasks the piece."""
-
-    class StillPerson:
-        def detect(self, frame):
-            return [PersonBox((200, 40, 300, 320), 0.9)]
-
-    monkeypatch.setitem(tracking.DETECTORS, "still", StillPerson)
-    reader = tracking.VideoReader(PipelineConfig(mode="bib"), detector="still", read_every=1, settle=settle)
-    texts = iter(["1317"] * 3 + ["11317", "1317"] * 3)
-
-    def read(tracklet):
-        text = next(texts)
-        evidence = [FrameEvidence("crop", 0, readings=[Reading(text, 1.0, (1.0,) * len(text), "test")])]
-        return Prediction(tracklet.id, int(text), 1.0, "test", text, evidence=evidence)
-
-    monkeypatch.setattr(reader.pipeline, "run", read)
+    reader = _scripted_reader(monkeypatch, ["1317"] * 3 + ["11317", "1317"] * 3, 1.0, settle=settle)
     frame = np.full((360, 640, 3), 90, np.uint8)
     for index in range(tracking.MIN_TRACK_FRAMES + 8):
         shown = [track.number for track in reader.process(frame, index)]
