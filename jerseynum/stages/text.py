@@ -513,11 +513,12 @@ class TextStage:
         recognizer, decoding every character, tells words from numbers (`RapidOCRText.words`). Where RapidOCR is
         also one of the engines, its readings of the lines kept come back too (per crop, in the lines' order), so
         that it need not read them again; else None."""
-        rapidocr = [engine for engine in self.engines if isinstance(engine, RapidOCRText)]
         if self._word_reader is None:
+            rapidocr = [engine for engine in self.engines if isinstance(engine, RapidOCRText)]
             self._word_reader = rapidocr[0] if rapidocr else RapidOCRText(self.mode, self.threads)
+        is_engine = self._word_reader in self.engines
         lines = [line for crop_lines in found for line, _ in crop_lines]
-        if rapidocr:
+        if is_engine:
             readings, words = self._word_reader.read(lines) if lines else ([], [])
         else:
             words = self._word_reader.words(lines) if lines else []
@@ -529,7 +530,7 @@ class TextStage:
             not_words = [(line, reading) for line, (is_words, reading) in zip(crop_lines, verdicts) if not is_words]
             kept.append([line for line, _ in not_words])
             read.append([reading for _, reading in not_words])
-        return kept, read if rapidocr else None
+        return kept, read if is_engine else None
 
     def _read_regions_at(self, crops: list[np.ndarray], model: str, det_side: int) -> list[list[Reading]]:
         if (model, det_side) not in self._detectors:
