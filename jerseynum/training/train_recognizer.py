@@ -22,6 +22,7 @@ import logging
 import math
 import re
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,7 +147,7 @@ def augment(image: np.ndarray, rng: np.random.Generator, tilt: float = 8.0) -> n
 
 def _batch(
     samples: list[Sample], arch: str, rng: np.random.Generator | None, tilt: float = 8.0,
-    tilt_sources: frozenset[str] | None = None,
+    tilt_sources: Collection[str] | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """(inputs, concatenated targets, target lengths); augmented when `rng` is given, crops of `tilt_sources`
     (None: all) leaning up to `tilt` degrees, the others up to 8."""
@@ -209,7 +210,6 @@ def train(
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     started = time.time()
-    leaning_sources = None if tilt_sources is None else frozenset(tilt_sources)
     real = real if real is not None else real_samples(data)
     train_real, validation = [], []
     for name, items in real.items():
@@ -243,7 +243,7 @@ def train(
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress)
         for step in bar:
             chunk = [everything[i] for i in order[step * batch_size : (step + 1) * batch_size]]
-            inputs, targets, lengths = _batch(chunk, arch, rng, tilt, leaning_sources)
+            inputs, targets, lengths = _batch(chunk, arch, rng, tilt, tilt_sources)
             log_probs = model(inputs.to(device))
             input_lengths = torch.full((len(chunk),), log_probs.shape[0], dtype=torch.long)
             loss = ctc(log_probs.cpu(), targets, input_lengths, lengths)
