@@ -217,13 +217,13 @@ def event_of(photo: str) -> str:
 
 
 def decide_events(
-    runners: list[StoredRunner], start_lists: dict[str, StartList] | None, settings: EventSettings
+    runners: list[StoredRunner], start_lists: dict[str, StartList], settings: EventSettings
 ) -> tuple[dict, dict]:
-    """Pass 2 per race of the set (with the race's start list, if any), merged."""
+    """Pass 2 per race of the set (with the race's start list, if `start_lists` has one), merged."""
     decided, clusters = {}, {}
     for event in sorted({event_of(r.path) for r in runners}):
-        start_list = start_lists[event] if start_lists is not None else None
-        numbers, labels = decide_event([r for r in runners if event_of(r.path) == event], start_list, settings)
+        numbers, labels = decide_event([r for r in runners if event_of(r.path) == event], start_lists.get(event),
+                                       settings)  # fmt: skip
         decided.update(numbers)
         clusters.update({runner: f"{event}/{label}" for runner, label in labels.items()})
     return decided, clusters
@@ -234,7 +234,7 @@ def shown(decided: dict[str, list[BibNumber]]) -> dict[str, set[str]]:
 
 
 def identity(runners: list[StoredRunner], boxes: dict[str, list[dict]], groups: dict, settings: EventSettings,
-             start_lists: dict[str, StartList] | None) -> dict:  # fmt: skip
+             start_lists: dict[str, StartList]) -> dict:  # fmt: skip
     """Rank-1 matching and propagation with the bib hidden, on the runners of the grouped bibs."""
     by_photo: dict[str, list[StoredRunner]] = {}
     for runner in runners:
@@ -330,7 +330,7 @@ def run_ours(root: Path, labels: dict[str, list[str]], cache: Path, data: Path, 
     row: dict = {"set": root.name, "engine": "jerseynum", "photos": len(labels), "runners": len(runners),
                  "s_per_photo_median": round(statistics.median(seconds), 3),
                  "s_per_photo_mean": round(statistics.mean(seconds), 3)}  # fmt: skip
-    for label, start_lists in (("no start list", None), ("start list", race_start_lists(true_labels))):
+    for label, start_lists in (("no start list", {}), ("start list", race_start_lists(true_labels))):
         started = time.perf_counter()
         decided, clusters = decide_events(runners, start_lists, settings)
         result = {"pass2_seconds": round(time.perf_counter() - started, 2), **score(shown(decided), labels)}
@@ -365,10 +365,9 @@ def fit_calibration(runners: list[StoredRunner], labels: dict[str, list[str]], b
 
     trained = [r for r in runners if not splits.rbnr_scored(r.path)]
     x, y = [], []
-    for start_lists in (None, race_start_lists(labels)):
+    for start_lists in ({}, race_start_lists(labels)):
         for event in sorted({event_of(r.path) for r in trained}):
-            start_list = start_lists[event] if start_lists is not None else None
-            scored, _, _ = scored_candidates([r for r in trained if event_of(r.path) == event], start_list)
+            scored, _, _ = scored_candidates([r for r in trained if event_of(r.path) == event], start_lists.get(event))
             for photo, numbers in scored.items():
                 for number, values in numbers:
                     bib = matched_bib(number, boxes.get(photo, []))
