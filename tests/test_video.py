@@ -442,8 +442,8 @@ def test_only_the_live_reading_stops_at_a_settled_vote(monkeypatch, settle, show
 
 
 def _track(track_id: int, texts: list[str]) -> tracking.Track:
-    track = tracking.Track(track_id, 0, 10, boxes=[(0, (0, 0, 10, 10))])
-    track.readings = [Reading(text, 0.99, (0.99,) * len(text), "test") for text in texts]
+    readings = [Reading(text, 0.99, (0.99,) * len(text), "test") for text in texts]
+    track = tracking.Track(track_id, 0, 10, boxes=[(0, (0, 0, 10, 10))], reads=[(0, readings)])
     track.number = int(texts[0])
     return track
 
@@ -465,8 +465,8 @@ def test_a_bib_read_at_the_boxs_side_still_counts_in_full_against_its_pieces():
     was read there all the same: a piece read as often elsewhere is still that bib's piece."""
     reader = tracking.VideoReader(PipelineConfig(mode="bib"), detector="motion")
     whole = _track(1, ["3638"] * 4)
-    whole.readings = [replace(r, box=(0 if i < 2 else 30, 200, 100, 260), line_legibility=0.5, at_side=i < 2)
-                      for i, r in enumerate(whole.readings)]  # fmt: skip
+    whole.reads = [(0, [replace(r, box=(0 if i < 2 else 30, 200, 100, 260), line_legibility=0.5, at_side=i < 2)
+                        for i, r in enumerate(whole.readings)])]  # fmt: skip
     reader.tracks = {1: whole, 2: _track(2, ["36"] * 3)}
     assert reader.vote.tally(whole.readings) == {"3638": pytest.approx(1.98)}  # the side reads do not vote ...
     assert reader.fragments() == {2: "3638"}  # ... but the bib was read 4 times, its piece 3
@@ -477,7 +477,7 @@ def test_a_piece_of_a_bib_that_no_track_won_is_still_a_piece():
     goes to another runner's 20480. Another track reads only 0462. The bib is in view all the same."""
     reader = tracking.VideoReader(PipelineConfig(mode="bib"), detector="motion")
     crowd = _track(1, ["20480"] * 3 + ["20462"] * 2)
-    crowd.readings = [replace(r, line_legibility=0.95 if r.text == "20480" else 0.1) for r in crowd.readings]
+    crowd.reads = [(0, [replace(r, line_legibility=0.95 if r.text == "20480" else 0.1) for r in crowd.readings])]
     reader.tracks = {1: crowd, 2: _track(2, ["0462"] * 2), 3: _track(3, ["0462"] * 3)}
     assert reader.vote.decide(crowd.readings).text == "20480"  # 20462 does not vote here ...
     assert reader.fragments() == {2: "20462"}  # ... but it was read twice, more surely than track 2's piece
@@ -499,3 +499,28 @@ def test_jersey_numbers_inside_longer_ones_are_players_of_their_own():
     reader.tracks = {1: _track(1, ["17"] * 3), 2: _track(2, ["7"])}
     assert reader.fragments() == {}
     assert [person["number"] for person in reader.results()["people"]] == [17, 7]
+
+
+@pytest.mark.parametrize(
+    "texts, numbers",
+    [
+        (["3638"] * 4 + ["3621"] * 4, [3638, 3621]),  # the track passed on to a neighbour: two people
+        (["3638"] * 4 + ["3621"] * 2, [3638]),  # the second number read too little to be a person of its own
+        (["3638"] * 4 + ["638"] * 4, [3638]),  # a piece of the first: the same bib cut by an arm
+        (["3638"] * 3 + ["3621", "3638"] * 2 + ["3621"] * 2, [3638]),  # reads that mix two people: one track
+    ],
+)
+def test_a_track_that_reads_one_number_then_another_is_two_people(monkeypatch, texts, numbers):
+    reader = _scripted_reader(monkeypatch, texts, 1.0, settle=False)
+    frame = np.full((360, 640, 3), 90, np.uint8)
+    frames = range(tracking.MIN_TRACK_FRAMES + len(texts))  # read from the 4th frame on, one crop a frame
+    for index in frames:
+        reader.process(frame, index)
+    tracks = sorted(reader.tracks.values(), key=lambda t: t.first_frame)
+    assert [track.number for track in tracks] == numbers
+    assert sum(track.frames_read for track in tracks) == len(texts)
+    if len(tracks) == 2:  # the first person's boxes end where the second's begin, none lost
+        first, second = tracks
+        swap = tracking.MIN_TRACK_FRAMES + 4  # the frame of the first read of 3621
+        assert first.boxes[-1][0] == swap - 1 and [frame for frame, _ in second.boxes] == list(frames[swap:])
+        assert first.id != second.id and second.id == 1  # the tracker's track goes on with the second person

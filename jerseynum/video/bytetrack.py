@@ -147,6 +147,11 @@ class ByteTracker:
     tracks: list[TrackState] = field(default_factory=list)
     _next_id: int = 1
 
+    def new_id(self) -> int:
+        """An id no track of this tracker has had or will have (its own tracks', and any the caller splits off)."""
+        self._next_id += 1
+        return self._next_id - 1
+
     def _advance(self, camera_motion: np.ndarray | None) -> None:
         for track in self.tracks:
             track.filter.predict(seen=track.unseen == 0)
@@ -195,8 +200,7 @@ class ByteTracker:
                 track.unseen += 1
                 survivors.append(track)
         for index in (remaining_high[c] for c in unborn):
-            survivors.append(TrackState(self._next_id, BoxFilter(boxes[index])))
-            self._next_id += 1
+            survivors.append(TrackState(self.new_id(), BoxFilter(boxes[index])))
         self.tracks = survivors
         return [TrackedBox(track.id, boxes[index], scores[index], index) for track, index in matched]
 

@@ -106,13 +106,18 @@ class Track:
     first_frame: int
     last_frame: int
     boxes: list[tuple[int, Box]] = field(default_factory=list)  # (frame index, box)
-    readings: list[Reading] = field(default_factory=list)
+    reads: list[tuple[int, list[Reading]]] = field(default_factory=list)  # (frame index, its crop's readings)
     frames_read: int = 0
     last_read: int = -1_000_000  # frame index of the last read
     number: int = NO_NUMBER
     confidence: float = 0.0
     settled: bool = False  # the vote cannot change any more: the track is not read again
     keypoints: Keypoints | None = None  # in the frame, from the detector where it gives them (latest frame)
+
+    @property
+    def readings(self) -> list[Reading]:
+        """Every reading of the track, of all its reads."""
+        return [reading for _, readings in self.reads for reading in readings]
 
     def as_dict(self) -> dict:
         return {"track": self.id, "first_frame": self.first_frame, "last_frame": self.last_frame,
@@ -227,9 +232,14 @@ class VideoReader:
         return Tracklet(str(track.id), [Frame(f"{track.id}:{track.last_frame}", track.last_frame, image, keypoints=keypoints)])  # fmt: skip
 
     def _take(self, track: Track, prediction: Prediction) -> None:
-        """Add one read's readings to the track and vote again."""
+        """Add one read's readings to the track (read at its `last_read` frame) and vote again."""
         track.frames_read += 1
-        track.readings += [r for record in prediction.evidence for r in record.readings]
+        track.reads.append((track.last_read, [r for record in prediction.evidence for r in record.readings]))
+        if (cut := self._second_person(track.reads)) is not None:
+            self._vote(self._split(track, cut))
+        self._vote(track)
+
+    def _vote(self, track: Track) -> None:
         result = self.vote.decide(track.readings)
         track.number, track.confidence = result.number, result.confidence
         # A person moving behind others shows part of their number in some frames and all of it in others: a
@@ -239,6 +249,60 @@ class VideoReader:
         if track.number != NO_NUMBER and self.vote.longer_than(result.text, track.readings):
             track.number, track.confidence = NO_NUMBER, 0.0
         track.settled = self.settle and self.vote.settled(track.readings)
+
+    def _second_person(self, reads: list[tuple[int, list[Reading]]]) -> int | None:
+        """Where a track holds two people in turn, the index of the first read after the first person's last
+        read (else None). In a crowd the tracker can pass one person's track on to their neighbour (a start
+        line of runners in black, the camera panning): the reads then show one number, and from some read on
+        another, each strongly (the weight that settles a vote) and each elected by the vote of its own reads,
+        neither shown in the other's reads, and neither a piece of the other (a bib read whole and cut by an
+        arm is one person). A race gives each runner a different bib, and a team each player a different
+        number, so that is two people, and the track is cut there; otherwise the second number outvotes the
+        first and is shown on the first person's frames, or the first stays on the second person's.
+
+        Checked as each read comes: a cut can only become due when the newest read shows the second number, and
+        its reads then start at the first read showing it, so one cut per number the newest read shows is tried."""
+        settle_weight = self.vote.settings.settle_weight
+        for text in {r.text for r in reads[-1][1] if self.vote.shows(r)}:
+            first_shown = next(k for k, (_, readings) in enumerate(reads)
+                               if any(r.text == text and self.vote.shows(r) for r in readings))  # fmt: skip
+            before = [r for _, readings in reads[:first_shown] for r in readings]
+            a = self.vote.decide(before)
+            if a.number == NO_NUMBER or a.text == text or part_of(a.text, text) or part_of(text, a.text):
+                continue
+            cut = 1 + max(k for k, (_, readings) in enumerate(reads[:first_shown])
+                          if any(r.text == a.text and self.vote.shows(r) for r in readings))  # fmt: skip
+            after = [r for _, readings in reads[cut:] for r in readings]
+            if (
+                self.vote.decide(after).text == text
+                and min(self.vote.weight(a.text, before), self.vote.weight(text, after)) >= settle_weight
+                and not any(r.text == a.text and self.vote.shows(r) for r in after)
+            ):
+                return cut
+        return None
+
+    def _split(self, track: Track, cut: int) -> Track:
+        """Part the first person's reads and boxes, up to the frame of `cut`'s read, into a track of its own,
+        ended, with an id of its own; `track` goes on with the second person. Returns the first person's."""
+        swap = track.reads[cut][0]
+        before = [(frame, box) for frame, box in track.boxes if frame < swap]
+        first = Track(self._tracker.new_id(), track.first_frame, before[-1][0] if before else track.first_frame,
+                      boxes=before, reads=track.reads[:cut], frames_read=cut,
+                      last_read=track.reads[cut - 1][0])  # fmt: skip
+        track.boxes = [(frame, box) for frame, box in track.boxes if frame >= swap]
+        track.reads = track.reads[cut:]
+        track.frames_read -= cut
+        track.first_frame = track.boxes[0][0] if track.boxes else swap
+        self.tracks[first.id] = first
+        if self.save_tracklets:
+            # The first person's crops, saved under the track's folder, go to theirs.
+            folder = self.save_tracklets / str(first.id)
+            folder.mkdir(parents=True, exist_ok=True)
+            for frame, _ in before:
+                crop = self.save_tracklets / str(track.id) / f"{frame}.jpg"
+                if crop.is_file():
+                    crop.rename(folder / crop.name)
+        return first
 
     def _read(self, frame: np.ndarray, visible: list[Track], index: int) -> None:
         """Read one crop of each track due a read."""
