@@ -11,7 +11,8 @@ Tracking: ByteTrack's association with the camera's motion compensated (`video/b
 Reading: every track is a growing tracklet, read one crop at a time, most starved first: all of them each detected
 frame, for as long as they are in view (`jerseynum video`), or one at a time beside the frames (the live demo,
 `VideoReader`'s `background`), where a track whose vote is settled is not read again. The number shown is the
-track's vote over everything read so far, so it appears as evidence arrives.
+track's vote over everything read so far, so it appears as evidence arrives. A track whose reads show one number
+and then another was passed on to a second person, and is cut in two (`VideoReader._second_person`).
 """
 
 from __future__ import annotations
