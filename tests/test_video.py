@@ -508,6 +508,8 @@ def test_jersey_numbers_inside_longer_ones_are_players_of_their_own():
         (["3638"] * 4 + ["3621"] * 2, [3638]),  # the second number read too little to be a person of its own
         (["3638"] * 4 + ["638"] * 4, [3638]),  # a piece of the first: the same bib cut by an arm
         (["3638"] * 3 + ["3621", "3638"] * 2 + ["3621"] * 2, [3638]),  # reads that mix two people: one track
+        # a bib that a hand covers and uncovers reads 3111 and 311 in turn: no settled vote, no person of its own
+        (["3111", "311", "3111", "3111", "311", "3111"] + ["31577"] * 8, [31577]),
     ],
 )
 def test_a_track_that_reads_one_number_then_another_is_two_people(monkeypatch, texts, numbers):

@@ -255,15 +255,15 @@ class VideoReader:
         """Where a track holds two people in turn, the index of the first read after the first person's last
         read (else None). In a crowd the tracker can pass one person's track on to their neighbour (a start
         line of runners in black, the camera panning): the reads then show one number, and from some read on
-        another, each strongly (the weight that settles a vote) and each elected by the vote of its own reads,
-        neither shown in the other's reads, and neither a piece of the other (a bib read whole and cut by an
-        arm is one person). A race gives each runner a different bib, and a team each player a different
-        number, so that is two people, and the track is cut there; otherwise the second number outvotes the
-        first and is shown on the first person's frames, or the first stays on the second person's.
+        another, the reads of each part alone settling the vote on it (`Vote.settled`), neither number shown in
+        the other part's reads, and neither a piece of the other (a bib read whole and cut by an arm is one
+        person). A race gives each runner a different bib, and a team each player a different number, so that
+        is two people, and the track is cut there; otherwise the second number outvotes the first and is shown
+        on the first person's frames, or the first stays on the second person's. A part whose reads do not
+        settle (a bib read 3111 and 311 in turn as a hand moves over it) is not taken for a person of its own.
 
         Checked as each read comes: a cut can only become due when the newest read shows the second number, and
         its reads then start at the first read showing it, so one cut per number the newest read shows is tried."""
-        settle_weight = self.vote.settings.settle_weight
         for text in {r.text for r in reads[-1][1] if self.vote.shows(r)}:
             first_shown = next(k for k, (_, readings) in enumerate(reads)
                                if any(r.text == text and self.vote.shows(r) for r in readings))  # fmt: skip
@@ -276,7 +276,8 @@ class VideoReader:
             after = [r for _, readings in reads[cut:] for r in readings]
             if (
                 self.vote.decide(after).text == text
-                and min(self.vote.weight(a.text, before), self.vote.weight(text, after)) >= settle_weight
+                and self.vote.settled(before)
+                and self.vote.settled(after)
                 and not any(r.text == a.text and self.vote.shows(r) for r in after)
             ):
                 return cut
