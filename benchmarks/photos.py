@@ -29,8 +29,11 @@ Scores:
 The baselines are scored as in ../shared/BASELINES.md: non-digits stripped, strings of 2-6 digits kept,
 deduplicated per photo.
 
+`--faces-only` finds runners by their faces alone (`jerseynum tag --faces-only`): against the default, it shows what
+the person boxes add.
+
     python benchmarks/photos.py [--data ../shared/data] [--sets rbnr_bib_photos misc_bib_photos]
-                                [--baselines rapidocr easyocr] [--cache .cache/bench-photos]
+                                [--baselines rapidocr easyocr] [--cache .cache/bench-photos] [--faces-only]
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from tqdm import tqdm
 from jerseynum.photos.event import FEATURES, EventSettings, decide_event, scored_candidates, signature
 from jerseynum.photos.identity import photo_time, rank_matches
 from jerseynum.photos.index import SHOWN, BibNumber, StoredRunner
+from jerseynum.photos.runners import RunnerSettings
 from jerseynum.photos.startlist import Entrant, StartList
 from jerseynum.photos.tagger import PhotoTagger
 from jerseynum.training import splits
@@ -188,9 +192,11 @@ def race_start_lists(labels: dict[str, list[str]], seed: int = 0) -> dict[str, S
     return {race: simulated_start_list({p: n for p, n in labels.items() if event_of(p) == race}, seed) for race in races}
 
 
-def read_set(root: Path, names: list[str], cache: Path) -> tuple[list[StoredRunner], list[float]]:
-    """Pass 1 over the set's photos (cached by model version): every runner, and seconds per photo."""
-    tagger = PhotoTagger()
+def read_set(root: Path, names: list[str], cache: Path, anchors: RunnerSettings = RunnerSettings()
+             ) -> tuple[list[StoredRunner], list[float]]:  # fmt: skip
+    """Pass 1 over the set's photos (cached by model version, which names the runner `anchors`): every runner,
+    and seconds per photo."""
+    tagger = PhotoTagger(runners=anchors)
     key = hashlib.sha256(f"{tagger.version} {sorted(names)}".encode()).hexdigest()[:12]
     cached = cache / f"{root.name}-{key}.pkl"
     if cached.is_file():
@@ -317,8 +323,9 @@ def run_baseline(engine, root: Path, labels: dict[str, list[str]]) -> dict:
             "s_per_photo_median": round(statistics.median(seconds), 3)}  # fmt: skip
 
 
-def run_ours(root: Path, labels: dict[str, list[str]], cache: Path, data: Path, settings: EventSettings) -> dict:
-    runners, seconds = read_set(root, list(labels), cache)
+def run_ours(root: Path, labels: dict[str, list[str]], cache: Path, data: Path, settings: EventSettings,
+             anchors: RunnerSettings = RunnerSettings()) -> dict:  # fmt: skip
+    runners, seconds = read_set(root, list(labels), cache, anchors)
     boxes_file = root / "labels_with_boxes.json"
     boxes = json.loads(boxes_file.read_text()) if boxes_file.is_file() else None
     # The truth for the box-matched score and the start list; "as labelled" keeps labels.json.
@@ -328,6 +335,7 @@ def run_ours(root: Path, labels: dict[str, list[str]], cache: Path, data: Path, 
     real = {photo: {normalised(t) for t in numbers} | audited.get(photo, set()) for photo, numbers in labels.items()}
     groups_file = data / "rbnr_same_runner_groups" / "groups.json"
     row: dict = {"set": root.name, "engine": "jerseynum", "photos": len(labels), "runners": len(runners),
+                 "runners_found_by": "faces and person boxes" if anchors.bodies else "faces",
                  "s_per_photo_median": round(statistics.median(seconds), 3),
                  "s_per_photo_mean": round(statistics.mean(seconds), 3)}  # fmt: skip
     for label, start_lists in (("no start list", {}), ("start list", race_start_lists(true_labels))):
@@ -382,7 +390,7 @@ def fit_calibration(runners: list[StoredRunner], labels: dict[str, list[str]], b
 
 def print_ours(row: dict) -> None:
     print(
-        f"\n{row['set']}: {row['photos']} photos, {row['runners']} runners, "
+        f"\n{row['set']}: {row['photos']} photos, {row['runners']} runners (found by {row['runners_found_by']}), "
         f"{row['s_per_photo_median']:.2f} s per photo (median, pass 1 with face embeddings)"
     )
     for label in ("no start list", "start list"):
@@ -433,6 +441,11 @@ def main() -> None:
         action="store_true",
         help="fit photos/event.py's CALIBRATION on the RBNR photos of the trained half and print it",
     )
+    parser.add_argument(
+        "--faces-only",
+        action="store_true",
+        help="find runners by their faces alone, as `jerseynum tag --faces-only` (no person boxes)",
+    )
     args = parser.parse_args()
     if args.fit_calibration:
         root = args.data / "rbnr_bib_photos"
@@ -445,7 +458,7 @@ def main() -> None:
     for name in args.sets:
         root = args.data / name
         labels = json.loads((root / "labels.json").read_text())
-        row = run_ours(root, labels, args.cache, args.data, EventSettings())
+        row = run_ours(root, labels, args.cache, args.data, EventSettings(), RunnerSettings(bodies=not args.faces_only))
         print_ours(row)
         results["rows"].append(row)
         for baseline in args.baselines:
