@@ -526,3 +526,15 @@ def test_a_track_that_reads_one_number_then_another_is_two_people(monkeypatch, t
         swap = tracking.MIN_TRACK_FRAMES + 4  # the frame of the first read of 3621
         assert first.boxes[-1][0] == swap - 1 and [frame for frame, _ in second.boxes] == list(frames[swap:])
         assert first.id != second.id and second.id == 1  # the tracker's track goes on with the second person
+
+
+def test_the_first_persons_saved_crops_go_with_their_part_of_a_cut_track(monkeypatch, tmp_path):
+    texts = ["3638"] * 4 + ["3621"] * 4
+    reader = _scripted_reader(monkeypatch, texts, 1.0, settle=False, save_tracklets=tmp_path)
+    frame = np.full((360, 640, 3), 90, np.uint8)
+    for index in range(tracking.MIN_TRACK_FRAMES + len(texts)):
+        reader.process(frame, index)
+    first, second = sorted(reader.tracks.values(), key=lambda t: t.first_frame)
+    for track in (first, second):  # every box's crop is saved once, in its own person's folder
+        saved = sorted(int(path.stem) for path in (tmp_path / str(track.id)).glob("*.jpg"))
+        assert saved == [frame for frame, _ in track.boxes]
