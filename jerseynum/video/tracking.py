@@ -241,15 +241,16 @@ class VideoReader:
         self._vote(track)
 
     def _vote(self, track: Track) -> None:
-        result = self.vote.decide(track.readings)
+        readings = track.readings  # flattened from the track's reads on each access: once per vote
+        result = self.vote.decide(readings)
         track.number, track.confidence = result.number, result.confidence
         # A person moving behind others shows part of their number in some frames and all of it in others: a
         # leader that a longer reading of the same track contains is taken for a fragment of it (1104 of 11040),
         # and no number is shown yet. Video only: on tracklets and photos it lost right reads (docs/results.md, "Moving
         # camera").
-        if track.number != NO_NUMBER and self.vote.longer_than(result.text, track.readings):
+        if track.number != NO_NUMBER and self.vote.longer_than(result.text, readings):
             track.number, track.confidence = NO_NUMBER, 0.0
-        track.settled = self.settle and self.vote.settled(track.readings)
+        track.settled = self.settle and self.vote.settled(readings)
 
     def _second_person(self, reads: list[tuple[int, list[Reading]]]) -> int | None:
         """Where a track holds two people in turn, the index of the first read after the first person's last
@@ -264,21 +265,23 @@ class VideoReader:
 
         Checked as each read comes: a cut can only become due when the newest read shows the second number, and
         its reads then start at the first read showing it, so one cut per number the newest read shows is tried."""
+
+        def shows(readings: list[Reading], number: str) -> bool:
+            return any(r.text == number and self.vote.shows(r) for r in readings)
+
         for text in {r.text for r in reads[-1][1] if self.vote.shows(r)}:
-            first_shown = next(k for k, (_, readings) in enumerate(reads)
-                               if any(r.text == text and self.vote.shows(r) for r in readings))  # fmt: skip
+            first_shown = next(k for k, (_, readings) in enumerate(reads) if shows(readings, text))
             before = [r for _, readings in reads[:first_shown] for r in readings]
             a = self.vote.decide(before)
             if a.number == NO_NUMBER or a.text == text or part_of(a.text, text) or part_of(text, a.text):
                 continue
-            cut = 1 + max(k for k, (_, readings) in enumerate(reads[:first_shown])
-                          if any(r.text == a.text and self.vote.shows(r) for r in readings))  # fmt: skip
+            cut = 1 + max(k for k, (_, readings) in enumerate(reads[:first_shown]) if shows(readings, a.text))
             after = [r for _, readings in reads[cut:] for r in readings]
             if (
                 self.vote.decide(after).text == text
                 and self.vote.settled(before)
                 and self.vote.settled(after)
-                and not any(r.text == a.text and self.vote.shows(r) for r in after)
+                and not shows(after, a.text)
             ):
                 return cut
         return None
