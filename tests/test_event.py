@@ -60,6 +60,21 @@ def test_the_start_list_keeps_listed_bibs_snaps_one_edit_and_rejects_the_rest():
     assert (rejected.number, rejected.status) == ("4444", "rejected") and "not on the start list" in rejected.reason
 
 
+def test_the_start_list_snaps_only_a_digit_its_reading_was_unsure_of():
+    """The stored readings say how surely each digit was read; a sure one is no confusion (an unlisted runner)."""
+    def read_as(path: str, chars: list[float]) -> StoredRunner:
+        stored = runner(1, path, "10240")
+        evidence = {"readings": [{"engine": "rapidocr", "text": "10240", "confidence": min(chars), "chars": chars},
+                                 {"engine": "crnn", "text": "10248", "confidence": 0.5, "chars": [1.0] * 5}]}
+        return replace(stored, read=replace(stored.read, evidence=evidence))
+
+    start_list = StartList([Entrant("10246")])
+    (sure,) = decide_event([read_as("a.jpg", [1.0, 1.0, 1.0, 1.0, 0.99])], start_list)[0]["a.jpg"]
+    (unsure,) = decide_event([read_as("b.jpg", [1.0, 1.0, 1.0, 1.0, 0.6])], start_list)[0]["b.jpg"]
+    assert (sure.number, sure.status) == ("10240", "rejected") and "read 0.99 sure" in sure.reason
+    assert (unsure.number, unsure.status, unsure.read) == ("10246", "snapped", "10240")
+
+
 def test_a_snap_onto_a_dense_list_is_less_likely_right_than_onto_a_sparse_one():
     """In a race of 3-digit bibs every other read is one misread from some bib: snapping says little there."""
     reads = [runner(1, "a.jpg", "8638")]

@@ -276,6 +276,26 @@ def test_confusion_at_the_first_position() -> None:
                                                              "read 8638: 8 read for 3 at position 1 (3638)")
 
 
+def test_a_digit_read_surely_is_no_confusion() -> None:
+    """An unlisted runner's bib read surely (10240 where 10246 is listed) is rejected, not made another's."""
+    start_list = StartList([Entrant("10246")])
+    sure = start_list.snap("10240", (1.0, 1.0, 1.0, 1.0, 0.999))
+    assert sure == Snap(None, "rejected", "read 10240: not on the start list, and no confusion: its 0 at position 5 "
+                                          "was read 1.00 sure, not 6 (10246)")
+    assert start_list.snap("10240", (1.0, 1.0, 1.0, 1.0, 0.9)).number == "10246"  # an unsure 0 may be a 6
+    # Only the digit a snap changes counts; a missing digit has no confidence to ask.
+    assert start_list.snap("10240", (0.5, 1.0, 1.0, 1.0, 0.9)).number == "10246"
+    assert start_list.snap("1024", (1.0, 1.0, 1.0, 1.0)).number == "10246"
+    assert start_list.snap("10240", (1.0, 1.0)).number == "10246"  # confidences of another text: not used
+
+
+def test_a_sure_digit_leaves_the_one_listed_bib_that_a_confusion_elsewhere_reaches() -> None:
+    start_list = StartList([Entrant("3638"), Entrant("8688")])  # 8638: a 3 read as 8, or a 6 read as 8
+    assert start_list.snap("8638").status == "rejected"
+    assert start_list.snap("8638", (0.6, 1.0, 1.0, 1.0)) == Snap("3638", "snapped",
+                                                                 "read 8638: 8 read for 3 at position 1 (3638)")
+
+
 def test_unconfusable_digits_do_not_snap() -> None:
     # 3 and 6 are not a confusable pair; nor are 1 and 2.
     start_list = StartList([Entrant("3638")])

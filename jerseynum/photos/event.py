@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -98,14 +99,16 @@ def _one_per_number(numbers: list[BibNumber]) -> list[BibNumber]:
     return sorted(best.values(), key=lambda n: -n.confidence) + hidden
 
 
-def apply_start_list(numbers: list[BibNumber], start_list: StartList) -> list[BibNumber]:
-    """Step 2 with a start list: each shown number is kept, snapped to a listed bib, or rejected."""
+def apply_start_list(numbers: list[BibNumber], start_list: StartList,
+                     digit_confidences: Mapping[int | None, Sequence[float] | None] | None = None) -> list[BibNumber]:  # fmt: skip
+    """Step 2 with a start list: each shown number is kept, snapped to a listed bib, or rejected.
+    `digit_confidences`, by runner, how surely each digit of its number was read (`StartList.snap`)."""
     decided = []
     for n in numbers:
         if n.status != "read":
             decided.append(n)
             continue
-        snap = start_list.snap(n.number)
+        snap = start_list.snap(n.number, (digit_confidences or {}).get(n.runner))
         if snap.status == "listed":
             decided.append(
                 n if snap.number == n.number else replace(n, number=snap.number, read=n.number, reason=snap.reason)
@@ -198,7 +201,8 @@ def candidates(runners: list[StoredRunner], start_list: StartList | None,
         numbers = decide_photo([r.read for r in photo_runners], every_read)
         decided[path] = [replace(n, runner=photo_runners[n.runner].id) for n in numbers]
     if start_list is not None:
-        decided = {path: apply_start_list(numbers, start_list) for path, numbers in decided.items()}
+        sureness = {runner.id: runner.read.digit_confidences() for runner in runners}
+        decided = {path: apply_start_list(numbers, start_list, sureness) for path, numbers in decided.items()}
     bib_format = BibFormat.learn([n for numbers in decided.values() for n in numbers], settings)
     return decided, bib_format
 

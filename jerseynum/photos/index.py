@@ -149,6 +149,12 @@ class RunnerRead:
     face_embedding: np.ndarray | None = None  # photos/identity.py signature parts; None where not computed
     colour: np.ndarray | None = None
 
+    def digit_confidences(self) -> tuple[float, ...] | None:
+        """Per digit of `number`, the surest that any reading spelling the number read it; None where no reading
+        spells it (or none was kept)."""
+        spelled = [r["chars"] for r in self.evidence.get("readings", ()) if r.get("text") == self.number]
+        return tuple(max(digit) for digit in zip(*spelled, strict=True)) if spelled and self.number else None
+
 
 @dataclass(frozen=True)
 class StoredRunner:
