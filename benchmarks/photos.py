@@ -257,10 +257,11 @@ def identity(runners: list[StoredRunner], boxes: dict[str, list[dict]], groups: 
     rank1 = {"all": [0, 0], "different moments": [0, 0]}
     for runner_id, group_id in members.items():
         query = next(r for r in runners if r.id == runner_id)
-        if query.read.face_embedding is None or sum(g == group_id for g in members.values()) < 2:
+        looks = signature(query, settings.min_face_score)
+        if looks.face is None or sum(g == group_id for g in members.values()) < 2:
             continue
         gallery = [r for r in runners if r.path != query.path and event_of(r.path) == event_of(query.path)]
-        best = gallery[rank_matches(signature(query), [signature(r) for r in gallery], settings.identity)[0]]
+        best = gallery[rank_matches(looks, [signature(r, settings.min_face_score) for r in gallery], settings.identity)[0]]
         hit = members.get(best.id) == group_id
         for kind in ("all", "different moments") if group_id in apart else ("all",):
             rank1[kind][0] += hit

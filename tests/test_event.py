@@ -116,6 +116,18 @@ def test_the_same_runner_gets_the_number_read_elsewhere_and_a_partial_read_is_co
     assert clusters[1] == clusters[2] == clusters[3] != clusters[4] != clusters[5]
 
 
+def test_a_face_the_detector_was_unsure_of_links_no_one():
+    """A low-scored detection (a hand, a face half hidden) keeps its descriptor out of the clusters."""
+    def scored(stored: StoredRunner, face_score: float) -> StoredRunner:
+        return replace(stored, read=replace(stored.read, evidence={"face_score": face_score}))
+
+    for face_score, linked in ((0.9, True), (0.6, False)):
+        runners = [scored(runner(1, "a.jpg", "10264", person=7), 0.95), scored(runner(2, "b.jpg", person=7), face_score)]
+        decided, clusters = decide_event(runners)
+        assert (clusters[1] == clusters[2]) is linked
+        assert shown(decided, "b.jpg") == ({"10264": "propagated"} if linked else {})
+
+
 def test_a_cluster_whose_reads_disagree_gives_nothing():
     runners = [
         runner(1, "a.jpg", "1234", person=7),
