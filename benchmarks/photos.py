@@ -15,7 +15,8 @@ Scores:
   into audited unlabelled runners' bibs (below) and the rest: pieces of bibs, or junk. Precision = right / (right +
   wrong); recall = labelled bibs with a right number.
 - With a start list: simulated per race (an organiser's list is of one race) as all labelled bibs of the race plus
-  as many random decoys of the same lengths.
+  as many random decoys of the same lengths (draw 0; `--list-draws N` also prints F1 as labelled over N draws,
+  since a decoy can land on a piece that was read).
 - Identity (RBNR, `rbnr_same_runner_groups`): the runner on each grouped bib; rank-1 = its nearest runner in the
   set's other photos is the same person; then, per grouped runner, its own read hidden and the event re-decided:
   how often a number is propagated to it and how often that number is right.
@@ -367,6 +368,15 @@ def run_ours(root: Path, labels: dict[str, list[str]], cache: Path, data: Path, 
     return row
 
 
+def list_draws(runners: list[StoredRunner], labels: dict[str, list[str]], true_labels: dict[str, list[str]],
+               settings: EventSettings, draws: int) -> dict:  # fmt: skip
+    """F1 as labelled with the start list over `draws` draws of its decoys (seeds 0..draws-1)."""
+    f1 = [score(shown(decide_events(runners, race_start_lists(true_labels, seed), settings)[0]), labels)["f1"]
+          for seed in range(draws)]  # fmt: skip
+    return {"draws": draws, "f1_median": round(statistics.median(f1), 3), "f1_min": round(min(f1), 3),
+            "f1_max": round(max(f1), 3), "draws_under_0.95": sum(f < 0.95 for f in f1)}  # fmt: skip
+
+
 def fit_calibration(runners: list[StoredRunner], labels: dict[str, list[str]], boxes: dict[str, list[dict]]) -> None:
     """Fit `event.CALIBRATION` on the numbers lying on a labelled bib in the trained half's photos, with and
     without the simulated start list, and print it (to paste into photos/event.py)."""
@@ -442,6 +452,8 @@ def main() -> None:
         action="store_true",
         help="fit photos/event.py's CALIBRATION on the RBNR photos of the trained half and print it",
     )
+    parser.add_argument("--list-draws", type=int, default=1, metavar="N",
+                        help="also print F1 as labelled with the start list over N draws of its decoys")
     parser.add_argument(
         "--faces-only",
         action="store_true",
@@ -459,8 +471,17 @@ def main() -> None:
     for name in args.sets:
         root = args.data / name
         labels = json.loads((root / "labels.json").read_text())
-        row = run_ours(root, labels, args.cache, args.data, EventSettings(), RunnerSettings(bodies=not args.faces_only))
+        anchors = RunnerSettings(bodies=not args.faces_only)
+        row = run_ours(root, labels, args.cache, args.data, EventSettings(), anchors)
         print_ours(row)
+        if args.list_draws > 1:
+            boxes_file = root / "labels_with_boxes.json"
+            boxes = json.loads(boxes_file.read_text()) if boxes_file.is_file() else None
+            true_labels, _ = corrected_labels(name, labels, boxes)
+            runners, _ = read_set(root, list(labels), args.cache, anchors)
+            row["start_list_draws"] = d = list_draws(runners, labels, true_labels, EventSettings(), args.list_draws)
+            print(f"  start list, {d['draws']} decoy draws: F1 as labelled median {d['f1_median']:.3f} (min "
+                  f"{d['f1_min']:.3f}, max {d['f1_max']:.3f}; {d['draws_under_0.95']} draws under 0.95)")
         results["rows"].append(row)
         for baseline in args.baselines:
             engine = {"rapidocr": PlainRapidOCR, "easyocr": PlainEasyOCR}[baseline]()
