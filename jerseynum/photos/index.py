@@ -152,7 +152,8 @@ class RunnerRead:
     def digit_confidences(self) -> tuple[float, ...] | None:
         """Per digit of `number`, the surest that any reading spelling the number read it; None where no reading
         spells it (or none was kept)."""
-        spelled = [r["chars"] for r in self.evidence.get("readings", ()) if r.get("text") == self.number]
+        spelled = [r["chars"] for r in self.evidence.get("readings", ())
+                   if r.get("text") == self.number and len(r.get("chars", ())) == len(self.number)]  # fmt: skip
         return tuple(max(digit) for digit in zip(*spelled, strict=True)) if spelled and self.number else None
 
 
