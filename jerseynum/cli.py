@@ -558,15 +558,21 @@ def tag(args: argparse.Namespace) -> int:
 
 
 def review(args: argparse.Namespace) -> int:
-    """What a person should look at: shown numbers least likely right first, then photos with unread runners."""
+    """What a person should look at: shown numbers least likely right first, the reads the start list rejected,
+    then photos with unread runners."""
     with _open_index(args.index) as index:
         root = index.photos_root
-        uncertain, unread = index.review(args.below)
-    print(f"{len(uncertain)} numbers less likely right than {args.below:.0%}, least likely first:")
-    for record, number in uncertain[: args.limit]:
+        found = index.review(args.below)
+    print(f"{len(found.uncertain)} numbers less likely right than {args.below:.0%}, least likely first:")
+    for record, number in found.uncertain[: args.limit]:
         print(f"  {number.confidence:.2f} {number.number:>8} ({number.status})  {root / record.path}")
-    print(f"{len(unread)} photos with runners found but no number read:")
-    for record, count in unread[: args.limit]:
+    if found.off_list:
+        print(f"{len(found.off_list)} reads not on the start list, likeliest first (a runner the list lacks, or a "
+              "misread; confirm one to show it):")  # fmt: skip
+        for record, number in found.off_list[: args.limit]:
+            print(f"  {number.confidence:.2f} {number.number:>8}  {root / record.path}  ({number.reason})")
+    print(f"{len(found.unread)} photos with runners found but no number read:")
+    for record, count in found.unread[: args.limit]:
         print(f"  {count} runners  {root / record.path}")
     print(f"correct with: jerseynum correct PHOTO --index {args.index} --confirm N | --add N | --remove N")
     return 0

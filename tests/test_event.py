@@ -336,6 +336,26 @@ def test_review_lists_the_least_likely_numbers_first_and_runners_without_one(tmp
     assert "(propagated)" in numbers and "1 runners" in unread and "shot3.png" in unread
 
 
+def test_review_lists_the_reads_the_start_list_rejected_and_a_confirmed_one_is_shown(tmp_path, capsys):
+    """A runner the start list lacks (a late entry) is read, rejected, and put before a person, who can show it."""
+    photos, index = tmp_path / "photos", tmp_path / "race.db"
+    write_photos(photos, [10, 20, 30])  # ShadeTagger reads 110, 120, 130
+    tag_folder(photos, index, ShadeTagger, version="v1", workers=1, entrants=[Entrant("110"), Entrant("999")])
+    capsys.readouterr()
+    assert main(["review", "--index", str(index)]) == 0
+    out = capsys.readouterr().out
+    assert "2 reads not on the start list" in out and "0 photos with runners found but no number" in out
+    listed = [line for line in out.splitlines() if "(read 1" in line]
+    assert [line.split()[1] for line in listed] == ["120", "130"]  # equally likely: by photo
+    assert all("not on the start list" in line for line in listed)
+    assert main(["correct", "photo2.png", "--index", str(index), "--confirm", "130"]) == 0
+    capsys.readouterr()
+    assert main(["review", "--index", str(index)]) == 0
+    assert "1 reads not on the start list" in capsys.readouterr().out
+    with PhotoIndex(index) as opened:
+        assert [(n.number, n.status) for n in opened.photo_at("photo2.png").numbers] == [("130", "confirmed")]
+
+
 def test_a_number_read_in_another_photo_of_the_event_is_more_likely_right():
     """A race gives each runner one bib: a weak read of a number that another photo reads too is a real bib,
     whoever the identity clusters take its runner for."""

@@ -524,6 +524,34 @@ def test_phones_get_sharp_thumbnails(site):
     assert max(small.shape[:2]) == 320 and max(sharp.shape[:2]) == 400  # a 400 px photo is not blown up
 
 
+def test_the_review_page_puts_the_reads_the_start_list_rejected_before_a_reviewer(tmp_path):
+    import base64
+    import re
+    from urllib.parse import urlencode
+
+    from jerseynum.photos.startlist import Entrant
+    from jerseynum.photos.tagger import tag_folder
+    from tests.test_photos import ShadeTagger, write_photos
+
+    photos, index_path = tmp_path / "photos", tmp_path / "race.db"
+    write_photos(photos, [10, 20])  # ShadeTagger reads 110 and 120; the list lacks 120 (a late entry)
+    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1, progress=False, entrants=[Entrant("110")])
+    server, url = served(index_path, photos, review_password="pw")
+    auth = {"Authorization": "Basic " + base64.b64encode(b"me:pw").decode()}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url + "/review", headers=auth), timeout=30) as response:
+            html = response.read().decode()
+        assert "1 reads not on the start list" in html and "read 120: not on the start list" in html
+        token = re.search(r'name="token" value="([0-9a-f]+)"', html)[1]
+        form = urlencode({"token": token, "path": "photo1.png", "number": "120", "action": "confirm"}).encode()
+        with urllib.request.urlopen(urllib.request.Request(url + "/review", form, auth), timeout=30) as response:
+            assert "reads not on the start list" not in response.read().decode()
+    finally:
+        server.stop()
+    with PhotoIndex(index_path) as index:
+        assert [(n.number, n.status) for n in index.photo_at("photo1.png").numbers] == [("120", "confirmed")]
+
+
 def test_a_reviewer_confirms_corrects_and_adds_numbers_behind_a_password(tmp_path):
     import base64
     import re

@@ -190,6 +190,15 @@ class PhotoRecord:
 
 
 @dataclass(frozen=True)
+class Review:
+    """What a person should look at in an index (`PhotoIndex.review`)."""
+
+    uncertain: list[tuple[PhotoRecord, BibNumber]]  # shown numbers least likely right, least likely first
+    off_list: list[tuple[PhotoRecord, BibNumber]]  # reads the start list rejected, likeliest first
+    unread: list[tuple[PhotoRecord, int]]  # photos with runners found but no number, and how many
+
+
+@dataclass(frozen=True)
 class Match:
     """A photo found by a search, with the reading that matched and how (exact, partial or fuzzy)."""
 
@@ -517,14 +526,16 @@ class PhotoIndex:
                         best[photo.id] = match
         return sorted(best.values(), key=lambda m: m.rank)
 
-    def review(self, below: float) -> tuple[list[tuple[PhotoRecord, BibNumber]], list[tuple[PhotoRecord, int]]]:
-        """What a person should look at: the shown numbers less likely right than `below`, least likely first (a
-        person's own word excepted); and the photos with runners found but no number, with how many."""
+    def review(self, below: float) -> Review:
+        """What a person should look at (`Review`): the shown numbers less likely right than `below`, least likely
+        first (a person's own word excepted); the reads the start list rejected, likeliest first; and the photos with
+        runners found but neither a number shown nor a read rejected, with how many."""
         records = self.photos()
         uncertain = sorted(((r, n) for r in records for n in r.numbers
                             if n.confidence < below and n.status not in ("confirmed", "corrected")),
                            key=lambda item: (item[1].confidence, item[0].path))  # fmt: skip
-        given = {n.runner for r in records for n in r.numbers}  # runners with a number shown
+        off_list = self._rejected()
+        given = {n.runner for r in records for n in r.numbers} | {n.runner for _, n in off_list}
         runners = self.runners_by_path()
         unread = []
         for record in records:
@@ -533,7 +544,18 @@ class PhotoIndex:
             count -= sum(n.status == "corrected" for n in record.numbers)
             if count > 0:
                 unread.append((record, count))
-        return uncertain, unread
+        return Review(uncertain, off_list, unread)
+
+    def _rejected(self) -> list[tuple[PhotoRecord, BibNumber]]:
+        """The reads the start list rejected (a runner it lacks, a late entry, or a misread), likeliest first."""
+        rows = self._db.execute(
+            "SELECT photo_id, number, confidence, x1, y1, x2, y2, status, read, reason, runner_id FROM numbers"
+            " WHERE status = 'rejected'"
+        ).fetchall()
+        records = {record.id: record for record in self._records_by_id(sorted({row[0] for row in rows}))}
+        found = [(records[photo_id], BibNumber(number, confidence, (x1, y1, x2, y2), *how))
+                 for photo_id, number, confidence, x1, y1, x2, y2, *how in rows]  # fmt: skip
+        return sorted(found, key=lambda item: (-item[1].confidence, item[0].path, item[1].number))
 
     def same_runner(self, path: str) -> list[tuple[int, list[PhotoRecord]]]:
         """Per runner found in the photo at `path` (its row id), every other photo of the same person, as the

@@ -390,9 +390,10 @@ def create_app(site: PhotoSite, host_names: frozenset[str] = frozenset({"localho
             runners found but no number, each with a field to add one. Access keys: c confirm, x remove."""
             bound = parse_below(below)
             with site.index() as index:
-                uncertain, unread = index.review(bound)
-            return render(request, "review.html", title="Review", done=done[:200], below=bound, uncertain=uncertain,
-                          unread=unread, shown=PER_PAGE, token=site.review_token())  # fmt: skip
+                found = index.review(bound)
+            return render(request, "review.html", title="Review", done=done[:200], below=bound,
+                          uncertain=found.uncertain, off_list=found.off_list, unread=found.unread, shown=PER_PAGE,
+                          token=site.review_token())  # fmt: skip
 
         @app.post("/review", include_in_schema=False, dependencies=[Depends(reviewer)])
         async def review_post(request: Request) -> Response:
