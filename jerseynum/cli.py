@@ -629,9 +629,11 @@ MAX_LISTED = 20  # files named per kind in a run's summary
 def describe_event(report) -> str:
     """One line on the whole event's decisions (pass 2)."""
     statuses = ", ".join(f"{count} {status}" for status, count in report.statuses.most_common()) or "no numbers"
+    rejected = report.statuses.get("rejected", 0)
+    hint = f" ({rejected} not on the start list: `jerseynum review` lists them)" if rejected else ""
     return (
         f"event decided in {report.seconds:.1f} s: {report.runners} runners, {report.clusters} seen in several"
-        f" photos; numbers: {statuses}"
+        f" photos; numbers: {statuses}{hint}"
     )
 
 

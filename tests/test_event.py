@@ -146,7 +146,8 @@ def test_a_start_list_given_later_re_decides_without_reading_any_photo(tmp_path,
     csv = tmp_path / "runners.csv"
     csv.write_text("Bib;First Name;Last Name\n110;Ada;Lovelace\n145;Alan;Turing\n999;Grace;Hopper\n")
     assert main(["start-list", "--index", str(index), str(csv)]) == 0
-    assert "3 entrants" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "3 entrants" in out and "(2 not on the start list: `jerseynum review` lists them)" in out
     with PhotoIndex(index) as opened:
         numbers = {r.path: [n.number for n in r.numbers] for r in opened.photos()}
     # 110 is listed; 120 and 130 are not, nor one OCR confusion from a listed bib
