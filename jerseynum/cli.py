@@ -566,11 +566,11 @@ def review(args: argparse.Namespace) -> int:
     print(f"{len(found.uncertain)} numbers less likely right than {args.below:.0%}, least likely first:")
     for record, number in found.uncertain[: args.limit]:
         print(f"  {number.confidence:.2f} {number.number:>8} ({number.status})  {root / record.path}")
-    if found.off_list:
-        print(f"{len(found.off_list)} reads not on the start list, likeliest first (a runner the list lacks, or a "
-              "misread; confirm one to show it):")  # fmt: skip
-        for record, number in found.off_list[: args.limit]:
-            print(f"  {number.confidence:.2f} {number.number:>8}  {root / record.path}  ({number.reason})")
+    if found.hidden:
+        print(f"{len(found.hidden)} reads hidden, likeliest first (confirm one to show it):")
+        for record, number in found.hidden[: args.limit]:
+            print(f"  {number.confidence:.2f} {number.number:>8} ({number.status})  {root / record.path}  "
+                  f"({number.reason})")  # fmt: skip
     print(f"{len(found.unread)} photos with runners found but no number read:")
     for record, count in found.unread[: args.limit]:
         print(f"  {count} runners  {root / record.path}")

@@ -345,16 +345,35 @@ def test_review_lists_the_reads_the_start_list_rejected_and_a_confirmed_one_is_s
     capsys.readouterr()
     assert main(["review", "--index", str(index)]) == 0
     out = capsys.readouterr().out
-    assert "2 reads not on the start list" in out and "0 photos with runners found but no number" in out
+    assert "2 reads hidden" in out and "0 photos with runners found but no number" in out
     listed = [line for line in out.splitlines() if "(read 1" in line]
-    assert [line.split()[1] for line in listed] == ["120", "130"]  # equally likely: by photo
+    assert [line.split()[1:3] for line in listed] == [["120", "(rejected)"], ["130", "(rejected)"]]  # by photo
     assert all("not on the start list" in line for line in listed)
     assert main(["correct", "photo2.png", "--index", str(index), "--confirm", "130"]) == 0
     capsys.readouterr()
     assert main(["review", "--index", str(index)]) == 0
-    assert "1 reads not on the start list" in capsys.readouterr().out
+    assert "1 reads hidden" in capsys.readouterr().out
     with PhotoIndex(index) as opened:
         assert [(n.number, n.status) for n in opened.photo_at("photo2.png").numbers] == [("130", "confirmed")]
+
+
+class FaintTagger(ShadeTagger):
+    """ShadeTagger, but photo1's number is read faintly: the event hides it as unsure."""
+
+    def read(self, image: np.ndarray) -> list[RunnerRead]:
+        (read,) = super().read(image)
+        return [replace(read, confidence=0.3)] if read.number == "120" else [read]
+
+
+def test_review_lists_a_read_hidden_as_unsure_so_that_a_person_can_show_it(tmp_path, capsys):
+    photos, index = tmp_path / "photos", tmp_path / "race.db"
+    write_photos(photos, [10, 20])
+    tag_folder(photos, index, FaintTagger, version="v1", workers=1)
+    capsys.readouterr()
+    assert main(["review", "--index", str(index)]) == 0
+    out = capsys.readouterr().out
+    assert "1 reads hidden" in out and " 120 (unsure)" in out and "photo1.png" in out
+    assert "0 photos with runners found but no number" in out
 
 
 def test_a_number_read_in_another_photo_of_the_event_is_more_likely_right():

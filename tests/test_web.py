@@ -541,11 +541,11 @@ def test_the_review_page_puts_the_reads_the_start_list_rejected_before_a_reviewe
     try:
         with urllib.request.urlopen(urllib.request.Request(url + "/review", headers=auth), timeout=30) as response:
             html = response.read().decode()
-        assert "1 reads not on the start list" in html and "read 120: not on the start list" in html
+        assert "1 reads hidden" in html and "read 120: not on the start list" in html
         token = re.search(r'name="token" value="([0-9a-f]+)"', html)[1]
         form = urlencode({"token": token, "path": "photo1.png", "number": "120", "action": "confirm"}).encode()
         with urllib.request.urlopen(urllib.request.Request(url + "/review", form, auth), timeout=30) as response:
-            assert "reads not on the start list" not in response.read().decode()
+            assert "reads hidden" not in response.read().decode()
     finally:
         server.stop()
     with PhotoIndex(index_path) as index:

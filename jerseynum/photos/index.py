@@ -94,6 +94,10 @@ CREATE INDEX IF NOT EXISTS clusters_by_cluster ON clusters(cluster);
 # Decisions that search, export and the page show, and those kept only so that nothing is lost.
 SHOWN = ("read", "snapped", "propagated", "completed", "confirmed", "corrected")
 HIDDEN = ("unsure", "fragment", "rejected", "demoted", "removed")
+# The hidden reads a person may want to show: a runner the start list lacks (a late entry), a read less likely
+# right than wrong, one whose digit count the race's bibs seldom have. Fragments (a piece of a number shown in the
+# same photo) and a person's own removals are not asked about again.
+REVIEWED_HIDDEN = ("rejected", "unsure", "demoted")
 CORRECTIONS = ("confirm", "add", "remove")
 SHOWN_SQL = ", ".join(f"'{status}'" for status in SHOWN)
 
@@ -194,7 +198,7 @@ class Review:
     """What a person should look at in an index (`PhotoIndex.review`)."""
 
     uncertain: list[tuple[PhotoRecord, BibNumber]]  # shown numbers least likely right, least likely first
-    off_list: list[tuple[PhotoRecord, BibNumber]]  # reads the start list rejected, likeliest first
+    hidden: list[tuple[PhotoRecord, BibNumber]]  # reads hidden as REVIEWED_HIDDEN, likeliest first
     unread: list[tuple[PhotoRecord, int]]  # photos with runners found but no number, and how many
 
 
@@ -528,14 +532,14 @@ class PhotoIndex:
 
     def review(self, below: float) -> Review:
         """What a person should look at (`Review`): the shown numbers less likely right than `below`, least likely
-        first (a person's own word excepted); the reads the start list rejected, likeliest first; and the photos with
-        runners found but neither a number shown nor a read rejected, with how many."""
+        first (a person's own word excepted); the reads the machine hid that a person may show (`REVIEWED_HIDDEN`),
+        likeliest first; and the photos with runners found but neither, with how many."""
         records = self.photos()
         uncertain = sorted(((r, n) for r in records for n in r.numbers
                             if n.confidence < below and n.status not in ("confirmed", "corrected")),
                            key=lambda item: (item[1].confidence, item[0].path))  # fmt: skip
-        off_list = self._rejected()
-        given = {n.runner for r in records for n in r.numbers} | {n.runner for _, n in off_list}
+        hidden = self._hidden_reads()
+        given = {n.runner for r in records for n in r.numbers} | {n.runner for _, n in hidden}
         runners = self.runners_by_path()
         unread = []
         for record in records:
@@ -544,13 +548,13 @@ class PhotoIndex:
             count -= sum(n.status == "corrected" for n in record.numbers)
             if count > 0:
                 unread.append((record, count))
-        return Review(uncertain, off_list, unread)
+        return Review(uncertain, hidden, unread)
 
-    def _rejected(self) -> list[tuple[PhotoRecord, BibNumber]]:
-        """The reads the start list rejected (a runner it lacks, a late entry, or a misread), likeliest first."""
+    def _hidden_reads(self) -> list[tuple[PhotoRecord, BibNumber]]:
+        """The numbers hidden as `REVIEWED_HIDDEN`, likeliest first, with their photos."""
         rows = self._db.execute(
             "SELECT photo_id, number, confidence, x1, y1, x2, y2, status, read, reason, runner_id FROM numbers"
-            " WHERE status = 'rejected'"
+            f" WHERE status IN ({', '.join(repr(status) for status in REVIEWED_HIDDEN)})"
         ).fetchall()
         records = {record.id: record for record in self._records_by_id(sorted({row[0] for row in rows}))}
         found = [(records[photo_id], BibNumber(number, confidence, (x1, y1, x2, y2), *how))

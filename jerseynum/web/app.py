@@ -392,7 +392,7 @@ def create_app(site: PhotoSite, host_names: frozenset[str] = frozenset({"localho
             with site.index() as index:
                 found = index.review(bound)
             return render(request, "review.html", title="Review", done=done[:200], below=bound,
-                          uncertain=found.uncertain, off_list=found.off_list, unread=found.unread, shown=PER_PAGE,
+                          uncertain=found.uncertain, hidden_reads=found.hidden, unread=found.unread, shown=PER_PAGE,
                           token=site.review_token())  # fmt: skip
 
         @app.post("/review", include_in_schema=False, dependencies=[Depends(reviewer)])
