@@ -376,6 +376,30 @@ def test_review_lists_a_read_hidden_as_unsure_so_that_a_person_can_show_it(tmp_p
     assert "0 photos with runners found but no number" in out
 
 
+class FaintAgainTagger(FaceTagger):
+    """FaceTagger, but shot1 reads the runner's 2024 faintly: hidden as unsure, then given by shot0's read."""
+
+    def read(self, image: np.ndarray) -> list[RunnerRead]:
+        (read,) = super().read(image)
+        return [replace(read, number="2024", confidence=0.3, box=(10, 40, 40, 60))] if int(image.mean()) == 20 else [read]
+
+
+def test_review_does_not_ask_about_a_hidden_read_of_a_number_the_photo_shows(tmp_path, capsys):
+    photos, index = tmp_path / "photos", tmp_path / "race.db"
+    photos.mkdir()
+    for k in range(2):
+        cv2.imwrite(str(photos / f"shot{k}.png"), np.full((24, 32, 3), 10 * (k + 1), np.uint8))
+    tag_folder(photos, index, FaintAgainTagger, version="v1", workers=1)
+    with PhotoIndex(index) as opened:
+        shot1 = opened.photo_at("shot1.png")
+        hidden = [status for (status,) in opened._db.execute(
+            "SELECT status FROM numbers WHERE photo_id = ? AND status = 'unsure'", (shot1.id,))]  # fmt: skip
+    assert [(n.number, n.status) for n in shot1.numbers] == [("2024", "propagated")] and hidden == ["unsure"]
+    capsys.readouterr()
+    assert main(["review", "--index", str(index)]) == 0
+    assert "reads hidden" not in capsys.readouterr().out
+
+
 def test_a_number_read_in_another_photo_of_the_event_is_more_likely_right():
     """A race gives each runner one bib: a weak read of a number that another photo reads too is a real bib,
     whoever the identity clusters take its runner for."""
