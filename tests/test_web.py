@@ -542,6 +542,7 @@ def test_the_review_page_puts_the_reads_the_start_list_rejected_before_a_reviewe
         with urllib.request.urlopen(urllib.request.Request(url + "/review", headers=auth), timeout=30) as response:
             html = response.read().decode()
         assert "1 reads hidden" in html and "read 120: not on the start list" in html
+        assert html.count('<div class="box"') == 1  # where the hidden read lies in its photo
         token = re.search(r'name="token" value="([0-9a-f]+)"', html)[1]
         form = urlencode({"token": token, "path": "photo1.png", "number": "120", "action": "confirm"}).encode()
         with urllib.request.urlopen(urllib.request.Request(url + "/review", form, auth), timeout=30) as response:
