@@ -56,7 +56,7 @@ from tqdm import tqdm
 
 from jerseynum.photos.event import FEATURES, EventSettings, decide_event, scored_candidates, signature
 from jerseynum.photos.identity import photo_time, rank_matches
-from jerseynum.photos.index import SHOWN, BibNumber, StoredRunner
+from jerseynum.photos.index import REVIEWED_HIDDEN, SHOWN, BibNumber, StoredRunner
 from jerseynum.photos.runners import RunnerSettings
 from jerseynum.photos.startlist import Entrant, StartList
 from jerseynum.photos.tagger import PhotoTagger
@@ -157,6 +157,18 @@ def box_matched(decided: dict[str, list[BibNumber]], boxes: dict[str, list[dict]
            "right": right, "wrong": wrong, "elsewhere": elsewhere, "elsewhere_unlabelled_bibs": unlabelled,
            "elsewhere_pieces_or_junk": elsewhere - unlabelled, "labelled_bibs": total}  # fmt: skip
     return row, judged
+
+
+def review_queue(decided: dict[str, list[BibNumber]], real: dict[str, set[str]], top: int = 10) -> dict:
+    """What `jerseynum review` puts before a person as hidden reads (`index.REVIEWED_HIDDEN`, not a number the photo
+    shows anyway), likeliest first: how many, and how many are real bibs of their photo (`real`: the labelled and
+    the audited numbers, normalised), in all and among the `top` likeliest."""
+    queue = sorted(((n.confidence, normalised(n.number) in real.get(photo, set()))
+                    for photo, numbers in decided.items() for n in numbers
+                    if n.status in REVIEWED_HIDDEN and n.number not in {m.number for m in numbers if m.status in SHOWN}),
+                   reverse=True)  # fmt: skip
+    return {"hidden_reads": len(queue), "real_bibs": sum(ok for _, ok in queue), "top": top,
+            "real_bibs_in_top": sum(ok for _, ok in queue[:top])}  # fmt: skip
 
 
 def reliability(judged: list[tuple[float, bool]]) -> dict:
@@ -357,6 +369,7 @@ def run_ours(root: Path, labels: dict[str, list[str]], cache: Path, data: Path, 
         if root.name == "rbnr_bib_photos":  # the calibration was fitted on the other half's photos
             judged = [j for j in judged if splits.rbnr_scored(j[3])]
         result["reliability"] = reliability([(c, ok) for c, ok, _, _ in judged])
+        result["review"] = review_queue(decided, real)
         statuses = [n.status for numbers in decided.values() for n in numbers]
         result["statuses"] = {s: statuses.count(s) for s in sorted(set(statuses))}
         propagated = [ok for _, ok, status, _ in judged if status in ("propagated", "completed")]
@@ -417,6 +430,9 @@ def print_ours(row: dict) -> None:
             line += f" | {a['unlabelled_bibs_read']} audited unlabelled bibs read: P {a['precision']:.3f} with them"
         print(line + f" | pass 2 {r['pass2_seconds']:.1f} s")
         print(f"    decisions: {r['statuses']}; propagated or completed and judged: {r['propagated_judged']}")
+        q = r["review"]
+        print(f"    review: {q['hidden_reads']} hidden reads listed, {q['real_bibs']} of them real bibs of their photo "
+              f"(labelled or audited), {q['real_bibs_in_top']} of the {q['top']} likeliest")
         rel = r["reliability"]
         held = (" (RBNR: the scored half's photos, held apart from the fit)" if row["set"] == "rbnr_bib_photos"
                 else " (as labelled, audited unlabelled bibs right)" if "box_matched" not in r and "audited" in r
