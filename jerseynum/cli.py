@@ -558,8 +558,8 @@ def tag(args: argparse.Namespace) -> int:
 
 
 def review(args: argparse.Namespace) -> int:
-    """What a person should look at: shown numbers least likely right first, the reads the start list rejected,
-    then photos with unread runners."""
+    """What a person should look at: shown numbers least likely right first, the reads the machine hid that a
+    person may show (likeliest first), then photos with unread runners."""
     with _open_index(args.index) as index:
         root = index.photos_root
         found = index.review(args.below)

@@ -555,12 +555,13 @@ class PhotoIndex:
         anyway (another runner's read of it)."""
         rows = self._db.execute(
             "SELECT photo_id, number, confidence, x1, y1, x2, y2, status, read, reason, runner_id FROM numbers"
-            f" WHERE status IN ({', '.join(repr(status) for status in REVIEWED_HIDDEN)})"
+            f" WHERE status IN ({', '.join('?' * len(REVIEWED_HIDDEN))})", REVIEWED_HIDDEN
         ).fetchall()
         records = {record.id: record for record in self._records_by_id(sorted({row[0] for row in rows}))}
+        shown = {photo_id: {n.number for n in record.numbers} for photo_id, record in records.items()}
         found = [(records[photo_id], BibNumber(number, confidence, (x1, y1, x2, y2), *how))
                  for photo_id, number, confidence, x1, y1, x2, y2, *how in rows
-                 if number not in {shown.number for shown in records[photo_id].numbers}]  # fmt: skip
+                 if number not in shown[photo_id]]  # fmt: skip
         return sorted(found, key=lambda item: (-item[1].confidence, item[0].path, item[1].number))
 
     def same_runner(self, path: str) -> list[tuple[int, list[PhotoRecord]]]:

@@ -386,8 +386,9 @@ def create_app(site: PhotoSite, host_names: frozenset[str] = frozenset({"localho
 
         @get("/review", response_class=HTMLResponse, include_in_schema=False, dependencies=[Depends(reviewer)])
         def review_page(request: Request, done: str = "", below: str = "") -> Response:
-            """The uncertain numbers, least likely first, each with confirm / remove / correct; then the photos with
-            runners found but no number, each with a field to add one. Access keys: c confirm, x remove."""
+            """The uncertain numbers, least likely first, each with confirm / remove / correct; the reads the machine
+            hid, likeliest first, each with confirm / correct; then the photos with runners found but no number,
+            each with a field to add one. Each number's box is drawn on its photo. Access keys: c confirm, x remove."""
             bound = parse_below(below)
             with site.index() as index:
                 found = index.review(bound)
