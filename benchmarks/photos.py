@@ -163,10 +163,10 @@ def review_queue(decided: dict[str, list[BibNumber]], real: dict[str, set[str]],
     """What `jerseynum review` puts before a person as hidden reads (`index.REVIEWED_HIDDEN`, not a number the photo
     shows anyway), likeliest first: how many, and how many are real bibs of their photo (`real`: the labelled and
     the audited numbers, normalised), in all and among the `top` likeliest."""
+    shown_numbers = {photo: {n.number for n in numbers if n.status in SHOWN} for photo, numbers in decided.items()}
     queue = sorted(((n.confidence, normalised(n.number) in real.get(photo, set()))
                     for photo, numbers in decided.items() for n in numbers
-                    if n.status in REVIEWED_HIDDEN and n.number not in {m.number for m in numbers if m.status in SHOWN}),
-                   reverse=True)  # fmt: skip
+                    if n.status in REVIEWED_HIDDEN and n.number not in shown_numbers[photo]), reverse=True)  # fmt: skip
     return {"hidden_reads": len(queue), "real_bibs": sum(ok for _, ok in queue), "top": top,
             "real_bibs_in_top": sum(ok for _, ok in queue[:top])}  # fmt: skip
 
