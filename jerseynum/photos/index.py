@@ -459,21 +459,25 @@ class PhotoIndex:
             "SELECT id, path, sha256, width, height, error, model_version FROM photos " + where + " ORDER BY path",
             params,
         ).fetchall()
+        numbers = self._numbers([row[0] for row in photos], SHOWN)
+        for row in photos:
+            yield PhotoRecord(*row, numbers=tuple(numbers.get(row[0], ())))
+
+    def _numbers(self, photo_ids: list[int], statuses: tuple[str, ...]) -> dict[int, list[BibNumber]]:
+        """The numbers of these photos decided as one of `statuses`, per photo id, best first."""
         numbers: dict[int, list[BibNumber]] = {}
-        ids = [row[0] for row in photos]
-        for start in range(0, len(ids), 500):  # SQLite caps the parameters of one statement
-            chunk = ids[start : start + 500]
+        for start in range(0, len(photo_ids), 500):  # SQLite caps the parameters of one statement
+            chunk = photo_ids[start : start + 500]
             rows = self._db.execute(
                 f"SELECT n.photo_id, n.number, n.confidence, n.x1, n.y1, n.x2, n.y2, n.status, n.read, n.reason,"
                 f" n.runner_id, p.path FROM numbers n LEFT JOIN photos p ON p.id = n.source_photo_id"
-                f" WHERE n.photo_id IN ({','.join('?' * len(chunk))}) AND n.status IN ({SHOWN_SQL})"
+                f" WHERE n.photo_id IN ({','.join('?' * len(chunk))}) AND n.status IN ({','.join('?' * len(statuses))})"
                 f" ORDER BY n.confidence DESC",
-                chunk,
+                (*chunk, *statuses),
             )
             for photo_id, number, confidence, x1, y1, x2, y2, *how in rows:
                 numbers.setdefault(photo_id, []).append(BibNumber(number, confidence, (x1, y1, x2, y2), *how))
-        for row in photos:
-            yield PhotoRecord(*row, numbers=tuple(numbers.get(row[0], ())))
+        return numbers
 
     def photos(self) -> list[PhotoRecord]:
         return list(self._records())
@@ -553,15 +557,12 @@ class PhotoIndex:
     def _hidden_reads(self) -> list[tuple[PhotoRecord, BibNumber]]:
         """The numbers hidden as `REVIEWED_HIDDEN`, likeliest first, with their photos; not one the photo shows
         anyway (another runner's read of it)."""
-        rows = self._db.execute(
-            "SELECT photo_id, number, confidence, x1, y1, x2, y2, status, read, reason, runner_id FROM numbers"
-            f" WHERE status IN ({', '.join('?' * len(REVIEWED_HIDDEN))})", REVIEWED_HIDDEN
-        ).fetchall()
-        records = {record.id: record for record in self._records_by_id(sorted({row[0] for row in rows}))}
-        shown = {photo_id: {n.number for n in record.numbers} for photo_id, record in records.items()}
-        found = [(records[photo_id], BibNumber(number, confidence, (x1, y1, x2, y2), *how))
-                 for photo_id, number, confidence, x1, y1, x2, y2, *how in rows
-                 if number not in shown[photo_id]]  # fmt: skip
+        ids = [photo_id for (photo_id,) in self._db.execute(
+            f"SELECT DISTINCT photo_id FROM numbers WHERE status IN ({','.join('?' * len(REVIEWED_HIDDEN))})"
+            " ORDER BY photo_id", REVIEWED_HIDDEN)]  # fmt: skip
+        hidden = self._numbers(ids, REVIEWED_HIDDEN)
+        found = [(record, number) for record in self._records_by_id(ids) for number in hidden[record.id]
+                 if number.number not in {shown.number for shown in record.numbers}]  # fmt: skip
         return sorted(found, key=lambda item: (-item[1].confidence, item[0].path, item[1].number))
 
     def same_runner(self, path: str) -> list[tuple[int, list[PhotoRecord]]]:
