@@ -274,7 +274,8 @@ def identity(runners: list[StoredRunner], boxes: dict[str, list[dict]], groups: 
         if looks.face is None or sum(g == group_id for g in members.values()) < 2:
             continue
         gallery = [r for r in runners if r.path != query.path and event_of(r.path) == event_of(query.path)]
-        best = gallery[rank_matches(looks, [signature(r, settings.min_face_score) for r in gallery], settings.identity)[0]]
+        gallery_looks = [signature(r, settings.min_face_score) for r in gallery]
+        best = gallery[rank_matches(looks, gallery_looks, settings.identity)[0]]
         hit = members.get(best.id) == group_id
         for kind in ("all", "different moments") if group_id in apart else ("all",):
             rank1[kind][0] += hit
@@ -338,7 +339,9 @@ def run_baseline(engine, root: Path, labels: dict[str, list[str]]) -> dict:
 
 
 def run_ours(root: Path, labels: dict[str, list[str]], cache: Path, data: Path, settings: EventSettings,
-             anchors: RunnerSettings = RunnerSettings()) -> dict:  # fmt: skip
+             anchors: RunnerSettings = RunnerSettings(), draws: int = 1) -> dict:  # fmt: skip
+    """Pass 1 (cached) and pass 2 on a set, scored without and with the simulated start list; with `draws` > 1
+    also F1 as labelled over that many draws of the list's decoys (`list_draws`)."""
     runners, seconds = read_set(root, list(labels), cache, anchors)
     boxes_file = root / "labels_with_boxes.json"
     boxes = json.loads(boxes_file.read_text()) if boxes_file.is_file() else None
@@ -378,6 +381,8 @@ def run_ours(root: Path, labels: dict[str, list[str]], cache: Path, data: Path, 
         if boxes is not None and groups_file.is_file() and root.name == "rbnr_bib_photos":
             result["identity"] = identity(runners, boxes, json.loads(groups_file.read_text()), settings, start_lists)
         row[label] = result
+    if draws > 1:
+        row["start_list_draws"] = list_draws(runners, labels, true_labels, settings, draws)
     return row
 
 
@@ -449,6 +454,10 @@ def print_ours(row: dict) -> None:
                 + ", ".join(f"{k} {v['right']}/{v['queries']}" for k, v in i["rank1"].items())
                 + f"; bib hidden: {i['bib_hidden']['propagated']} propagated, {i['bib_hidden']['right']} right"
             )
+    if "start_list_draws" in row:
+        d = row["start_list_draws"]
+        print(f"  start list, {d['draws']} decoy draws: F1 as labelled median {d['f1_median']:.3f} (min "
+              f"{d['f1_min']:.3f}, max {d['f1_max']:.3f}; {d['draws_under_0.95']} draws under 0.95)")
 
 
 def main() -> None:
@@ -488,16 +497,8 @@ def main() -> None:
         root = args.data / name
         labels = json.loads((root / "labels.json").read_text())
         anchors = RunnerSettings(bodies=not args.faces_only)
-        row = run_ours(root, labels, args.cache, args.data, EventSettings(), anchors)
+        row = run_ours(root, labels, args.cache, args.data, EventSettings(), anchors, args.list_draws)
         print_ours(row)
-        if args.list_draws > 1:
-            boxes_file = root / "labels_with_boxes.json"
-            boxes = json.loads(boxes_file.read_text()) if boxes_file.is_file() else None
-            true_labels, _ = corrected_labels(name, labels, boxes)
-            runners, _ = read_set(root, list(labels), args.cache, anchors)
-            row["start_list_draws"] = d = list_draws(runners, labels, true_labels, EventSettings(), args.list_draws)
-            print(f"  start list, {d['draws']} decoy draws: F1 as labelled median {d['f1_median']:.3f} (min "
-                  f"{d['f1_min']:.3f}, max {d['f1_max']:.3f}; {d['draws_under_0.95']} draws under 0.95)")
         results["rows"].append(row)
         for baseline in args.baselines:
             engine = {"rapidocr": PlainRapidOCR, "easyocr": PlainEasyOCR}[baseline]()
