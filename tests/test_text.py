@@ -156,6 +156,21 @@ def test_each_line_detector_finds_a_bib_among_other_print(model):
     assert all(90 < x < 150 for _, x in centres)
 
 
+@pytest.mark.parametrize("model", ["ppocr-v6-small", "ppocr-v6-small-int8"])
+def test_the_detector_finds_the_very_lines_rapidocrs_own_call_finds(model):
+    """Our pre-processing, built once with a table for the normalisation, feeds the network the same numbers."""
+    page = np.full((352, 256, 3), (150, 60, 40), np.uint8)
+    page[40:80, 30:210] = cv2.resize(render_number("2026", 40, shirt=(150, 60, 40), ink=(240, 240, 240)), (180, 40))
+    page[150:206, 30:210] = cv2.resize(render_number("4071", 56, shirt=(255, 255, 255), ink=(0, 0, 0)), (180, 56))
+    page[300:340] = np.arange(256, dtype=np.uint8)[None, :, None]  # every grey level
+    detector = RapidOCRDetector(640, model=model)
+    session, fed = detector._detector.session, []
+    detector._detector.session = lambda tensor: fed.append(tensor) or session(tensor)
+    quads = detector._quads(page)
+    assert len(quads) == 2 and np.array_equal(quads, detector._detector(page).boxes)
+    assert fed[0].dtype == fed[1].dtype == np.float32 and np.array_equal(fed[0], fed[1])
+
+
 @pytest.mark.parametrize("model, script", [("ppocr-v4-mobile", "scripts/fetch_line_detector.sh"),
                                            ("ppocr-v6-small-int8", "scripts/build_int8_line_detector.py")])  # fmt: skip
 def test_an_unknown_or_missing_line_detector_is_a_clear_error(monkeypatch, tmp_path, model, script):
