@@ -56,7 +56,7 @@ from tqdm import tqdm
 
 from jerseynum.photos.event import FEATURES, EventSettings, decide_event, scored_candidates, signature
 from jerseynum.photos.identity import photo_time, rank_matches
-from jerseynum.photos.index import REVIEWED_HIDDEN, SHOWN, BibNumber, StoredRunner
+from jerseynum.photos.index import SHOWN, BibNumber, StoredRunner, reviewed_hidden
 from jerseynum.photos.runners import RunnerSettings
 from jerseynum.photos.startlist import Entrant, StartList
 from jerseynum.photos.tagger import PhotoTagger
@@ -160,13 +160,11 @@ def box_matched(decided: dict[str, list[BibNumber]], boxes: dict[str, list[dict]
 
 
 def review_queue(decided: dict[str, list[BibNumber]], real: dict[str, set[str]], top: int = 10) -> dict:
-    """What `jerseynum review` puts before a person as hidden reads (`index.REVIEWED_HIDDEN`, not a number the photo
-    shows anyway), likeliest first: how many, and how many are real bibs of their photo (`real`: the labelled and
-    the audited numbers, normalised), in all and among the `top` likeliest."""
-    shown_numbers = {photo: {n.number for n in numbers if n.status in SHOWN} for photo, numbers in decided.items()}
+    """What `jerseynum review` puts before a person as hidden reads (`index.reviewed_hidden`), likeliest first: how
+    many, and how many are real bibs of their photo (`real`: the labelled and the audited numbers, normalised), in
+    all and among the `top` likeliest."""
     queue = sorted(((n.confidence, normalised(n.number) in real.get(photo, set()))
-                    for photo, numbers in decided.items() for n in numbers
-                    if n.status in REVIEWED_HIDDEN and n.number not in shown_numbers[photo]), reverse=True)  # fmt: skip
+                    for photo, numbers in decided.items() for n in reviewed_hidden(numbers)), reverse=True)  # fmt: skip
     return {"hidden_reads": len(queue), "real_bibs": sum(ok for _, ok in queue), "top": top,
             "real_bibs_in_top": sum(ok for _, ok in queue[:top])}  # fmt: skip
 

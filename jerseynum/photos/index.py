@@ -20,7 +20,7 @@ import json
 import sqlite3
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,6 +200,14 @@ class Review:
     uncertain: list[tuple[PhotoRecord, BibNumber]]  # shown numbers least likely right, least likely first
     hidden: list[tuple[PhotoRecord, BibNumber]]  # reads hidden as REVIEWED_HIDDEN, likeliest first
     unread: list[tuple[PhotoRecord, int]]  # photos with runners found but no number, and how many
+
+
+def reviewed_hidden(numbers: Iterable[BibNumber]) -> list[BibNumber]:
+    """Of one photo's decided numbers, the hidden reads that `review` asks a person about (`REVIEWED_HIDDEN`): not
+    one the photo shows anyway (another runner's read of it)."""
+    numbers = list(numbers)
+    shown = {n.number for n in numbers if n.status in SHOWN}
+    return [n for n in numbers if n.status in REVIEWED_HIDDEN and n.number not in shown]
 
 
 @dataclass(frozen=True)
@@ -542,7 +550,7 @@ class PhotoIndex:
         uncertain = sorted(((r, n) for r in records for n in r.numbers
                             if n.confidence < below and n.status not in ("confirmed", "corrected")),
                            key=lambda item: (item[1].confidence, item[0].path))  # fmt: skip
-        hidden = self._hidden_reads()
+        hidden = self._hidden_reads({record.id: record for record in records})
         given = {n.runner for r in records for n in r.numbers} | {n.runner for _, n in hidden}
         runners = self.runners_by_path()
         unread = []
@@ -554,15 +562,15 @@ class PhotoIndex:
                 unread.append((record, count))
         return Review(uncertain, hidden, unread)
 
-    def _hidden_reads(self) -> list[tuple[PhotoRecord, BibNumber]]:
-        """The numbers hidden as `REVIEWED_HIDDEN`, likeliest first, with their photos; not one the photo shows
-        anyway (another runner's read of it)."""
+    def _hidden_reads(self, records: dict[int, PhotoRecord]) -> list[tuple[PhotoRecord, BibNumber]]:
+        """The hidden reads `review` lists (`reviewed_hidden`), likeliest first, with their photos (`records`: every
+        photo of the index, by id, with its shown numbers)."""
         ids = [photo_id for (photo_id,) in self._db.execute(
             f"SELECT DISTINCT photo_id FROM numbers WHERE status IN ({','.join('?' * len(REVIEWED_HIDDEN))})"
             " ORDER BY photo_id", REVIEWED_HIDDEN)]  # fmt: skip
         hidden = self._numbers(ids, REVIEWED_HIDDEN)
-        found = [(record, number) for record in self._records_by_id(ids) for number in hidden[record.id]
-                 if number.number not in {shown.number for shown in record.numbers}]  # fmt: skip
+        found = [(records[photo_id], number) for photo_id in ids
+                 for number in reviewed_hidden([*hidden[photo_id], *records[photo_id].numbers])]  # fmt: skip
         return sorted(found, key=lambda item: (-item[1].confidence, item[0].path, item[1].number))
 
     def same_runner(self, path: str) -> list[tuple[int, list[PhotoRecord]]]:
