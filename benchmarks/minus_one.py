@@ -14,6 +14,10 @@ Sets (each case's right answer in brackets):
    shift, scale, brightness and contrast: (i) illegible throughout, every frame degraded (kinds varied) [-1];
    (ii) the same with one or two legible frames (the original crop, jittered) [the runner's number]; runners
    alternate between one and two.
+4. Number crops, one frame each, jersey mode only [their number]: the SoccerNet crops of the scored half
+   (`soccernet_numcrops_roboflow`) and the basketball development crops, as `text_crops.py` scores them, here
+   through the whole pipeline (legibility, text, vote) as single-frame tracklets: what a rule for -1 costs a lone
+   legible number.
 Only runners of the scored half of the RBNR photos (`splits.rbnr_scored`) by default: the legibility classifier
 of jersey mode trained on bib-free regions of the other half, shirts and sponsor print included. `--all` adds
 them (optimistic for jersey mode).
@@ -61,6 +65,9 @@ FRAMES = 8
 # Runner crops that show another runner's bib RBNR does not label, and its digits in view (looked at by eye)
 UNLABELLED_BIBS = REPO / "benchmarks" / "audits" / "rbnr_unlabelled_bibs.json"
 MULTI_FRAME = ("multi-frame, illegible throughout", "multi-frame, 1-2 legible frames")
+# set -> which crops are scored (file name -> bool): those the trained recognizer never saw, as text_crops.py
+NUMBER_CROPS = {"soccernet_numcrops_roboflow": lambda file: splits.soccernet_scored(splits.roboflow_tracklet(file)),
+                "basketball_jersey_crops": lambda file: True}  # fmt: skip
 
 
 @dataclass
@@ -111,6 +118,18 @@ def bib_free_cases(data: Path, regions_per_photo: int = 30, every: int = 6) -> l
     cases = [Case(f"{name}#{x1},{y1},{x2},{y2}", [region], NO_NUMBER, "bib-free regions")
              for name, _, (x1, y1, x2, y2), region in rbnr_bib_free_regions(data, splits.rbnr_scored, regions_per_photo)]  # fmt: skip
     return cases[::every]
+
+
+def number_crop_cases(data: Path) -> list[Case]:
+    """The scored jersey-number crops (`NUMBER_CROPS`), each a single-frame tracklet due its labelled number."""
+    cases = []
+    for name, scored in NUMBER_CROPS.items():
+        labels = json.loads((data / name / "labels.json").read_text())
+        for file, texts in labels.items():
+            if scored(file):
+                image = cv2.imread(str(data / name / "images" / file))
+                cases.append(Case(f"{name}/{file}", [image], int(texts[0]), f"number crops, {name.split('_')[0]}"))
+    return cases
 
 
 def multi_frame_tracklets(runners: list[Runner], frames: int = FRAMES,
@@ -180,6 +199,7 @@ def summarise(mode: Mode, cases: list[Case], outcomes: list[dict]) -> dict:
         "runners, all degradations",
         "bib-free regions",
         *MULTI_FRAME,
+        *(f"number crops, {name.split('_')[0]}" for name in NUMBER_CROPS),
     ]
     groups: dict[str, list[int]] = {kind: [] for kind in order}
     for i, case in enumerate(cases):
@@ -222,10 +242,14 @@ def print_table(results: dict[str, dict], top: int = 8) -> None:
     modes = list(results)
     print(f"\n{'set':34}{'cases':>6}" + "".join(f" | {m + ' mode':^33}" for m in modes))
     print(f"{'':40}" + f" | {'right -1':>9}{'neighbour':>10}{'own':>5}{'median s':>9}" * len(modes))
-    for kind, row in results[modes[0]]["sets"].items():
+    kinds = {kind: row for mode in modes for kind, row in results[mode]["sets"].items()}
+    for kind, row in kinds.items():
         cells = []
         for mode in modes:
-            cell = results[mode]["sets"][kind]
+            cell = results[mode]["sets"].get(kind)
+            if cell is None:  # a set of the other mode only
+                cells.append(f"{'-':>33}")
+                continue
             if "accuracy" in cell:
                 value = "n/a" if cell["accuracy"] is None else f"{cell['accuracy']:.3f}"
                 cells.append(f"{'accuracy ' + value + ' (n=' + str(cell['scored']) + ')':>24}")
@@ -266,7 +290,11 @@ def main() -> None:
           f"{sum(r.id in unlabelled for r in runners)} with one RBNR does not label; {len(cases)} tracklets")  # fmt: skip
     if args.gallery:
         save_gallery(runners, cases, args.gallery)
-    results = {mode: summarise(Mode(mode), cases, run_mode(Mode(mode), cases)) for mode in args.modes}
+    numbers = number_crop_cases(args.data)[: args.limit]
+    results = {}
+    for mode in map(Mode, args.modes):
+        mode_cases = cases + numbers if mode is Mode.JERSEY else cases
+        results[mode.value] = summarise(mode, mode_cases, run_mode(mode, mode_cases))
     print_table(results)
     seconds = round(time.perf_counter() - started)
     print(f"whole run: {seconds} s")

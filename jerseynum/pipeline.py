@@ -161,7 +161,10 @@ class Pipeline:
             small = [i for i in chosen if min(crops[i].shape[:2]) < self.config.detect_min_side]
             large = [i for i in chosen if i not in small]
             for i, readings in zip(small, self.text.read_lines([crops[i] for i in small])):
-                evidence[i].readings = readings  # the vote keeps the ones its mode accepts
+                # the vote keeps the ones its mode accepts, weighing the crop's legibility score where it has one
+                score = evidence[i].legibility
+                evidence[i].readings = readings if score is None else [replace(r, crop_legibility=round(score, 4))
+                                                                       for r in readings]  # fmt: skip
             for i, readings in zip(large, self.text.read_regions([crops[i] for i in large])):
                 if evidence[i].torso_source is TorsoSource.POSE:
                     tallest = self.config.torso.max_line_share * crops[i].shape[0]

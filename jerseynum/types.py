@@ -132,8 +132,9 @@ class Reading:
     `char_confidences` has one entry per character of `text` (backends without per-character scores repeat
     the string's confidence). `box` locates the text in the torso crop where a detector found it, and
     `line_legibility` is the legibility classifier's score of that line (None: the crop was read whole as one
-    line, or lines were not scored). `at_side`: the detected line touches the crop's left or right side, so it
-    may be a piece of a wider number cut there (a neighbour's bib half in view).
+    line, or lines were not scored), and `crop_legibility` its score of the crop where the crop was read whole
+    (None: a line was detected, or the crop was not scored). `at_side`: the detected line touches the crop's left
+    or right side, so it may be a piece of a wider number cut there (a neighbour's bib half in view).
     """
 
     text: str
@@ -143,6 +144,7 @@ class Reading:
     box: Box | None = None
     line_legibility: float | None = None
     at_side: bool = False
+    crop_legibility: float | None = None
 
     def __post_init__(self) -> None:
         if len(self.char_confidences) != len(self.text):

@@ -102,6 +102,33 @@ def test_the_most_legible_frames_are_read_first_and_the_rest_not_once_the_vote_s
     assert len(prediction.evidence) < 6  # settled before reading every printed frame, and no plain one
 
 
+class ConstantScorer:
+    def __init__(self, score: float) -> None:
+        self.value = score
+
+    def score(self, crops):
+        return np.full(len(crops), self.value, np.float32)
+
+
+class UnsureSeven:
+    """A stand-in text stage that reads every crop whole as a 7 at 0.7."""
+
+    def read_lines(self, crops):
+        return [[Reading("7", 0.7, (0.7,), "test")] for _ in crops]
+
+    read_regions = read_lines  # called for the crops large enough to search for lines: none here
+
+
+@pytest.mark.parametrize("crop_score, number", [(0.3, NO_NUMBER), (0.9, 7)])
+def test_an_unsure_reading_of_a_crop_read_whole_votes_only_from_a_crop_scored_legible(crop_score, number):
+    # a road or a knee scores low and the engines still read a digit into it; a number crop scores high
+    pipeline = Pipeline(PipelineConfig(pose="none"))
+    pipeline.legibility, pipeline.text = ConstantScorer(crop_score), UnsureSeven()
+    prediction = pipeline.run(Tracklet.from_images("t", [np.full((36, 40, 3), 128, np.uint8)]))
+    assert prediction.number == number
+    assert [r.crop_legibility for r in prediction.evidence[0].readings] == [pytest.approx(crop_score)]
+
+
 def test_a_tracklet_with_nothing_legible_stops_after_illegible_stop_frames():
     tracklet = Tracklet.from_images("blank", [np.full((36, 40, 3), (200, 40, 30), np.uint8)] * 100)
     pipeline = Pipeline(PipelineConfig(pose="none", illegible_stop=20))

@@ -70,6 +70,14 @@ def test_a_reading_from_a_detected_line_votes_only_when_reader_or_line_is_sure()
     assert Vote(Mode.JERSEY).decide([reading("7", 0.7)]).number == 7  # a crop read whole has no line score
 
 
+def test_a_reading_of_a_crop_read_whole_votes_only_when_reader_or_crop_is_sure():
+    vote = Vote(Mode.JERSEY)
+    assert vote.decide([replace(reading("7", 0.7), crop_legibility=0.1)]).number == NO_NUMBER  # a leaf read 7
+    assert vote.decide([replace(reading("7", 0.7), crop_legibility=0.8)]).number == 7  # a number crop, read unsurely
+    assert vote.decide([replace(reading("7", 0.95), crop_legibility=0.06)]).number == 7  # a sure reading
+    assert vote.decide([reading("7", 0.7)]).number == 7  # a crop nobody scored
+
+
 def test_longer_than_finds_a_confident_reading_the_text_is_part_of():
     vote = Vote(Mode.BIB, VoteSettings(min_confidence=0.8))
     assert vote.longer_than("1104", [reading("1104", 0.99), reading("11040", 0.95)]) == "11040"

@@ -3,9 +3,10 @@
 Each reading that the mode accepts votes for its digit string with a weight equal to its confidence; readings
 under `min_confidence` are ignored. Readings of detected text lines weigh their line too: lines the legibility
 classifier scores illegible, and lines touching the crop's side, give way to the others (`Vote.voters`), and a
-number read only on illegible lines is print, not a number. The leader wins when its weight reaches `min_weight`
-and its share of all weight reaches `min_share`. The defaults were chosen on the development data (docs/results.md,
-"Choosing the vote's thresholds"); they are parameters so a user can trade recall for precision.
+number read only on illegible lines is print, not a number. A small crop read whole weighs the classifier's score
+of the crop the same way. The leader wins when its weight reaches `min_weight` and its share of all weight reaches
+`min_share`. The defaults were chosen on the development data (README, "Vote thresholds"); they are parameters so
+a user can trade recall for precision.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ class VoteSettings:
     # reading at 0.9 needs a line scoring 0.8, one at 0.98 any line (docs/results.md, "A -1 you can trust").
     # 0.01 lost an RBNR runner read right (2475 at 0.931 from a line scored 0.81).
     max_line_doubt: float = 0.02
+    # The same for a reading of a small crop read whole, with the classifier's score of the crop: a road, a knee or
+    # a leaf scores 0.05-0.4 and the engines still read a digit into it at 0.5-0.9 (jersey mode gave 66 of 400
+    # bib-free photo regions a number), where number crops score high. At 0.1 a reading at 0.8 needs a crop
+    # scored 0.5, one at 0.9 any crop: the regions' right -1 0.835 -> 0.955, genL the same, lone SoccerNet number
+    # crops through the pipeline 0.938 -> 0.930 (0.05: 0.973 and 0.924; docs/results.md, "A -1 you can trust").
+    max_crop_doubt: float = 0.1
     # A line the legibility classifier scores under this is illegible. Once one voting reading comes from a line
     # that is not, readings from illegible lines do not vote: a runner's shirt year, read in every frame from lines
     # scored 0.06-0.13, must not outvote the bib read once from a line scored 0.95. And a number read on two or
@@ -77,9 +84,12 @@ class Vote:
         """Whether `reading` votes: it `shows` a number, from a legible enough line."""
         if not self.shows(reading):
             return False
-        if reading.line_legibility is None:
-            return True
-        return (1.0 - reading.confidence) * (1.0 - reading.line_legibility) <= self.settings.max_line_doubt
+        doubt = 1.0 - reading.confidence
+        if reading.line_legibility is not None:
+            return doubt * (1.0 - reading.line_legibility) <= self.settings.max_line_doubt
+        if reading.crop_legibility is not None:
+            return doubt * (1.0 - reading.crop_legibility) <= self.settings.max_crop_doubt
+        return True
 
     def voters(self, readings: list[Reading]) -> list[Reading]:
         """The readings that vote: those that count, less those from illegible lines once a line that is not
