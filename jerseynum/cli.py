@@ -27,6 +27,7 @@ from jerseynum.io import (
     write_json_atomic,
     write_text_atomic,
 )
+from jerseynum.parallel import default_workers
 from jerseynum.weights import CRNN_WEIGHTS as DEFAULT_WEIGHTS
 from jerseynum.weights import LEGIBILITY_CHECKPOINT as DEFAULT_LEGIBILITY_CHECKPOINT
 from jerseynum.weights import LEGIBILITY_WEIGHTS as DEFAULT_LEGIBILITY_WEIGHTS
@@ -61,6 +62,14 @@ def add_max_pixels_argument(parser: argparse.ArgumentParser) -> None:
         help="pixel budget per image, read from its header before decoding: a JPEG over it is "
         f"decoded at 1/2, 1/4 or 1/8 size, any other image skipped (default {DEFAULT_MAX_PIXELS})",
     )
+
+
+def add_workers_argument(parser: argparse.ArgumentParser, doing: str) -> None:
+    workers = default_workers()
+    parser.add_argument("--workers", type=at_least(1), default=workers,
+                        help=f"processes {doing} in parallel, one thread per model each (default: one per CPU core,"
+                             f" as many as the available memory holds; here {workers}; 1: one process whose models"
+                             " share the cores)")  # fmt: skip
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser, items: str) -> None:
@@ -120,13 +129,7 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     add_max_pixels_argument(parser)
     parser.add_argument("--no-early-stop", action="store_true", help="read every sampled frame")
     parser.add_argument("--device", default="cpu", help="torch device for the legibility classifier")  # fmt: skip
-    parser.add_argument(
-        "--workers",
-        type=at_least(1),
-        default=2,
-        help="processes reading tracklets in parallel, one thread per model each (default 2: both"
-        " cores; 1: one process whose models share the cores)",
-    )
+    add_workers_argument(parser, "reading tracklets")
 
 
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
@@ -245,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tag_parser.add_argument("photos", type=Path, help="folder of race photos (searched recursively)")
     tag_parser.add_argument("--index", type=Path, required=True, help="SQLite index file (created if absent)")
-    tag_parser.add_argument("--workers", type=at_least(1), default=2, help="processes tagging in parallel (default: 2)")
+    add_workers_argument(tag_parser, "tagging photos")
     add_ray_arguments(tag_parser, "tag the photos")
     tag_parser.add_argument("--faces-only", action="store_true",
                             help="find runners by their faces alone, not also by person boxes: faster, but a runner"

@@ -29,6 +29,28 @@ _work: Callable[[Any, Any], Any] | None = None
 
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# What one worker process peaks at: a photo tagger reading a crowd photo, 1.4 GB (its models, torch, buffers).
+WORKER_MEMORY = 1.5 * 2**30
+
+
+def default_workers(worker_memory: float = WORKER_MEMORY) -> int:
+    """Worker processes for this machine: one per CPU core this process may use, as many as the memory available
+    now holds (at least one). On 2 cores, 2 (1.25x one process whose models share the cores)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    available = available_memory()
+    return cores if available is None else max(1, min(cores, int(available // worker_memory)))
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new processes without swapping (Linux's MemAvailable); None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def die_with_parent(parent_pid: int) -> None:

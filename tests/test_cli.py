@@ -99,7 +99,8 @@ def test_sigterm_ends_a_real_tag_run_cleanly_and_leaves_no_worker(tmp_path):
     for k in range(300):  # noise photos: no runner, but each costs the face search on its tiles
         cv2.imwrite(str(photos / f"{k}.jpg"), rng.integers(0, 255, (480, 640, 3), dtype=np.uint8))
     index = tmp_path / "index.db"
-    run = subprocess.Popen([sys.executable, "-m", "jerseynum", "tag", str(photos), "--index", str(index), "-q"],
+    run = subprocess.Popen([sys.executable, "-m", "jerseynum", "tag", str(photos), "--index", str(index), "-q",
+                            "--workers", "2"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)  # fmt: skip
     try:
         assert wait_for(lambda: index.exists() and len(children_of(run.pid)) == 2, 120), "the workers never started"

@@ -1,4 +1,5 @@
-"""Worker processes: they never outlive the process that started them, however it ends."""
+"""Worker processes: as many as the machine holds, and they never outlive the process that started them, however
+it ends."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from jerseynum import parallel
 from tests.conftest import REPO
 
 # A parent that starts two workers on slow items and then waits; the test kills it.
@@ -67,3 +71,15 @@ def test_workers_die_when_their_parent_is_killed_with_sigkill():
         assert wait_for(lambda: not any(alive(pid) for pid in workers), 5), "workers outlived their parent"
     finally:
         parent.kill()
+
+
+@pytest.mark.parametrize("available_gb, workers", [(64, 8), (4, 2), (0.5, 1), (None, 8)])
+def test_default_workers_are_one_per_core_as_many_as_the_memory_holds(monkeypatch, available_gb, workers):
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(parallel, "available_memory", lambda: None if available_gb is None else available_gb * 2**30)
+    assert parallel.default_workers() == workers
+
+
+@pytest.mark.skipif(not Path("/proc/meminfo").is_file(), reason="no /proc/meminfo: not Linux")
+def test_available_memory_is_read_from_this_machine():
+    assert 2**20 < parallel.available_memory() < 2**50
