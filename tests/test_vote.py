@@ -2,7 +2,7 @@ from dataclasses import replace
 
 import pytest
 
-from jerseynum.stages.vote import Vote, VoteSettings
+from jerseynum.stages.vote import BIB_VOTE, Vote, VoteSettings
 from jerseynum.types import NO_NUMBER, Mode, Reading
 
 
@@ -76,6 +76,17 @@ def test_a_reading_of_a_crop_read_whole_votes_only_when_reader_or_crop_is_sure()
     assert vote.decide([replace(reading("7", 0.7), crop_legibility=0.8)]).number == 7  # a number crop, read unsurely
     assert vote.decide([replace(reading("7", 0.95), crop_legibility=0.06)]).number == 7  # a sure reading
     assert vote.decide([reading("7", 0.7)]).number == 7  # a crop nobody scored
+
+
+def test_readings_too_unsure_to_vote_still_dissent_in_jersey_mode():
+    # a hidden number: the frames keep reading other digits unsurely, and one frame reads a shirt's print surely
+    frames = [reading("1", 0.98), reading("0", 0.45), reading("0", 0.4), reading("5", 0.49), reading("17", 0.35)]
+    result = Vote(Mode.JERSEY).decide(frames)
+    assert result.number == NO_NUMBER and result.reason.startswith("split")
+    assert Vote(Mode.JERSEY, VoteSettings(unsure_dissent=False)).decide(frames).number == 1
+    agreeing = [reading("1", 0.98), reading("1", 0.45), reading("0", 0.4)]  # unsure reads of the winner count for it
+    assert Vote(Mode.JERSEY).decide(agreeing).number == 1
+    assert Vote(Mode.BIB, BIB_VOTE).decide([reading("14", 0.97), reading("30", 0.75), reading("38", 0.6)]).number == 14
 
 
 def test_longer_than_finds_a_confident_reading_the_text_is_part_of():

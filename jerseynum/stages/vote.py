@@ -54,11 +54,17 @@ class VoteSettings:
     whole_lines_first: bool = True
     min_weight: float = 0.5  # the winner needs at least this much summed confidence
     min_share: float = 0.5  # ... and at least this share of all votes
+    # ... counting, against it, the readings too unsure to vote: frames that keep reading other numbers, unsurely,
+    # say the number is not there. Eight frames of a runner whose bib was hidden read 17, 5, 5, 0, 0, 0 under the
+    # bars and 1 three times, once surely from the shirt's print; the 1 took every vote (jersey mode, 8-frame
+    # illegible tracklets of all 86 runners: 0.930 -> 0.977, genL and lone number crops the same; docs/results.md,
+    # "A -1 you can trust", session 29). Bib mode, whose readings vote from 0.8, was not measured with it.
+    unsure_dissent: bool = True
     settle_weight: float = 3.0  # early stop: the leader has this much weight ...
     settle_share: float = 0.85  # ... and this share, so more frames would not change the outcome
 
 
-BIB_VOTE = VoteSettings(min_confidence=0.8)
+BIB_VOTE = VoteSettings(min_confidence=0.8, unsure_dissent=False)
 """Bib mode: RapidOCR reads a legible bib with near certainty (on the RBNR runners it reads right, the 5th
 percentile of its confidence is 0.998), while what it reads into a belt, a fold or a blurred bib has a median of
 0.76; so bib readings vote from 0.8, and jersey readings, read far less surely, from 0.5 (docs/results.md, "A -1 you can
@@ -91,15 +97,18 @@ class Vote:
             return doubt * (1.0 - reading.crop_legibility) <= self.settings.max_crop_doubt
         return True
 
-    def voters(self, readings: list[Reading]) -> list[Reading]:
+    def voters(self, readings: list[Reading], unsure_too: bool = False) -> list[Reading]:
         """The readings that vote: those that count, less those from illegible lines once a line that is not
-        illegible voted, and then less those from lines touching the crop's side once a line clear of it voted."""
+        illegible voted, and then less those from lines touching the crop's side once a line clear of it voted.
+        With `unsure_too`, also the readings that show a number of the mode too unsurely to count, set aside by
+        the same rules: the dissent (`VoteSettings.unsure_dissent`)."""
         counted = [reading for reading in readings if self.counts(reading)]
+        kept = [reading for reading in readings if self.mode.accepts(reading.text)] if unsure_too else counted
         if any(not self._illegible(r) and r.line_legibility is not None for r in counted):
-            counted = [r for r in counted if not self._illegible(r)]
+            kept = [r for r in kept if not self._illegible(r)]
         if self.settings.whole_lines_first and any(r.box is not None and not r.at_side for r in counted):
-            counted = [r for r in counted if not r.at_side]
-        return counted
+            kept = [r for r in kept if not r.at_side]
+        return kept
 
     def _illegible(self, reading: Reading) -> bool:
         return reading.line_legibility is not None and reading.line_legibility < self.settings.illegible_line
@@ -126,6 +135,9 @@ class Vote:
             return VoteResult(NO_NUMBER, "", 0.0, f"no accepted reading among {len(readings)}", votes)
         text, weight = next(iter(votes.items()))
         share = weight / sum(votes.values())
+        if self.settings.unsure_dissent:
+            shown = _summed(self.voters(readings, unsure_too=True))
+            share = min(share, shown[text] / sum(shown.values()))
         if weight < self.settings.min_weight:
             return VoteResult(NO_NUMBER, "", 0.0, f"weak: {text} has weight {weight:.2f} < {self.settings.min_weight}", votes)
         if share < self.settings.min_share:

@@ -14,9 +14,12 @@ import numpy as np
 
 from jerseynum.types import Box
 
-DEGRADATIONS = ("blur", "pixelate", "occlude", "downscale", "motion", "inpaint")
+DEGRADATIONS = ("blur", "pixelate", "occlude", "downscale", "motion", "inpaint", "blank", "tape")
 TRAINED = ("blur", "pixelate")
-HELD_OUT = ("occlude", "downscale", "motion", "inpaint")
+HELD_OUT = ("occlude", "downscale", "motion", "inpaint", "blank", "tape")
+# "blank" and "tape" paint the box one flat colour that stands out from what is around it, as an unprinted bib or a
+# black bar of a redaction do; "occlude" paints it the colour of its surroundings.
+FLAT_COLOURS = {"blank": (235, 235, 235), "tape": (20, 20, 20)}
 PAD = 0.1  # of the bib box's width and height on each side, so that no digit edge survives
 
 
@@ -56,6 +59,9 @@ def degrade(image: np.ndarray, box: Box, kind: str, rng: np.random.Generator) ->
         colour = np.median(image[ry1:ry2, rx1:rx2][around], axis=0)
         noise = rng.normal(0, 6, region.shape)
         out[y1:y2, x1:x2] = np.clip(colour + noise, 0, 255).astype(np.uint8)
+    elif kind in FLAT_COLOURS:
+        noise = rng.normal(0, 4, region.shape)  # a camera's noise, no detail
+        out[y1:y2, x1:x2] = np.clip(np.array(FLAT_COLOURS[kind]) + noise, 0, 255).astype(np.uint8)
     elif kind == "downscale":
         # 8x, or more so that at most 6 px of height remain: 8x left the digits of an 82 px bib readable.
         factor = max(8, h / 6)
