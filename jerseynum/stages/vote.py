@@ -37,8 +37,9 @@ class VoteSettings:
     # The same for a reading of a small crop read whole, with the classifier's score of the crop: a road, a knee or
     # a leaf scores 0.05-0.4 and the engines still read a digit into it at 0.5-0.9 (jersey mode gave 66 of 400
     # bib-free photo regions a number), where number crops score high. At 0.1 a reading at 0.8 needs a crop
-    # scored 0.5, one at 0.9 any crop: the regions' right -1 0.835 -> 0.955, genL the same, lone SoccerNet number
-    # crops through the pipeline 0.938 -> 0.930 (0.05: 0.973 and 0.924; docs/results.md, "A -1 you can trust").
+    # scored 0.5, one at 0.9 any crop: the regions' right -1 0.835 -> 0.955, genL the same, the scored SoccerNet
+    # number crops read alone through the pipeline 0.916 -> 0.909 (0.05: regions 0.973 at nearly twice the loss on
+    # lone crops; docs/results.md, "A -1 you can trust").
     max_crop_doubt: float = 0.1
     # A line the legibility classifier scores under this is illegible. Once one voting reading comes from a line
     # that is not, readings from illegible lines do not vote: a runner's shirt year, read in every frame from lines
@@ -57,7 +58,7 @@ class VoteSettings:
     # ... counting, against it, the readings too unsure to vote: frames that keep reading other numbers, unsurely,
     # say the number is not there. Eight frames of a runner whose bib was hidden read 17, 5, 5, 0, 0, 0 under the
     # bars and 1 three times, once surely from the shirt's print; the 1 took every vote (jersey mode, 8-frame
-    # illegible tracklets of all 86 runners: 0.930 -> 0.977, genL and lone number crops the same; docs/results.md,
+    # illegible tracklets of all 86 runners: 0.930 -> 0.965, genL and lone number crops the same; docs/results.md,
     # "A -1 you can trust", session 29). Bib mode, whose readings vote from 0.8, was not measured with it.
     unsure_dissent: bool = True
     settle_weight: float = 3.0  # early stop: the leader has this much weight ...
