@@ -59,7 +59,8 @@ class VoteSettings:
     # say the number is not there. Eight frames of a runner whose bib was hidden read 17, 5, 5, 0, 0, 0 under the
     # bars and 1 three times, once surely from the shirt's print; the 1 took every vote (jersey mode, 8-frame
     # illegible tracklets of all 86 runners: 0.930 -> 0.965, genL and lone number crops the same; docs/results.md,
-    # "A -1 you can trust", session 29). Bib mode, whose readings vote from 0.8, was not measured with it.
+    # "A -1 you can trust", session 29). Not in bib mode: there a legible frame among illegible ones is read surely
+    # while the others read pieces unsurely, and the one-or-two-legible-frame tracklets fell 0.907 -> 0.814.
     unsure_dissent: bool = True
     settle_weight: float = 3.0  # early stop: the leader has this much weight ...
     settle_share: float = 0.85  # ... and this share, so more frames would not change the outcome
