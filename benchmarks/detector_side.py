@@ -42,7 +42,7 @@ def main() -> None:
     root = args.data / "soccernet_numcrops_roboflow"
     labels = json.loads((root / "labels.json").read_text())
     names = [n for n in sorted(labels)
-             if splits.soccernet_scored(splits.roboflow_tracklet(n)) and labels[n][0].isdigit()]  # fmt: skip
+             if splits.number_crop_scored(root.name, n) and labels[n][0].isdigit()]  # fmt: skip
     crops = [torso_like(cv2.imread(str(root / "images" / name))) for name in names]
     tally = Vote(Mode.JERSEY, VoteSettings(min_confidence=0.0)).tally
     rows = []

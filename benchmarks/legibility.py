@@ -20,6 +20,7 @@ import json
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -204,12 +205,11 @@ def main() -> None:
         tracklets = [t for t in list_tracklets(genl / "tracklets") if splits.soccernet_scored(t.id)]
         results["end_to_end"] += end_to_end("genL tracklets (scored half)", tracklets, read_labels(genl / "labels.json"),
                                             onnx_path, args.threshold)  # fmt: skip
-        for name, root, keep in (
-            ("roboflow SoccerNet crops (scored half)", args.data / "soccernet_numcrops_roboflow",
-             lambda f: splits.soccernet_scored(splits.roboflow_tracklet(f))),
-            ("basketball crops (dev)", args.data / "basketball_jersey_crops", lambda f: True),
-        ):  # fmt: skip
-            results["end_to_end"] += end_to_end(name, *crop_tracklets(root, keep), onnx_path, args.threshold)
+        for name, crop_set in (("roboflow SoccerNet crops (scored half)", "soccernet_numcrops_roboflow"),
+                               ("basketball crops (dev)", "basketball_jersey_crops")):  # fmt: skip
+            keep = partial(splits.number_crop_scored, crop_set)
+            results["end_to_end"] += end_to_end(name, *crop_tracklets(args.data / crop_set, keep), onnx_path,
+                                                args.threshold)  # fmt: skip
         # Crops with no number, where the right answer is -1: every 6th bib-free photo region scored above (the
         # larger ones go through pose and the text detector, 0.25 s each with legibility off).
         regions = held_apart["RBNR bib-free regions (scored half)"][::6]

@@ -66,9 +66,8 @@ FRAMES = 8
 # Runner crops that show another runner's bib RBNR does not label, and its digits in view (looked at by eye)
 UNLABELLED_BIBS = REPO / "benchmarks" / "audits" / "rbnr_unlabelled_bibs.json"
 MULTI_FRAME = ("multi-frame, illegible throughout", "multi-frame, 1-2 legible frames")
-# set -> which crops are scored (file name -> bool): those the trained recognizer never saw, as text_crops.py
-NUMBER_CROPS = {"soccernet_numcrops_roboflow": lambda file: splits.soccernet_scored(splits.roboflow_tracklet(file)),
-                "basketball_jersey_crops": lambda file: True}  # fmt: skip
+# jersey-number crop sets, scored on the crops the trained recognizer never saw (`splits.number_crop_scored`)
+NUMBER_CROPS = ("soccernet_numcrops_roboflow", "basketball_jersey_crops")
 
 
 @dataclass
@@ -124,13 +123,17 @@ def bib_free_cases(data: Path, regions_per_photo: int = 30, every: int = 6) -> l
 def number_crop_cases(data: Path) -> list[Case]:
     """The scored jersey-number crops (`NUMBER_CROPS`), each a single-frame tracklet due its labelled number."""
     cases = []
-    for name, scored in NUMBER_CROPS.items():
+    for name in NUMBER_CROPS:
         labels = json.loads((data / name / "labels.json").read_text())
         for file, texts in labels.items():
-            if scored(file):
+            if splits.number_crop_scored(name, file, texts[0]):
                 image = cv2.imread(str(data / name / "images" / file))
-                cases.append(Case(f"{name}/{file}", [image], int(texts[0]), f"number crops, {name.split('_')[0]}"))
+                cases.append(Case(f"{name}/{file}", [image], int(texts[0]), number_crop_kind(name)))
     return cases
+
+
+def number_crop_kind(name: str) -> str:
+    return f"number crops, {name.split('_')[0]}"
 
 
 def multi_frame_tracklets(runners: list[Runner], frames: int = FRAMES,
@@ -200,7 +203,7 @@ def summarise(mode: Mode, cases: list[Case], outcomes: list[dict]) -> dict:
         "runners, all degradations",
         "bib-free regions",
         *MULTI_FRAME,
-        *(f"number crops, {name.split('_')[0]}" for name in NUMBER_CROPS),
+        *map(number_crop_kind, NUMBER_CROPS),
     ]
     groups: dict[str, list[int]] = {kind: [] for kind in order}
     for i, case in enumerate(cases):

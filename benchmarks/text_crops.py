@@ -37,12 +37,8 @@ from jerseynum.stages.vote import Vote, VoteSettings
 from jerseynum.training import splits
 from jerseynum.types import Mode
 
-# set -> (mode, which crops are scored: file name, label -> bool)
-SETS = {
-    "soccernet_numcrops_roboflow": (Mode.JERSEY, lambda f, t: splits.soccernet_scored(splits.roboflow_tracklet(f))),
-    "basketball_jersey_crops": (Mode.JERSEY, lambda f, t: True),
-    "bibracer_bib_crops": (Mode.BIB, lambda f, t: splits.bib_scored(t)),
-}
+# set -> mode; the crops scored are `splits.number_crop_scored`'s
+SETS = {"soccernet_numcrops_roboflow": Mode.JERSEY, "basketball_jersey_crops": Mode.JERSEY, "bibracer_bib_crops": Mode.BIB}
 
 
 def plain_rapidocr():
@@ -146,14 +142,14 @@ def main() -> None:
     results = []
     print(f"{'set':30} {'engine':32} {'crops':>5} {'accuracy':>8} {'ms/crop':>8} {'errors removed':>14}")
     for name in args.sets:
-        mode, scored = SETS[name]
+        mode = SETS[name]
         root = args.data / name
         labels = json.loads((root / "labels.json").read_text())
         crops = [(cv2.imread(str(root / "images" / file)), re.sub(r"\D", "", texts[0]))
-                 for file, texts in labels.items() if scored(file, texts[0])]  # fmt: skip
+                 for file, texts in labels.items() if splits.number_crop_scored(name, file, texts[0])]  # fmt: skip
         audit = AUDITS / f"{name.removesuffix('_crops')}_unreadable.json"
         unreadable = set(json.loads(audit.read_text())["unreadable"]) if audit.is_file() else None
-        readable = [file not in unreadable for file, texts in labels.items() if scored(file, texts[0])] if unreadable else None
+        readable = [file not in unreadable for file, texts in labels.items() if splits.number_crop_scored(name, file, texts[0])] if unreadable else None
         best_plain = None  # errors removed are counted against the best plain engine of this run
         for engine_name, make in engines.items():
             read = make(mode)

@@ -63,6 +63,15 @@ def test_splits_put_each_group_on_one_side_about_half_each():
     assert splits.genl_crop_tracklet("12_3.jpg") == "12"
 
 
+def test_a_number_crop_is_scored_by_its_sets_group():
+    crop = "train__12_3_jpg.rf.ab.jpg_7.jpg"
+    assert splits.number_crop_scored("soccernet_numcrops_roboflow", crop) == splits.soccernet_scored("12")
+    assert splits.number_crop_scored("basketball_jersey_crops", "valid_000007_n27.jpg")
+    assert splits.number_crop_scored("bibracer_bib_crops", "a.jpg", "T2182") == splits.bib_scored("2182")
+    with pytest.raises(ValueError, match="not a number-crop set"):
+        splits.number_crop_scored("rbnr_bib_photos", "set1_01.JPG")
+
+
 def test_augment_and_rendering_give_valid_crops():
     rng = np.random.default_rng(0)
     for _ in range(50):

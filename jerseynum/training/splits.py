@@ -40,6 +40,18 @@ def roboflow_tracklet(file_name: str) -> str:
     return file_name.split("__", 1)[1].split("_", 1)[0]
 
 
+def number_crop_scored(set_name: str, file_name: str, label: str = "") -> bool:
+    """Whether a crop of a shared number-crop set is scored, never trained on: the Roboflow SoccerNet crops of the
+    scored tracklets, every basketball development crop, and the bibracer crops of the scored bib numbers."""
+    if set_name == "soccernet_numcrops_roboflow":
+        return soccernet_scored(roboflow_tracklet(file_name))
+    if set_name == "basketball_jersey_crops":
+        return True
+    if set_name == "bibracer_bib_crops":
+        return bib_scored(label)
+    raise ValueError(f"not a number-crop set: {set_name!r}")
+
+
 def genl_crop_tracklet(file_name: str) -> str:
     """`<tracklet>_<frame>.jpg` -> `<tracklet>`."""
     return file_name.split("_", 1)[0]
