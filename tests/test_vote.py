@@ -140,3 +140,13 @@ def test_weight_sums_every_counting_reading_of_a_number_whichever_line_it_came_f
                 line_read("3638", 0.95, 0.01), line_read("21", 1.0, 0.7)]  # fmt: skip
     assert Vote(Mode.BIB).tally(readings)["3638"] == pytest.approx(0.99)  # the vote keeps the read clear of a side
     assert Vote(Mode.BIB).weight("3638", readings) == pytest.approx(1.99)  # a doubtful read of a doubtful line: never
+
+
+def test_engines_disagreeing_about_one_unclear_frame_give_no_number():
+    # the only frame read of a hidden tracklet: one engine reads 2, the other 0, each near 0.5
+    coin_toss = [reading("2", 0.52), reading("0", 0.515)]
+    result = Vote(Mode.JERSEY).decide(coin_toss)
+    assert result.number == NO_NUMBER and result.reason.startswith("unsure")
+    assert Vote(Mode.JERSEY, VoteSettings(min_answer=0.0)).decide(coin_toss).number == 2
+    # one engine surer than the other still answers
+    assert Vote(Mode.JERSEY).decide([reading("2", 0.8), reading("0", 0.52)]).number == 2

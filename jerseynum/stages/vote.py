@@ -4,9 +4,9 @@ Each reading that the mode accepts votes for its digit string with a weight equa
 under `min_confidence` are ignored. Readings of detected text lines weigh their line too: lines the legibility
 classifier scores illegible, and lines touching the crop's side, give way to the others (`Vote.voters`), and a
 number read only on illegible lines is print, not a number. A small crop read whole weighs the classifier's score
-of the crop the same way. The leader wins when its weight reaches `min_weight` and its share of all weight reaches
-`min_share`. The defaults were chosen on the development data (README, "Vote thresholds"); they are parameters so
-a user can trade recall for precision.
+of the crop the same way. The leader wins when its weight reaches `min_weight`, its share of all weight reaches
+`min_share` and the vote's confidence in it `min_answer`. The defaults were chosen on the development data
+(README, "Vote thresholds"); they are parameters so a user can trade recall for precision.
 """
 
 from __future__ import annotations
@@ -62,6 +62,13 @@ class VoteSettings:
     # "A -1 you can trust", session 29). Not in bib mode: there a legible frame among illegible ones is read surely
     # while the others read pieces unsurely, and the one-or-two-legible-frame tracklets fell 0.907 -> 0.814.
     unsure_dissent: bool = True
+    # The vote's own confidence (`decide`: the chance that an agreeing reading is right, times the share) under
+    # this answers -1: the two engines disagreeing about one unclear frame, each near 0.5, is a coin toss, not a
+    # number. Jersey mode, every answer under 0.3 in one run was wrong: 2 of the lone scored number crops, a hidden
+    # runner's blurred bib, and the only frame read of an 8-frame hidden tracklet, a 2 against a 0 at 0.52 each
+    # (its illegible tracklets 0.965 -> 0.977). At 0.4 it would also take 5 of 19 lone crops answered right
+    # (docs/results.md, "A -1 you can trust"). Bib mode's votes from 0.8 never reach under 0.4.
+    min_answer: float = 0.3
     settle_weight: float = 3.0  # early stop: the leader has this much weight ...
     settle_share: float = 0.85  # ... and this share, so more frames would not change the outcome
 
@@ -153,6 +160,9 @@ class Vote:
         for reading in winners:
             agreeing_wrong *= 1.0 - min(reading.confidence, 1.0)
         confidence = (1.0 - agreeing_wrong) * share
+        if confidence < self.settings.min_answer:
+            reason = f"unsure: {text} has confidence {confidence:.2f} < {self.settings.min_answer}"
+            return VoteResult(NO_NUMBER, "", 0.0, reason, votes)
         return VoteResult(int(text), text, confidence, f"{text}: weight {weight:.2f}, share {share:.2f}", votes)
 
     def longer_than(self, text: str, readings: list[Reading]) -> str | None:
