@@ -266,13 +266,14 @@ class RapidOCRText:
         """Whether a line is words (a sponsor, a club's or a runner's name) rather than a number, from its free
         decoding (`free`, if already decoded). Jersey mode: `LETTER_VETO` letters or more, or letters only, fewer
         of which survive decoding as digits; a number misread as letters keeps its length (8 as B, 10 as LO), and
-        a shirt's "DA" became a 0 in seven frames of eight (docs/results.md, "A -1 you can trust"). Bib mode: two
-        letters or more and no digit. A bib line's letters come with its digits (a prefix, "T2182"; a name beside
-        it), so only a line without a digit is words: the crnn, decoding digits only, read a shirt's "DA" as 04."""
+        a shirt's "DA" became a 0 in seven frames of eight (docs/results.md, "A -1 you can trust"). Bib mode: a
+        letter or more and no digit. A bib line's letters come with its digits (a prefix, "T2182"; a name beside
+        it), so only a line without a digit is words: the crnn, decoding digits only, read a shirt's "DA" as 04,
+        and a helmet's X and a sponsor's small "o" (RapidOCR's whole reading of each line) as 34 and 11."""
         free = self._free_text(probs) if free is None else free
         letters = sum(c.isalpha() for c in free)
         if self.mode is Mode.BIB:
-            return letters >= 2 and not any(c.isdigit() for c in free)
+            return letters >= 1 and not any(c.isdigit() for c in free)
         return letters >= LETTER_VETO or (
             0 < letters == len(free) > len(ctc_greedy(probs, self._digit_classes, self._digit_labels)[0])
         )
