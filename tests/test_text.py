@@ -209,11 +209,11 @@ def test_a_short_word_that_digits_keep_only_part_of_is_words_but_a_number_read_a
 
 def test_bib_mode_keeps_words_from_the_digit_only_engine():
     """In bib mode RapidOCR reads first, decoding every character: a line it reads as letters without a digit
-    (a name, a sponsor, a shirt's "DA", which the crnn read as 04) is not given to the crnn. A bib line's letters
-    come with digits (a prefix), so that line is read."""
+    (a name, a sponsor, a shirt's "DA", which the crnn read as 04; a helmet's lone X, read as 34) is not given to
+    the crnn. A bib line's letters come with digits (a prefix), so that line is read."""
     rapidocr = text_recognizer("rapidocr", Mode.BIB)
-    assert rapidocr.words([render_number(text, 48) for text in ("SOLO", "DA", "T2182", "4071")]) == [
-        True, True, False, False]  # fmt: skip
+    assert rapidocr.words([render_number(text, 48) for text in ("SOLO", "DA", "X", "T2182", "4071")]) == [
+        True, True, True, False, False]  # fmt: skip
     stage = TextStage(["rapidocr", "crnn"], Mode.BIB, settle=None)
     given: list[np.ndarray] = []
     crnn_recognize = stage.engines[1].recognize
