@@ -64,10 +64,10 @@ class VoteSettings:
     unsure_dissent: bool = True
     # The vote's own confidence (`decide`: the chance that an agreeing reading is right, times the share) under
     # this answers -1: the two engines disagreeing about one unclear frame, each near 0.5, is a coin toss, not a
-    # number. Jersey mode, every answer under 0.3 in one run was wrong: 2 of the lone scored number crops, a hidden
-    # runner's blurred bib, and the only frame read of an 8-frame hidden tracklet, a 2 against a 0 at 0.52 each
-    # (its illegible tracklets 0.965 -> 0.977). At 0.4 it would also take 5 of 19 lone crops answered right
-    # (docs/results.md, "A -1 you can trust"). Bib mode's votes from 0.8 never reach under 0.4.
+    # number. Jersey mode, every answer under 0.3 in one run was wrong: a lone basketball crop's 22 read 3, a
+    # hidden runner's blurred bib, and the only frame read of an 8-frame hidden tracklet, a 2 against a 0 at 0.52
+    # each (illegible tracklets 0.965 -> 0.977). At 0.4 it would also take the 5 right of 18 lone crops answered
+    # at 0.3-0.4 (docs/results.md, "A -1 you can trust", item 17). Bib votes, from 0.8, never fall under 0.4.
     min_answer: float = 0.3
     settle_weight: float = 3.0  # early stop: the leader has this much weight ...
     settle_share: float = 0.85  # ... and this share, so more frames would not change the outcome
