@@ -145,11 +145,11 @@ def main() -> None:
         mode = SETS[name]
         root = args.data / name
         labels = json.loads((root / "labels.json").read_text())
-        crops = [(cv2.imread(str(root / "images" / file)), re.sub(r"\D", "", texts[0]))
-                 for file, texts in labels.items() if splits.number_crop_scored(name, file, texts[0])]  # fmt: skip
+        scored = [(file, texts[0]) for file, texts in labels.items() if splits.number_crop_scored(name, file, texts[0])]
+        crops = [(cv2.imread(str(root / "images" / file)), re.sub(r"\D", "", label)) for file, label in scored]
         audit = AUDITS / f"{name.removesuffix('_crops')}_unreadable.json"
         unreadable = set(json.loads(audit.read_text())["unreadable"]) if audit.is_file() else None
-        readable = [file not in unreadable for file, texts in labels.items() if splits.number_crop_scored(name, file, texts[0])] if unreadable else None
+        readable = [file not in unreadable for file, _ in scored] if unreadable else None
         best_plain = None  # errors removed are counted against the best plain engine of this run
         for engine_name, make in engines.items():
             read = make(mode)
