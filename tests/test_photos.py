@@ -88,6 +88,23 @@ def test_changed_photos_and_new_model_versions_are_retagged_touched_ones_are_not
     assert tag_folder(photos, tmp_path / "index.db", ShadeTagger, version="v2", workers=1).tagged == 2
 
 
+def test_every_reader_setting_and_weight_file_names_the_model_version_but_threads_and_copies_do_not(tmp_path):
+    from jerseynum.stages.crnn import DEFAULT_WEIGHTS
+
+    def version(**changes) -> str:
+        return model_version(PipelineConfig(mode=Mode.BIB, **changes), RunnerSettings())
+
+    default = version()
+    assert version(threads=1) == default
+    assert version(crnn_views=3) != default
+    assert version(detect_min_side=64) != default
+    copy = tmp_path / "copy.pt"
+    shutil.copyfile(DEFAULT_WEIGHTS, copy)
+    assert version(text_options={"crnn": {"weights": copy}}) == default  # the same weights, elsewhere
+    copy.write_bytes(copy.read_bytes() + b"retrained")
+    assert version(text_options={"crnn": {"weights": copy}}) != default
+
+
 def test_an_upgrade_whose_reader_reads_differently_reads_the_photos_again_one_of_pass_two_does_not(tmp_path):
     package = tmp_path / "jerseynum"
     shutil.copytree(PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__", "static", "templates"))

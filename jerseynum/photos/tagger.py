@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
 
@@ -66,18 +66,31 @@ def reader_code_digest(package: Path = PACKAGE) -> str:
 
 def model_version(config: PipelineConfig, settings: RunnerSettings, identity: bool = True) -> str:
     """Names everything that decides what pass 1 reads of a photo (the reader's code, weights and settings): a
-    change of it makes `jerseynum tag` read the photo again. The decisions of pass 2 (photos/event.py) are not in
-    it: they are re-made from the stored reads."""
-    weights = hashlib.sha256(Path(CRNN_WEIGHTS).read_bytes()).hexdigest()[:10] if "crnn" in config.text else "-"
-    legibility = (hashlib.sha256(Path(config.legibility_weights).read_bytes()).hexdigest()[:10]
-                  if config.uses_legibility_classifier else "-")  # fmt: skip
-    described = repr((config.text, config.text_settle, config.det_side, config.det_retry_sides, config.vote,
-                      config.det_model, config.det_retry_model, settings,
-                      config.legibility, config.line_legibility, config.legibility_threshold, identity))  # fmt: skip
+    change of it makes `jerseynum tag` read the photo again. Every setting of `config` is named, weight files by
+    their contents (a copy of the same weights elsewhere is the same reader), but not the threads or device the
+    models run on. The decisions of pass 2 (photos/event.py) are not in it: they are re-made from the stored
+    reads."""
+    options = config.engine_options()
+    options["crnn"] = {"weights": CRNN_WEIGHTS, **options["crnn"]}
+    options = {engine: {key: _content_digest(value) if _is_file(value) else value for key, value in given.items()}
+               for engine, given in options.items()}  # fmt: skip
+    weights = options["crnn"]["weights"] if "crnn" in config.text else "-"
+    legibility = _content_digest(config.legibility_weights) if config.uses_legibility_classifier else "-"
+    named = {f.name: getattr(config, f.name) for f in fields(config) if f.name not in ("threads", "device")}
+    named.update(legibility_weights=legibility, text_options=options)
+    described = repr((named, settings, identity))
     return (
         f"jerseynum {__version__}; index {SCHEMA_VERSION}; reader {reader_code_digest()}; crnn {weights}; "
         f"legibility {legibility}; settings {hashlib.sha256(described.encode()).hexdigest()[:10]}"
     )
+
+
+def _content_digest(path: Path | str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:10]
+
+
+def _is_file(value: object) -> bool:
+    return isinstance(value, Path | str) and bool(value) and Path(value).is_file()
 
 
 class PhotoTagger:
