@@ -11,10 +11,10 @@ The person detector's FPS on clips of real runners is measured by benchmarks/mov
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
+from jerseynum.io import write_json_atomic
 from jerseynum.training.synth import render_players_clip
 from jerseynum.video.live import run_demo
 
@@ -44,8 +44,7 @@ def main() -> None:
                   f" {row['fps_loop_alone']:5.1f}), numbers "
                   f"{row['numbers_read']}; realtime at 25 FPS drops {row['realtime_dropped_share']:.0%} of frames, "
                   f"numbers {row['realtime_numbers_read']}")  # fmt: skip
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"rows": rows}, indent=1) + "\n")
+    write_json_atomic(args.json, {"rows": rows})
 
 
 if __name__ == "__main__":

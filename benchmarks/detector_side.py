@@ -11,13 +11,13 @@ No full-player SoccerNet frames are on this machine, so this stands in for real 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import cv2
 
+from jerseynum.io import write_json_atomic
 from jerseynum.stages.text import TextStage
 from jerseynum.stages.vote import Vote, VoteSettings
 from jerseynum.training import splits
@@ -40,10 +40,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "detector_side.json")
     args = parser.parse_args()
     root = args.data / "soccernet_numcrops_roboflow"
-    labels = json.loads((root / "labels.json").read_text())
-    names = [n for n in sorted(labels)
-             if splits.number_crop_scored(root.name, n) and labels[n][0].isdigit()]  # fmt: skip
-    crops = [torso_like(cv2.imread(str(root / "images" / name))) for name in names]
+    scored = sorted((file, label) for file, label in splits.scored_number_crops(root) if label.isdigit())
+    crops = [torso_like(cv2.imread(str(root / "images" / file))) for file, _ in scored]
     tally = Vote(Mode.JERSEY, VoteSettings(min_confidence=0.0)).tally
     rows = []
     for sides in args.sides:
@@ -51,18 +49,17 @@ def main() -> None:
         stage = TextStage(("crnn", "rapidocr"), Mode.JERSEY, det_side, settle=0.95, retry_sides=(retry_side,))
         stage.read_regions(crops[:2])  # warm-up
         correct, seconds = 0, []
-        for crop, name in zip(crops, names):
+        for crop, (_, label) in zip(crops, scored):
             start = time.perf_counter()
             readings = stage.read_regions([crop])[0]
             seconds.append(time.perf_counter() - start)
-            correct += next(iter(tally(readings)), "") == labels[name][0]
-        rows.append({"det_side": det_side, "retry_side": retry_side, "crops": len(names),
-                     "accuracy": round(correct / len(names), 3),
+            correct += next(iter(tally(readings)), "") == label
+        rows.append({"det_side": det_side, "retry_side": retry_side, "crops": len(scored),
+                     "accuracy": round(correct / len(scored), 3),
                      "ms_per_crop_median": round(statistics.median(seconds) * 1000, 1)})  # fmt: skip
         print(f"  detector {det_side} px, retry {retry_side} px: accuracy {rows[-1]['accuracy']:.3f}, "
-              f"{rows[-1]['ms_per_crop_median']:.1f} ms per crop (median, {len(names)} crops)")  # fmt: skip
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(rows, indent=1) + "\n")
+              f"{rows[-1]['ms_per_crop_median']:.1f} ms per crop (median, {len(scored)} crops)")  # fmt: skip
+    write_json_atomic(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -20,14 +20,13 @@ import json
 import statistics
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from jerseynum.config import PipelineConfig
-from jerseynum.io import list_tracklets, read_labels
+from jerseynum.io import list_tracklets, read_labels, write_json_atomic
 from jerseynum.pipeline import Pipeline
 from jerseynum.stages.legibility import DEFAULT_CHECKPOINT, LegibilityClassifier, export_onnx, load_checkpoint
 from jerseynum.training import splits
@@ -130,13 +129,13 @@ def threshold_sweep(scores: np.ndarray, right: np.ndarray, thresholds=(0.05, 0.1
     return rows
 
 
-def crop_tracklets(root: Path, keep) -> tuple[list[Tracklet], dict[str, int]]:
-    labels = json.loads((root / "labels.json").read_text())
+def crop_tracklets(root: Path) -> tuple[list[Tracklet], dict[str, int]]:
+    """The scored crops of a number-crop set with a number label, each a one-frame tracklet, and their numbers."""
     tracklets, numbers = [], {}
-    for file_name, texts in sorted(labels.items()):
-        if keep(file_name) and texts[0].isdigit():
+    for file_name, label in sorted(splits.scored_number_crops(root)):
+        if label.isdigit():
             tracklets.append(Tracklet.from_paths(file_name, [root / "images" / file_name]))
-            numbers[file_name] = int(texts[0])
+            numbers[file_name] = int(label)
     return tracklets, numbers
 
 
@@ -207,8 +206,7 @@ def main() -> None:
                                             onnx_path, args.threshold)  # fmt: skip
         for name, crop_set in (("roboflow SoccerNet crops (scored half)", "soccernet_numcrops_roboflow"),
                                ("basketball crops (dev)", "basketball_jersey_crops")):  # fmt: skip
-            keep = partial(splits.number_crop_scored, crop_set)
-            results["end_to_end"] += end_to_end(name, *crop_tracklets(args.data / crop_set, keep), onnx_path,
+            results["end_to_end"] += end_to_end(name, *crop_tracklets(args.data / crop_set), onnx_path,
                                                 args.threshold)  # fmt: skip
         # Crops with no number, where the right answer is -1: every 6th bib-free photo region scored above (the
         # larger ones go through pose and the text detector, 0.25 s each with legibility off).
@@ -217,8 +215,7 @@ def main() -> None:
         results["end_to_end"] += end_to_end("RBNR bib-free regions (answer -1)", tracklets,
                                             {t.id: NO_NUMBER for t in tracklets}, onnx_path, args.threshold)  # fmt: skip
     folder.cleanup()
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=1) + "\n")
+    write_json_atomic(args.json, results)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,13 @@ pyexiv2 is not a dependency of jerseynum: `pip install pyexiv2` to measure it (i
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from jerseynum.io import write_json_atomic
 from jerseynum.photos.metadata import MetadataWriter, sidecar_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,8 +83,7 @@ def main() -> None:
                 median = statistics.median(measure(photos, mode)) * 1000
             results[f"{name}, {mode}"] = round(median, 1)
             print(f"{name:22} {mode:9} {median:6.1f} ms per photo (median of {len(sources)})")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"photos": len(sources), "ms_per_photo_median": results}, indent=1) + "\n")
+    write_json_atomic(args.json, {"photos": len(sources), "ms_per_photo_median": results})
 
 
 if __name__ == "__main__":

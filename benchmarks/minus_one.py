@@ -54,6 +54,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jerseynum.config import PipelineConfig
+from jerseynum.io import write_json_atomic
 from jerseynum.pipeline import Pipeline
 from jerseynum.training import splits
 from jerseynum.training.degrade import DEGRADATIONS, degrade, seeded_rng
@@ -124,11 +125,9 @@ def number_crop_cases(data: Path) -> list[Case]:
     """The scored jersey-number crops (`NUMBER_CROPS`), each a single-frame tracklet due its labelled number."""
     cases = []
     for name in NUMBER_CROPS:
-        labels = json.loads((data / name / "labels.json").read_text())
-        for file, texts in labels.items():
-            if splits.number_crop_scored(name, file, texts[0]):
-                image = cv2.imread(str(data / name / "images" / file))
-                cases.append(Case(f"{name}/{file}", [image], int(texts[0]), number_crop_kind(name)))
+        for file, label in splits.scored_number_crops(data / name):
+            image = cv2.imread(str(data / name / "images" / file))
+            cases.append(Case(f"{name}/{file}", [image], int(label), number_crop_kind(name)))
     return cases
 
 
@@ -305,7 +304,7 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     report = {"runners": len(runners), "all_photos": args.all, "limit": args.limit, "skipped": skipped,
               "tracklets": len(cases), "run_seconds": seconds, "modes": results}  # fmt: skip
-    args.json.write_text(json.dumps(report, indent=1) + "\n")
+    write_json_atomic(args.json, report)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ import cv2
 import numpy as np
 
 from jerseynum.config import PipelineConfig
-from jerseynum.io import VideoSource
+from jerseynum.io import VideoSource, write_json_atomic
 from jerseynum.training import splits
 from jerseynum.types import NO_NUMBER
 from jerseynum.video.live import run_demo
@@ -374,8 +374,7 @@ def main() -> None:
         started = time.perf_counter()
         out["fps"] = fps_runs(clips[0], args.fps_frames, detectors, folder)
         out["fps_seconds"] = round(time.perf_counter() - started, 1)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=1) + "\n")
+    write_json_atomic(args.json, out)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 
 from jerseynum.detect import person_detector
+from jerseynum.io import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "rbnr_bib_photos"
@@ -46,7 +47,7 @@ def main() -> None:
         results[name] = {"bibs_on_a_person": found, "bibs": bibs, "people_per_photo": round(people / len(images), 2),
                          "ms_per_photo_median": round(1000 * statistics.median(seconds), 1)}  # fmt: skip
         print(f"{name:20} {results[name]}", flush=True)
-    args.json.write_text(json.dumps({"photos": len(images), "results": results}, indent=1) + "\n")
+    write_json_atomic(args.json, {"photos": len(images), "results": results})
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from jerseynum.io import write_json_atomic
 from jerseynum.photos.event import FEATURES, EventSettings, decide_event, scored_candidates, signature
 from jerseynum.photos.identity import photo_time, rank_matches
 from jerseynum.photos.index import SHOWN, BibNumber, StoredRunner, reviewed_hidden
@@ -506,8 +507,7 @@ def main() -> None:
                 f"F1 {base['f1']:.3f}, {base['s_per_photo_median']:.2f} s per photo"
             )
             results["rows"].append(base)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=1) + "\n")
+    write_json_atomic(args.json, results)
 
 
 if __name__ == "__main__":

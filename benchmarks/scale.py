@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from jerseynum.io import write_json_atomic
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "rbnr_bib_photos" / "images"
 
@@ -184,8 +186,7 @@ def main() -> None:
           f"{results['ray_overhead_share']:.1%} of a photo's tagging ({ray_one['tag_s_mean']:.2f} s); one process:"
           f" {one['overhead_s_per_photo'] * 1000:.0f} ms")  # fmt: skip
     print(f"index writes: {results['index_writes']}; the event pass over them: {results['event_pass']}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=1) + "\n")
+    write_json_atomic(args.json, results)
 
 
 if __name__ == "__main__":

@@ -29,8 +29,9 @@ from pathlib import Path
 import cv2
 
 from jerseynum.config import PipelineConfig
-from jerseynum.io import list_tracklets
+from jerseynum.io import list_tracklets, write_json_atomic
 from jerseynum.pipeline import STAGES, Pipeline
+from jerseynum.training import splits
 from jerseynum.training.synth import write_sample_tracklets
 from jerseynum.types import Mode, Tracklet
 
@@ -107,13 +108,15 @@ def time_photos(config: PipelineConfig | None, photos: list[Path], labels: dict[
 
 
 def number_crops(data: Path, limit: int) -> tuple[list[Tracklet], dict[str, int]]:
+    """The first `limit` scored crops with a number label of each jersey number-crop set, as one-frame tracklets
+    (the SoccerNet crops of the trained half are the crnn's training material), and their numbers."""
     tracklets, labels = [], {}
     for name in ("soccernet_numcrops_roboflow", "basketball_jersey_crops"):
         root = data / name
-        items = sorted(json.loads((root / "labels.json").read_text()).items())
-        for file_name, texts in [item for item in items if item[1][0].isdigit()][:limit]:
+        items = sorted((file, label) for file, label in splits.scored_number_crops(root) if label.isdigit())
+        for file_name, label in items[:limit]:
             tracklets.append(Tracklet.from_paths(f"{name}/{file_name}", [root / "images" / file_name]))
-            labels[f"{name}/{file_name}"] = int(texts[0])
+            labels[f"{name}/{file_name}"] = int(label)
     return tracklets, labels
 
 
@@ -173,8 +176,7 @@ def main() -> None:
                 ratio = results[f"{item}/{other}"]["median_s"] / results[f"{item}/default"]["median_s"]
                 results[f"{item}/speed_up_vs_{other}"] = round(ratio, 2)
                 print(f"{item}: default is {ratio:.2f}x faster than {other}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=1) + "\n")
+    write_json_atomic(args.json, results)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ loads a model), medians of repeated runs, each a fresh process.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from jerseynum.io import write_json_atomic
 from jerseynum.photos.index import BibNumber, PhotoIndex
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,8 +45,7 @@ def main() -> None:
             median = statistics.median(seconds(argv) for _ in range(args.runs))
             results[name] = round(median, 3)
             print(f"jerseynum {name:7} {median:.2f} s (median of {args.runs})")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"runs": args.runs, "seconds_median": results}, indent=1) + "\n")
+    write_json_atomic(args.json, {"runs": args.runs, "seconds_median": results})
 
 
 if __name__ == "__main__":

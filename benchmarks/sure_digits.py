@@ -19,6 +19,7 @@ import cv2
 from tqdm import tqdm
 
 from jerseynum.config import PipelineConfig
+from jerseynum.io import write_json_atomic
 from jerseynum.photos.startlist import SURE_DIGIT
 from jerseynum.stages.text import TextStage
 from jerseynum.types import Mode
@@ -69,8 +70,7 @@ def main() -> None:
         for cut in CUTS:
             below = row["below"][str(cut)]
             print(f"    below {cut}: confused digits {below['confused']:.2f}, right digits {below['right']:.3f}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"sure_digit": SURE_DIGIT, "crops": len(items), "engines": rows}, indent=1) + "\n")
+    write_json_atomic(args.json, {"sure_digit": SURE_DIGIT, "crops": len(items), "engines": rows})
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from jerseynum.config import PipelineConfig
+from jerseynum.io import write_json_atomic
 from jerseynum.stages.text import DIGITS, TextStage
 from jerseynum.stages.vote import Vote, VoteSettings
 from jerseynum.training import splits
@@ -144,8 +145,7 @@ def main() -> None:
     for name in args.sets:
         mode = SETS[name]
         root = args.data / name
-        labels = json.loads((root / "labels.json").read_text())
-        scored = [(file, texts[0]) for file, texts in labels.items() if splits.number_crop_scored(name, file, texts[0])]
+        scored = splits.scored_number_crops(root)
         crops = [(cv2.imread(str(root / "images" / file)), re.sub(r"\D", "", label)) for file, label in scored]
         audit = AUDITS / f"{name.removesuffix('_crops')}_unreadable.json"
         unreadable = set(json.loads(audit.read_text())["unreadable"]) if audit.is_file() else None
@@ -180,8 +180,7 @@ def main() -> None:
                   f"{'-' if removed is None else format(removed, '.0%'):>14}"
                   + (f"  readable {row['accuracy_on_readable']:.3f} (n={row['readable_crops']})" if readable else ""))  # fmt: skip
     if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(results, indent=1) + "\n")
+        write_json_atomic(json_path, results)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Prints a table and writes JSON:
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from jerseynum.config import PipelineConfig
-from jerseynum.io import list_tracklets, read_labels
+from jerseynum.io import list_tracklets, read_labels, write_json_atomic
 from jerseynum.pipeline import Pipeline
 from jerseynum.training import splits
 from jerseynum.types import Mode
@@ -70,8 +69,7 @@ def main() -> None:
             print(f"{name:34} {text:18} {len(tracklets):4} tracklets  accuracy {row['accuracy']:.4f}  "
                   f"{row['s_per_tracklet_median']:.3f} s per tracklet (median)")  # fmt: skip
     if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(results, indent=1) + "\n")
+        write_json_atomic(json_path, results)
 
 
 if __name__ == "__main__":

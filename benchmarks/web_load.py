@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import math
 import tempfile
 import threading
@@ -27,6 +26,7 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
+from jerseynum.io import write_json_atomic
 from jerseynum.photos.index import BibNumber, PhotoIndex
 from jerseynum.web.server import make_server
 
@@ -181,8 +181,7 @@ def main() -> None:
         print(f"  {row['kind']:18} {row['requests']:8} {row['answered_200']:5} {row['p50_ms']:8.1f}"
               f" {row['p99_ms']:8.1f} {row['max_ms']:8.1f}")  # fmt: skip
     settings = {"photos": args.photos, "side": args.side, "concurrency": args.concurrency, "requests": len(every)}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"settings": settings, "wall_s": round(wall, 2), "rows": rows}, indent=1) + "\n")
+    write_json_atomic(args.json, {"settings": settings, "wall_s": round(wall, 2), "rows": rows})
 
 
 if __name__ == "__main__":

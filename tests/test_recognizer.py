@@ -1,5 +1,7 @@
 """The project's digit recognizer: network, input preparation, data splits, training, and the shipped weights."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -70,6 +72,18 @@ def test_a_number_crop_is_scored_by_its_sets_group():
     assert splits.number_crop_scored("bibracer_bib_crops", "a.jpg", "T2182") == splits.bib_scored("2182")
     with pytest.raises(ValueError, match="not a number-crop set"):
         splits.number_crop_scored("rbnr_bib_photos", "set1_01.JPG")
+
+
+def test_a_sets_scored_crops_are_those_of_its_scored_groups_in_label_order(tmp_path):
+    scored_id = next(str(i) for i in range(100) if splits.soccernet_scored(str(i)))
+    trained_id = next(str(i) for i in range(100) if not splits.soccernet_scored(str(i)))
+    root = tmp_path / "soccernet_numcrops_roboflow"
+    root.mkdir()
+    crops = {f"train__{tracklet}_{frame}_jpg.rf.ab.jpg_1.jpg": [label]
+             for tracklet, frame, label in [(scored_id, 2, "7"), (trained_id, 1, "9"), (scored_id, 1, "17")]}  # fmt: skip
+    (root / "labels.json").write_text(json.dumps(crops))
+    assert splits.scored_number_crops(root) == [(f"train__{scored_id}_2_jpg.rf.ab.jpg_1.jpg", "7"),
+                                                (f"train__{scored_id}_1_jpg.rf.ab.jpg_1.jpg", "17")]  # fmt: skip
 
 
 def test_augment_and_rendering_give_valid_crops():

@@ -13,7 +13,9 @@ trained on and all of the second scored.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from pathlib import Path
 
 
 def _bucket(kind: str, group: str) -> int:
@@ -50,6 +52,13 @@ def number_crop_scored(set_name: str, file_name: str, label: str = "") -> bool:
     if set_name == "bibracer_bib_crops":
         return bib_scored(label)
     raise ValueError(f"not a number-crop set: {set_name!r}")
+
+
+def scored_number_crops(root: Path) -> list[tuple[str, str]]:
+    """The (file name, label) of each scored crop (`number_crop_scored`) of the shared number-crop set in `root`,
+    in its labels.json's order."""
+    labels = json.loads((Path(root) / "labels.json").read_text())
+    return [(file, texts[0]) for file, texts in labels.items() if number_crop_scored(Path(root).name, file, texts[0])]
 
 
 def genl_crop_tracklet(file_name: str) -> str:
