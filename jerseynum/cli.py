@@ -820,7 +820,7 @@ def video(args: argparse.Namespace) -> int:
     try:
         result = read_video(args.video, PipelineConfig(mode=args.mode), args.detector, args.save_tracklets,
                             progress=not args.quiet, read_every=args.read_every)  # fmt: skip
-    except VideoError as error:
+    except (VideoError, OSError) as error:  # OSError: a tracklet crop that cannot be saved (a full disk)
         log.error("%s", error)
         return 2
     write_json_atomic(args.output, result)

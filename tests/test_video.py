@@ -60,6 +60,16 @@ def test_video_command_tracks_the_players_and_reads_their_numbers(players_video,
     assert len(tracklets) == len(result["tracks"]) and all(t.frames for t in tracklets)
 
 
+def test_a_tracklet_crop_that_cannot_be_saved_stops_the_run_with_its_name(players_video, tmp_path, monkeypatch,
+                                                                         caplog):  # fmt: skip
+    monkeypatch.setattr(tracking.cv2, "imwrite", lambda *args: False)  # as on a full disk
+    out = tmp_path / "result.json"
+    args = ["video", str(players_video), "--detector", "motion", "-o", str(out), "--save-tracklets",
+            str(tmp_path / "tracklets"), "-q"]  # fmt: skip
+    assert main(args) == 2
+    assert "cannot write the tracklet crop" in caplog.text and not out.exists()
+
+
 def test_demo_headless_records_every_frame_with_the_numbers_drawn(players_video, tmp_path, capsys):
     out = tmp_path / "demo.mp4"
     # Which numbers get read depends on how long each read takes (reads run beside the frames, the file plays at its
@@ -192,7 +202,8 @@ def test_a_file_plays_at_its_own_rate_not_faster(clip):
     assert report.seconds >= (CLIP_FRAMES - 1) / 25 and report.fps <= 25.5 and report.waited > 0
 
 
-def test_frames_dropped_to_keep_pace_count_as_read(clip, monkeypatch):
+def test_frames_dropped_to_keep_pace_count_as_read_and_the_recording_keeps_the_files_time(clip, tmp_path,
+                                                                                          monkeypatch):  # fmt: skip
     process = live.VideoReader.process
 
     def slow_process(self, frame, index):  # slower than the clip's 25 FPS: realtime play must drop frames
@@ -200,9 +211,11 @@ def test_frames_dropped_to_keep_pace_count_as_read(clip, monkeypatch):
         return process(self, frame, index)
 
     monkeypatch.setattr(live.VideoReader, "process", slow_process)
-    report = live.run_demo(str(clip), headless=True, realtime=True)
+    recording = tmp_path / "demo.avi"
+    report = live.run_demo(str(clip), headless=True, realtime=True, output=recording)
     assert report.frames_dropped > 0 and report.frames_shown + report.frames_dropped == CLIP_FRAMES
     assert (report.frames_read, report.frames_expected, report.warning) == (CLIP_FRAMES, CLIP_FRAMES, None)
+    assert frame_count(recording) == CLIP_FRAMES  # a dropped frame is recorded as the last one drawn
 
 
 @pytest.mark.parametrize("headless", [[], ["--headless"]], ids=["window", "headless"])

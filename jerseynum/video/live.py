@@ -155,6 +155,7 @@ def run_demo(source: str, config: PipelineConfig | None = None, detector: str = 
         # tracks coasting between: detecting every frame would not leave 25 FPS on 2 cores.
         reader = VideoReader(config, detector, detect_every=2, background=True)
         writer = None
+        last_drawn = None  # what the recording repeats for a frame dropped to keep pace
         recent: deque[float] = deque(maxlen=30)  # frame end times, for a smoothed FPS
         shown = dropped = index = 0
         waited = 0.0
@@ -169,6 +170,8 @@ def run_demo(source: str, config: PipelineConfig | None = None, detector: str = 
                 if realtime and not video.live:  # skip the frames we are late for
                     due = int((time.perf_counter() - start) * rate)
                     if index < due:
+                        if writer is not None:  # the last drawn frame holds its place: the recording keeps time
+                            writer.write(last_drawn)
                         index += 1
                         dropped += 1
                         continue
@@ -178,8 +181,9 @@ def run_demo(source: str, config: PipelineConfig | None = None, detector: str = 
                 draw(frame, tracks, fps)
                 if output is not None:
                     if writer is None:
-                        writer = open_writer(output, video.fps, frame)
+                        writer = open_writer(output, rate, frame)
                     writer.write(frame)
+                    last_drawn = frame
                 if not headless and show(frame):
                     break
                 shown += 1

@@ -203,7 +203,9 @@ class VideoReader:
             if self.save_tracklets and detected:
                 folder = self.save_tracklets / str(track.id)
                 folder.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(folder / f"{index}.jpg"), frame[box[1] : box[3], box[0] : box[2]])
+                crop = folder / f"{index}.jpg"
+                if not cv2.imwrite(str(crop), frame[box[1] : box[3], box[0] : box[2]]):
+                    raise OSError(f"cannot write the tracklet crop {crop} (is the disk full?)")
         self._shown_boxes = [track.boxes[-1][1] for track in visible]
         if detected:
             if self._reads is not None:
