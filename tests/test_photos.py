@@ -220,10 +220,16 @@ def test_an_index_of_another_folder_is_refused(tmp_path):
         tag_folder(tmp_path / "b", tmp_path / "index.db", ShadeTagger, version="v1", workers=1)
 
 
-def test_a_file_that_is_not_an_index_is_refused(tmp_path):
+def test_a_file_that_is_not_an_index_is_refused_and_not_held_open(tmp_path, monkeypatch):
+    connections = []
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *args, **kwargs: connections.append(connect(*args, **kwargs))
+                        or connections[-1])  # fmt: skip
     (tmp_path / "notes.db").write_text("not sqlite " * 100)
     with pytest.raises(IndexFileError, match="not a jerseynum index"):
         PhotoIndex(tmp_path / "notes.db")
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        connections[0].execute("SELECT 1")
 
 
 @pytest.fixture

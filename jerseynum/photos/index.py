@@ -272,6 +272,8 @@ class PhotoIndex:
                     self._db.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nPRAGMA application_id = {APPLICATION_ID};")
                     self._upgrade()
         except sqlite3.DatabaseError as error:
+            if hasattr(self, "_db"):
+                self._db.close()  # a refused file is not held open
             self._raise_for(error, "open")
 
     def _connect_read_only(self) -> sqlite3.Connection:
