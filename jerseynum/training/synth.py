@@ -10,13 +10,14 @@ machine, no font file needed.
 from __future__ import annotations
 
 import argparse
-import json
 import string
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from jerseynum.io import write_json_atomic
 
 SHIRT_COLOURS = [((200, 40, 30), (255, 255, 255)), ((255, 255, 255), (30, 30, 160)), ((20, 120, 20), (255, 255, 255)),
                  ((0, 200, 255), (20, 20, 20)), ((40, 40, 40), (0, 220, 255))]  # fmt: skip  (shirt, print) BGR
@@ -294,7 +295,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=6)
     args = parser.parse_args()
     labels = write_sample_tracklets(args.out_dir / "tracklets", args.numbers, args.frames)
-    (args.out_dir / "labels.json").write_text(json.dumps(labels, indent=1) + "\n")
+    write_json_atomic(args.out_dir / "labels.json", labels)
 
 
 if __name__ == "__main__":
