@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jerseynum.config import PipelineConfig
 from jerseynum.io import (
@@ -31,6 +32,9 @@ from jerseynum.parallel import default_workers
 from jerseynum.weights import CRNN_WEIGHTS as DEFAULT_WEIGHTS
 from jerseynum.weights import LEGIBILITY_CHECKPOINT as DEFAULT_LEGIBILITY_CHECKPOINT
 from jerseynum.weights import LEGIBILITY_WEIGHTS as DEFAULT_LEGIBILITY_WEIGHTS
+
+if TYPE_CHECKING:  # the commands import what they run when they run: `--help` and `search` stay fast
+    from jerseynum.photos.event import EventReport
 
 log = logging.getLogger("jerseynum")
 
@@ -629,7 +633,7 @@ def write_metadata(args: argparse.Namespace) -> int:
 MAX_LISTED = 20  # files named per kind in a run's summary
 
 
-def describe_event(report) -> str:
+def describe_event(report: EventReport) -> str:
     """One line on the whole event's decisions (pass 2)."""
     statuses = ", ".join(f"{count} {status}" for status, count in report.statuses.most_common()) or "no numbers"
     rejected = report.statuses.get("rejected", 0)

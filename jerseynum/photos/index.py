@@ -24,12 +24,15 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 from urllib.parse import quote
 
 import numpy as np
 
 from jerseynum.types import Box
+
+if TYPE_CHECKING:
+    from jerseynum.photos.startlist import StartList
 
 APPLICATION_ID = 0x4A4E554D  # "JNUM" in the SQLite header: this file is a jerseynum index
 TABLES = {"meta", "photos", "numbers"}
@@ -620,7 +623,7 @@ class PhotoIndex:
             self._db.executemany("INSERT INTO entrants VALUES (?, ?, ?)",
                                  [(e.bib, e.name, e.category) for e in entrants])  # fmt: skip
 
-    def start_list(self):
+    def start_list(self) -> StartList | None:
         """The stored start list (`startlist.StartList`), None where none was given."""
         from jerseynum.photos.startlist import Entrant, StartList  # startlist imports this module
 

@@ -19,11 +19,14 @@ from PIL import Image, ImageDraw, ImageFont
 
 from jerseynum.io import write_json_atomic
 
+Colour = tuple[int, int, int]  # in the channel order of the image drawn on (BGR here)
+
 SHIRT_COLOURS = [((200, 40, 30), (255, 255, 255)), ((255, 255, 255), (30, 30, 160)), ((20, 120, 20), (255, 255, 255)),
                  ((0, 200, 255), (20, 20, 20)), ((40, 40, 40), (0, 220, 255))]  # fmt: skip  (shirt, print) BGR
 
 
-def render_number(text: str, height: int = 64, shirt=(200, 40, 30), ink=(255, 255, 255)) -> np.ndarray:
+def render_number(text: str, height: int = 64, shirt: Colour = (200, 40, 30), ink: Colour = (255, 255, 255)
+                  ) -> np.ndarray:  # fmt: skip
     """A tight crop of `text` printed in bold on a plain shirt patch, about `height` px tall."""
     scale = height / 40.0
     thickness = max(2, round(height / 9))
@@ -35,8 +38,8 @@ def render_number(text: str, height: int = 64, shirt=(200, 40, 30), ink=(255, 25
     return patch
 
 
-def render_player(text: str, height: int = 256, shirt=(200, 40, 30), ink=(255, 255, 255),
-                  background=(60, 140, 60)) -> np.ndarray:  # fmt: skip
+def render_player(text: str, height: int = 256, shirt: Colour = (200, 40, 30), ink: Colour = (255, 255, 255),
+                  background: Colour = (60, 140, 60)) -> np.ndarray:  # fmt: skip
     """A drawn player, about 2:5 wide to tall like a SoccerNet crop: head, shirt with the number, shorts, legs."""
     width = int(height * 0.45)
     image = np.full((height, width, 3), background, np.uint8)

@@ -103,7 +103,8 @@ def _shrink(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
 
 
-def labelled_crops(root: Path, keep, group_of, truth: bool | None) -> list[Crop]:
+def labelled_crops(root: Path, keep: Callable[[str], bool], group_of: Callable[[str], str],
+                   truth: bool | None) -> list[Crop]:  # fmt: skip
     labels = json.loads((root / "labels.json").read_text())
     crops = []
     for file_name in sorted(labels):

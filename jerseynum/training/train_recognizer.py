@@ -22,7 +22,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +47,8 @@ class Sample:
     source: str  # which set it came from
 
 
-def _load_set(root: Path, keep, group_of, source: str) -> list[tuple[Sample, str]]:
+def _load_set(root: Path, keep: Callable[[str], bool], group_of: Callable[[str], str], source: str
+              ) -> list[tuple[Sample, str]]:  # fmt: skip
     """(sample, group) for every labelled crop of `root` whose group `keep` accepts."""
     labels = json.loads((root / "labels.json").read_text())
     items = []
