@@ -371,6 +371,15 @@ def _same_content(a: Path, b: Path) -> bool:
     return True
 
 
+def torch_save_atomic(path: Path, checkpoint: dict) -> None:
+    """A torch checkpoint, written whole or not at all (`write_bytes_atomic`)."""
+    import torch  # the commands that only search or export never load torch
+
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
 def write_json_atomic(path: Path, data: object) -> None:
     """`data` as JSON, written whole or not at all (`write_text_atomic`)."""
     write_text_atomic(path, json.dumps(data, indent=1) + "\n")

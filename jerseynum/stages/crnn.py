@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from jerseynum.io import torch_save_atomic
 from jerseynum.weights import CRNN_WEIGHTS
 
 ALPHABET = "0123456789"  # class 0 is the CTC blank, class i + 1 is ALPHABET[i]
@@ -137,14 +138,10 @@ def crop_views(crop: np.ndarray, count: int) -> list[np.ndarray]:
 
 
 def save_checkpoint(path: Path, model: nn.Module, arch: str, input_size: tuple[int, int], meta: dict) -> None:
-    """Written to a temporary file and renamed, so an interrupted save never leaves a broken checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
+    """Written whole or not at all: an interrupted save or a full disk never leaves a broken checkpoint."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"arch": arch, "input_size": list(input_size), "alphabet": ALPHABET, "state_dict": state,
-                "meta": meta}, temporary)  # fmt: skip
-    temporary.replace(path)
+    torch_save_atomic(path, {"arch": arch, "input_size": list(input_size), "alphabet": ALPHABET,
+                             "state_dict": state, "meta": meta})  # fmt: skip
 
 
 def load_checkpoint(path: Path, device: str = "cpu", arch: str | None = None

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 
+from jerseynum.io import torch_save_atomic
 from jerseynum.weights import LEGIBILITY_CHECKPOINT, LEGIBILITY_WEIGHTS
 
 DEFAULT_CHECKPOINT = LEGIBILITY_CHECKPOINT
@@ -76,13 +77,9 @@ def to_tensor(crops: list[np.ndarray], input_size: tuple[int, int]) -> torch.Ten
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, arch: str, input_size: tuple[int, int], meta: dict) -> None:
-    """Written to a temporary file and renamed, so an interrupted save never leaves a broken checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
+    """Written whole or not at all: an interrupted save or a full disk never leaves a broken checkpoint."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"arch": arch, "input_size": list(input_size), "state_dict": state, "meta": meta}, temporary)
-    temporary.replace(path)
+    torch_save_atomic(path, {"arch": arch, "input_size": list(input_size), "state_dict": state, "meta": meta})
 
 
 def load_checkpoint(path: Path, device: str = "cpu") -> tuple[torch.nn.Module, tuple[int, int], dict]:
