@@ -24,7 +24,6 @@ the pseudo-labels and the classifier with it.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import math
@@ -41,6 +40,7 @@ from tqdm import tqdm
 from jerseynum.io import IMAGE_SUFFIXES, read_image_or_skip
 from jerseynum.stages.legibility import build_classifier, save_checkpoint, to_tensor
 from jerseynum.training import splits
+from jerseynum.training.degrade import seeded_rng
 from jerseynum.types import Mode
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def labelled_crops(root: Path, keep: Callable[[str], bool], group_of: Callable[[
 
 def bib_free_regions(photo: np.ndarray, bib_boxes: list[list[float]], count: int, seed: str) -> list[tuple[int, ...]]:
     """Up to `count` boxes of `photo` (20-200 px sides) that stay clear of every bib box (grown by a quarter)."""
-    rng = np.random.default_rng(int(hashlib.md5(seed.encode()).hexdigest()[:8], 16))
+    rng = seeded_rng(seed)
     height, width = photo.shape[:2]
     grown = []
     for x1, y1, x2, y2 in bib_boxes:
