@@ -35,6 +35,7 @@ from jerseynum.weights import LEGIBILITY_WEIGHTS as DEFAULT_LEGIBILITY_WEIGHTS
 
 if TYPE_CHECKING:  # the commands import what they run when they run: `--help` and `search` stay fast
     from jerseynum.photos.event import EventReport
+    from jerseynum.photos.index import PhotoIndex
 
 log = logging.getLogger("jerseynum")
 
@@ -490,13 +491,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open_index(path: Path):
+def _open_index(path: Path) -> PhotoIndex:
     """The index, read-only: search, export and serve never write it (it may be on a read-only mount)."""
     from jerseynum.photos.index import PhotoIndex
 
-    if not path.is_file():
-        raise SystemExit(f"no index at {path}: create it with `jerseynum tag PHOTOS --index {path}`")
+    if why := _missing_index(path):
+        raise SystemExit(why)
     return PhotoIndex(path, read_only=True)
+
+
+def _missing_index(path: Path) -> str | None:
+    """Why `path` cannot be opened as an index, with how to make one, where there is none; else None."""
+    return None if path.is_file() else f"no index at {path}: create it with `jerseynum tag PHOTOS --index {path}`"
 
 
 def _writable(path: Path) -> bool:
@@ -593,8 +599,8 @@ def correct(args: argparse.Namespace) -> int:
     if not said or not all(number for number, _ in said):
         log.error("say what to correct: --confirm N, --add N or --remove N, each a number with digits")
         return 2
-    if not args.index.is_file():
-        log.error("no index at %s", args.index)
+    if why := _missing_index(args.index):
+        log.error("%s", why)
         return 2
     with PhotoIndex(args.index) as index:
         path = Path(args.photo).as_posix()
@@ -614,8 +620,8 @@ def write_metadata(args: argparse.Namespace) -> int:
     from jerseynum.photos.metadata import MetadataError, write_index_metadata
 
     mode = args.write_metadata if args.command == "tag" else args.mode
-    if not args.index.is_file():
-        log.error("no index at %s: create it with `jerseynum tag PHOTOS --index %s`", args.index, args.index)
+    if why := _missing_index(args.index):
+        log.error("%s", why)
         return 2
     try:
         report = write_index_metadata(args.index, mode, progress=not args.quiet)
@@ -649,8 +655,8 @@ def start_list(args: argparse.Namespace) -> int:
     from jerseynum.photos.index import PhotoIndex
     from jerseynum.photos.startlist import StartListError, read_start_list
 
-    if not args.index.is_file():
-        log.error("no index at %s: create it with `jerseynum tag PHOTOS --index %s`", args.index, args.index)
+    if why := _missing_index(args.index):
+        log.error("%s", why)
         return 2
     try:
         entrants = read_start_list(args.csv)
