@@ -13,7 +13,7 @@ face is not found (a cap, a turned head, a hand) is read in the torso and legs o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -114,16 +114,21 @@ class FaceRunnerFinder:
         return merged
 
     def find(self, photo: np.ndarray) -> list[Runner]:
-        height, width = photo.shape[:2]
-        runners = []
-        for face, score in self.faces(photo):
-            region = bib_region(face, height, width, self.settings)
-            if region[2] - region[0] >= 8 and region[3] - region[1] >= 8:  # a face at the photo's bottom edge
-                runners.append(Runner(face, score, region))
-        return runners
+        return face_runners(self.faces(photo), *photo.shape[:2], self.settings)
 
     def close(self) -> None:
         self._detector.close()
+
+
+def face_runners(faces: list[tuple[Box, float]], height: int, width: int, settings: RunnerSettings) -> list[Runner]:
+    """A runner for each of the (face, score) whose bib region lies in the photo: a face at the photo's bottom
+    edge has none."""
+    runners = []
+    for face, score in faces:
+        region = bib_region(face, height, width, settings)
+        if region[2] - region[0] >= 8 and region[3] - region[1] >= 8:
+            runners.append(Runner(face, score, region))
+    return runners
 
 
 def body_region(body: Box, height: int, width: int, settings: RunnerSettings = RunnerSettings()) -> Box:
@@ -176,15 +181,12 @@ class RunnerFinder:
             if self.people else []  # fmt: skip
         taken: set[int] = set()
         runners = []
-        for face, score in self.face_finder.faces(photo):
-            region = bib_region(face, height, width, self.settings)
-            if region[2] - region[0] < 8 or region[3] - region[1] < 8:  # a face at the photo's bottom edge
-                continue
-            k = body_of(face, bodies, taken, self.settings)
+        for runner in face_runners(self.face_finder.faces(photo), height, width, self.settings):
+            k = body_of(runner.face, bodies, taken, self.settings)
             if k is not None:
                 taken.add(k)
-            body = bodies[k] if k is not None else None
-            runners.append(Runner(face, score, region, body.box if body else None, body.score if body else 0.0))
+                runner = replace(runner, body=bodies[k].box, body_score=bodies[k].score)
+            runners.append(runner)
         for k, body in enumerate(bodies):
             if k not in taken:
                 runners.append(Runner(None, 0.0, body_region(body.box, height, width, self.settings), body.box,
