@@ -130,7 +130,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
         default=PipelineConfig.legibility_threshold,
         help="frames scoring below this are not read",
     )
-    parser.add_argument("--max-frames", type=at_least(1), default=64, help="frames sampled from a longer tracklet")
+    parser.add_argument("--max-frames", type=at_least(1), default=PipelineConfig.max_frames,
+                        help="frames sampled from a longer tracklet")  # fmt: skip
     add_max_pixels_argument(parser)
     parser.add_argument("--no-early-stop", action="store_true", help="read every sampled frame")
     parser.add_argument("--device", default="cpu", help="torch device for the legibility classifier")  # fmt: skip
@@ -371,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     video_parser.add_argument("--mode", choices=["jersey", "bib"], default="jersey")
     video_parser.add_argument(
         "--detector",
-        choices=["person", "motion", "faces"],
+        choices=["person", "motion", "faces"],  # video.tracking.DETECTORS, named here so `--help` imports no model
         default="person",
         help="person: a person detector, any camera (default); motion: moving blobs, fixed camera only; faces:"
         " people facing the camera",

@@ -60,6 +60,14 @@ def test_video_command_tracks_the_players_and_reads_their_numbers(players_video,
     assert len(tracklets) == len(result["tracks"]) and all(t.frames for t in tracklets)
 
 
+def test_the_video_commands_detectors_are_the_trackers():
+    from jerseynum.cli import build_parser
+
+    video = build_parser()._subparsers._group_actions[0].choices["video"]
+    detector = next(action for action in video._actions if action.dest == "detector")
+    assert (sorted(detector.choices), detector.default) == (sorted(tracking.DETECTORS), tracking.DEFAULT_DETECTOR)
+
+
 def test_a_tracklet_crop_that_cannot_be_saved_stops_the_run_with_its_name(players_video, tmp_path, monkeypatch,
                                                                          caplog):  # fmt: skip
     monkeypatch.setattr(tracking.cv2, "imwrite", lambda *args: False)  # as on a full disk
