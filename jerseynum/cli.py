@@ -684,7 +684,7 @@ def _saved(index_path: Path) -> str:
 
 
 def search(args: argparse.Namespace) -> int:
-    from jerseynum.photos.index import bib_digits
+    from jerseynum.photos.index import bib_digits, exact_and_near
 
     if sum(bool(query) for query in (args.number, args.name, args.same_runner)) != 1:
         log.error("search for one of: a bib number, --name NAME, --same-runner PHOTO")
@@ -700,10 +700,7 @@ def search(args: argparse.Namespace) -> int:
     with _open_index(args.index) as index:
         root = index.photos_root
         found = index.search(digits, partial=not args.exact, max_distance=0 if args.exact else args.fuzzy)
-    # The runner's own photos are the exact matches; near ones (a bib containing the number, or one digit off) are
-    # strangers' more often than not: listed apart, copied only when asked.
-    exact = [m for m in found if m.kind == "exact"]
-    near = [m for m in found if m.kind != "exact"]
+    exact, near = exact_and_near(found)  # near ones are copied only when asked
     matches = exact[: args.limit]
     for match in matches:
         print(_match_line(match, root))

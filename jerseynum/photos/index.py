@@ -230,6 +230,12 @@ class Match:
         return kind_order, self.distance, -self.number.confidence, self.photo.path
 
 
+def exact_and_near(found: list[Match]) -> tuple[list[Match], list[Match]]:
+    """A search's matches split into the bib's own photos (exact) and those of near numbers (another bib
+    containing it, or a digit off): strangers' more often than not, so every view lists them apart."""
+    return [m for m in found if m.kind == "exact"], [m for m in found if m.kind != "exact"]
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -36,7 +36,7 @@ from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 
 from jerseynum.io import ImageError
-from jerseynum.photos.index import IndexFileError, PhotoRecord
+from jerseynum.photos.index import IndexFileError, PhotoRecord, exact_and_near
 from jerseynum.web.guard import Guard
 from jerseynum.web.site import (
     BROWSER_SUFFIXES,
@@ -424,9 +424,9 @@ def create_app(site: PhotoSite, host_names: frozenset[str] = frozenset({"localho
             return JSONResponse({"error": "give the bib: /api/search?bib=1234"}, 400)
         with site.index() as index:
             found = index.search(query, partial=near, max_distance=1 if near else 0)
-        matches = [MatchOut(**photo_json(m.photo).model_dump(), match=m.kind) for m in found]
-        return SearchOut(bib=query, photos=[m for m in matches if m.match == "exact"],
-                         near=[m for m in matches if m.match != "exact"])  # fmt: skip
+        exact, near_numbers = [[MatchOut(**photo_json(m.photo).model_dump(), match=m.kind) for m in matches]
+                               for matches in exact_and_near(found)]  # fmt: skip
+        return SearchOut(bib=query, photos=exact, near=near_numbers)
 
     @app.get("/api/photos/{photo_id}", response_model=PhotoOut, responses={404: {"model": ErrorOut}}, tags=["api"],
              summary="A photo and its numbers")  # fmt: skip

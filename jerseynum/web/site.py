@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from jerseynum.io import ImageError, decode_image, read_image_file
-from jerseynum.photos.index import BibNumber, Match, PhotoIndex, PhotoRecord, bib_digits
+from jerseynum.photos.index import BibNumber, Match, PhotoIndex, PhotoRecord, bib_digits, exact_and_near
 
 PER_PAGE = 24
 REVIEW_BELOW = 0.9  # the review page lists shown numbers less likely right than this
@@ -109,7 +109,7 @@ class PhotoSite:
     def search(self, query: str, exact_only: bool = False) -> SearchResult:
         with self.index() as index:
             found = index.search(query, partial=not exact_only, max_distance=0 if exact_only else 1)
-        return SearchResult(query, [m for m in found if m.kind == "exact"], [m for m in found if m.kind != "exact"])
+        return SearchResult(query, *exact_and_near(found))
 
     def exact_photos(self, query: str) -> list[PhotoRecord]:
         with self.index() as index:
