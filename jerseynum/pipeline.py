@@ -143,6 +143,9 @@ class Pipeline:
                 height, width = images[i].shape[:2]
                 box, source = torso_box(keypoints[i], height, width, cfg.torso)
                 evidence[i].torso_box, evidence[i].torso_source = box, source
+                if box[2] <= box[0] or box[3] <= box[1]:  # a frame a pixel or two wide has no torso to cut
+                    evidence[i].error = f"too small to read: {width} x {height} px"
+                    continue
                 crops[i] = images[i][box[1] : box[3], box[0] : box[2]]
 
         if self.legibility is not None:

@@ -44,6 +44,13 @@ def test_a_corrupt_frame_is_recorded_and_the_others_still_vote(jersey_pipeline, 
     assert len(errors) == 1 and "1.jpg" in errors[0]
 
 
+def test_a_frame_a_pixel_wide_is_recorded_as_too_small_and_the_others_still_vote(jersey_pipeline):
+    sliver = np.full((100, 1, 3), 128, np.uint8)  # its upper-body box is 0 px wide
+    prediction = jersey_pipeline.run(Tracklet.from_images("t", [sliver, render_number("8", 36)]))
+    assert prediction.number == 8
+    assert [record.error for record in prediction.evidence if record.error] == ["too small to read: 1 x 100 px"]
+
+
 def test_all_frames_unreadable_gives_no_number_and_says_why(jersey_pipeline, tmp_path):
     (tmp_path / "0.jpg").write_bytes(b"garbage")
     prediction = jersey_pipeline.run(Tracklet.from_paths("t", [tmp_path / "0.jpg"]))
