@@ -27,6 +27,22 @@ def test_low_confidence_readings_do_not_vote():
     assert result.number == NO_NUMBER
 
 
+@pytest.mark.parametrize("mode", [Mode.JERSEY, Mode.BIB])
+def test_a_tie_for_the_lead_gives_no_number_whatever_the_order_of_the_readings(mode):
+    vote = Vote(mode, BIB_VOTE if mode is Mode.BIB else VoteSettings())
+    a, b = ("1234", "1284") if mode is Mode.BIB else ("12", "21")
+    first, second = reading(a, 0.99), reading(b, 0.99)
+    for readings in ([first, second], [second, first]):
+        result = vote.decide(readings)
+        assert result.number == NO_NUMBER and result.reason.startswith(f"split: {a}, {b} tie")
+    assert vote.decide([first, second, reading(a, 0.9)]).number == int(a)  # a lead, however small, is no tie
+
+
+def test_readings_of_no_weight_are_weak_not_a_division_by_zero():
+    result = Vote(settings=VoteSettings(min_confidence=0.0, min_weight=0.0)).decide([reading("12", 0.0)])
+    assert result.number == NO_NUMBER and result.reason.startswith("weak")
+
+
 def test_split_vote_gives_no_number():
     result = Vote(settings=VoteSettings(min_share=0.6)).decide([reading("23", 0.9), reading("28", 0.9)])
     assert result.number == NO_NUMBER and result.reason.startswith("split")

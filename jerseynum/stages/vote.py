@@ -143,12 +143,16 @@ class Vote:
         if not votes:
             return VoteResult(NO_NUMBER, "", 0.0, f"no accepted reading among {len(readings)}", votes)
         text, weight = next(iter(votes.items()))
+        if weight < self.settings.min_weight or weight <= 0:
+            return VoteResult(NO_NUMBER, "", 0.0, f"weak: {text} has weight {weight:.2f} < {self.settings.min_weight}", votes)
+        if tied := [other for other, other_weight in votes.items() if other_weight == weight and other != text]:
+            # which of two equal numbers is named first says nothing about the person: the order of the readings
+            reason = f"split: {', '.join(sorted([text, *tied]))} tie at weight {weight:.2f}"
+            return VoteResult(NO_NUMBER, "", 0.0, reason, votes)
         share = weight / sum(votes.values())
         if self.settings.unsure_dissent:
             shown = _summed(self.voters(readings, unsure_too=True))
             share = min(share, shown[text] / sum(shown.values()))
-        if weight < self.settings.min_weight:
-            return VoteResult(NO_NUMBER, "", 0.0, f"weak: {text} has weight {weight:.2f} < {self.settings.min_weight}", votes)
         if share < self.settings.min_share:
             return VoteResult(NO_NUMBER, "", 0.0, f"split: {text} has share {share:.2f} < {self.settings.min_share}", votes)
         winners = [reading for reading in voters if reading.text == text]
