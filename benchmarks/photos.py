@@ -407,7 +407,8 @@ def fit_calibration(runners: list[StoredRunner], labels: dict[str, list[str]], b
             for photo, numbers in scored.items():
                 for number, values in numbers:
                     bib = matched_bib(number, boxes.get(photo, []))
-                    if bib is not None and number.status != "fragment":  # fragments are hidden whatever their odds
+                    # fragments and duplicates are hidden whatever their odds
+                    if bib is not None and number.status not in ("fragment", "duplicate"):
                         x.append(values)
                         y.append(normalised(number.number) == normalised(bib["number"]))
     model = LogisticRegression(C=1.0, max_iter=1000).fit(np.array(x), np.array(y))

@@ -47,6 +47,12 @@ def test_a_photo_alone_hides_unsure_reads_and_fragments_but_keeps_them():
     assert decided == {"10264": ("read", 0), "1026": ("fragment", 1), "555": ("unsure", 2)}
 
 
+def test_a_number_two_runners_show_is_shown_once_and_the_other_read_kept_hidden():
+    reads = [RunnerRead(REGION, "555", 0.98), RunnerRead(REGION, "555", 0.999), RunnerRead(REGION, "55", 0.99)]
+    decided = sorted((n.runner, n.number, n.status) for n in decide_photo(reads))
+    assert decided == [(0, "555", "duplicate"), (1, "555", "read"), (2, "55", "fragment")]  # and 55 is part of it
+
+
 def test_the_start_list_keeps_listed_bibs_snaps_one_edit_and_rejects_the_rest():
     runners = [runner(1, "a.jpg", "3638"), runner(2, "b.jpg", "8638"), runner(3, "c.jpg", "1026"),
                runner(4, "d.jpg", "4444")]  # fmt: skip

@@ -6,7 +6,8 @@ same burst, an OCR confusion (a 3 read as an 8) that the organiser's start list 
 stores each runner's reading and appearance (`index.RunnerRead`), and this pass decides over all of them:
 
 1. per photo: a reading the vote is unsure of is kept as "unsure"; a number inside another number of the same
-   photo is a partial read of it ("fragment");
+   photo is a partial read of it ("fragment"); a number shown for two runners of a photo is shown once, for the
+   surer read ("duplicate": another runner's region took in the same bib);
 2. with a start list (`startlist.StartList`): a listed bib is kept, a plausible OCR misread of exactly one listed
    bib is "snapped" to it, anything else is "rejected"; without one, the event's bib format (the digit counts of
    its confident reads) is learnt;
@@ -87,13 +88,14 @@ def decide_photo(runners: list[RunnerRead], settings: EventSettings = EventSetti
     if settings.drop_fragments:
         shown = {n.number for n in decided if n.status == "read"}
         decided = [replace(n, status="fragment", reason=f"part of {whole}")
-                   if n.status == "read" and (whole := next((o for o in shown if n.number != o and n.number in o), None))
+                   if n.status == "read" and (whole := next((o for o in sorted(shown) if n.number != o and n.number in o), None))
                    else n for n in decided]  # fmt: skip
     return _one_per_number(decided)
 
 
 def _one_per_number(numbers: list[BibNumber]) -> list[BibNumber]:
-    """Shown numbers: the surest of each digit string; hidden ones all kept. Best first."""
+    """Shown numbers: the surest of each digit string, the others kept hidden as its duplicates (another runner's
+    region took in the same bib); hidden ones all kept. Best first."""
     best: dict[str, BibNumber] = {}
     hidden = []
     for n in sorted(numbers, key=lambda n: -n.confidence):
@@ -101,6 +103,8 @@ def _one_per_number(numbers: list[BibNumber]) -> list[BibNumber]:
             hidden.append(n)
         elif n.number not in best:
             best[n.number] = n
+        else:
+            hidden.append(replace(n, status="duplicate", reason=f"{n.number} is shown for another runner of the photo"))
     return sorted(best.values(), key=lambda n: -n.confidence) + hidden
 
 

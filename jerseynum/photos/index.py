@@ -96,7 +96,7 @@ CREATE INDEX IF NOT EXISTS clusters_by_cluster ON clusters(cluster);
 """
 # Decisions that search, export and the page show, and those kept only so that nothing is lost.
 SHOWN = ("read", "snapped", "propagated", "completed", "confirmed", "corrected")
-HIDDEN = ("unsure", "fragment", "rejected", "demoted", "removed")
+HIDDEN = ("unsure", "fragment", "duplicate", "rejected", "demoted", "removed")
 # The hidden reads a person may want to show: a runner the start list lacks (a late entry), a read less likely
 # right than wrong, one whose digit count the race's bibs seldom have. Fragments (a piece of a number shown in the
 # same photo) and a person's own removals are not asked about again.
