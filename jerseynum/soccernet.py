@@ -11,6 +11,7 @@ that accepts the connection and then stalls fails it after the connect and read 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import zipfile
@@ -103,6 +104,10 @@ def extract_split(archive: Path, dest: Path, split: str) -> SplitReport:
         root = partial / split if (partial / split / "images").is_dir() else partial
         report = verify_split(root, split)
         root.rename(final)
+    except DataError as error:  # an unsafe member or a split without its layout (not a damaged member)
+        # the split's own check names the temporary folder, which is gone once this returns: name the archive
+        where = str(error).replace(f"{partial}{os.sep}", f"{archive}: ").replace(str(partial), str(archive))
+        raise DataError(where) from None
     except zipfile.BadZipFile as error:
         raise DataError(f"{archive} is not a valid zip file ({error}): download it again") from error
     # A damaged member: corrupt deflate data (zlib.error), cut short (EOFError), an unsupported method or

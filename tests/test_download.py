@@ -85,8 +85,10 @@ def test_local_zips_are_extracted_verified_and_reported(tmp_path, capsys):
     assert (dest / "train" / "train_gt.json").is_file() and len(list((dest / "train" / "images").iterdir())) == 4
 
 
-@pytest.mark.parametrize("damage", ["truncated", "no labels", "unsafe path"])
-def test_a_bad_archive_leaves_no_split_behind(tmp_path, damage):
+@pytest.mark.parametrize(("damage", "says"), [("truncated", "download it again"),
+                                               ("no labels", r"test\.zip: test has no test_gt\.json$"),
+                                               ("unsafe path", "unsafe path in the archive: ../escaped.txt")])  # fmt: skip
+def test_a_bad_archive_leaves_no_split_behind_and_says_what_is_wrong(tmp_path, damage, says):
     zips, dest = tmp_path / "zips", tmp_path / "soccernet"
     zips.mkdir()
     write_split_zip(zips / "test.zip", "test", 3, top_folder=True, labels=damage != "no labels")
@@ -96,6 +98,6 @@ def test_a_bad_archive_leaves_no_split_behind(tmp_path, damage):
     if damage == "unsafe path":
         with zipfile.ZipFile(zips / "test.zip", "a") as archive:
             archive.writestr("../escaped.txt", "x")
-    with pytest.raises(soccernet.DataError):
+    with pytest.raises(soccernet.DataError, match=says):
         soccernet.from_zips(zips, dest, ("test",))
     assert list(dest.iterdir()) == [] and not (tmp_path / "escaped.txt").exists()
