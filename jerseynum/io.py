@@ -140,7 +140,10 @@ def decode_image(data: bytes, source: str, max_pixels: int = DEFAULT_MAX_PIXELS)
 def _decode_raw(data: bytes, source: str, max_pixels: int) -> tuple[np.ndarray, float]:
     """A RAW file's embedded preview (the camera's own JPEG rendering, full or near full size: fast, and the
     colours the photographer saw), else its sensor data developed at half size; and full width / its width."""
-    import rawpy
+    try:
+        import rawpy
+    except ImportError as error:
+        raise ImageError(source, "a RAW file needs rawpy (requirements.txt)") from error
 
     try:
         with rawpy.imread(io.BytesIO(data)) as raw:
@@ -168,7 +171,11 @@ def _decode_raw(data: bytes, source: str, max_pixels: int) -> tuple[np.ndarray, 
 
 def _decode_heif(data: bytes, source: str, max_pixels: int) -> np.ndarray:
     from PIL import Image
-    from pillow_heif import register_heif_opener
+
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError as error:
+        raise ImageError(source, "a HEIC file needs pillow-heif (requirements.txt)") from error
 
     register_heif_opener()
     try:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from jerseynum.cli import main
-from jerseynum.io import decode_image
+from jerseynum.io import ImageError, decode_image
 from jerseynum.photos.index import PhotoIndex
 from jerseynum.photos.tagger import tag_folder
 from jerseynum.web.server import make_server
@@ -52,6 +52,13 @@ def test_raw_is_read_through_its_preview_and_scaled_to_the_full_image():
 def test_heic_decodes():
     image, scale = decode_image(heic(90), "IMG_0002.HEIC")
     assert image.shape == (48, 64, 3) and scale == 1 and abs(int(image.mean()) - 90) <= 3
+
+
+@pytest.mark.parametrize(("name", "needs"), [("IMG_0003.NEF", "rawpy"), ("IMG_0004.HEIC", "pillow-heif")])
+def test_a_format_whose_reader_is_not_installed_is_an_unreadable_photo_that_names_it(name, needs, monkeypatch):
+    monkeypatch.setitem(sys.modules, needs.replace("-", "_"), None)  # as an install without it
+    with pytest.raises(ImageError, match=f"needs {needs}"):
+        decode_image(b"photo bytes", name)
 
 
 def test_a_folder_of_every_format_is_tagged_and_the_summary_names_what_was_skipped(tmp_path, monkeypatch, capsys):
