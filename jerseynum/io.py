@@ -281,9 +281,9 @@ class VideoSource:
         self.close()
 
 
-def natural_key(name: str) -> list[object]:
-    """Sort key putting frame 2 before frame 10."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+def natural_key(name: str) -> tuple[list[object], str]:
+    """Sort key putting frame 2 before frame 10, and f01 before f1 on every file system (the name breaks ties)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)], name
 
 
 def image_paths(folder: Path) -> list[Path]:

@@ -16,6 +16,7 @@ from jerseynum.io import (
     image_size,
     list_tracklets,
     load_image,
+    natural_key,
     write_json_atomic,
     write_text_atomic,
 )
@@ -39,6 +40,13 @@ def test_tracklets_and_frames_are_in_natural_order(tmp_path):
     assert [t.id for t in tracklets] == ["2", "10", "empty"]
     assert [frame.source.rsplit("/", 1)[1] for frame in tracklets[0].frames] == ["2.jpg", "10.jpg"]
     assert tracklets[2].frames == []
+
+
+def test_names_equal_but_for_leading_zeros_sort_the_same_on_every_file_system():
+    listed = ["f1.jpg", "f01.jpg", "f2.jpg", "a", "a1"]  # as one file system lists a folder
+    listed_otherwise = ["a1", "a", "f2.jpg", "f01.jpg", "f1.jpg"]  # and another
+    in_order = ["a", "a1", "f01.jpg", "f1.jpg", "f2.jpg"]
+    assert sorted(listed, key=natural_key) == sorted(listed_otherwise, key=natural_key) == in_order
 
 
 def test_a_file_or_a_folder_without_tracklets_is_a_clear_error(tmp_path):
