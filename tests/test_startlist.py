@@ -72,6 +72,12 @@ def test_full_name_column_wins_over_first_and_last(tmp_path: Path) -> None:
     assert read_start_list(path) == [Entrant("12", "Anna-Maria Berg")]
 
 
+@pytest.mark.parametrize(("first", "name"), [("Vorname", "Name"), ("First Name", "Name")])
+def test_beside_a_first_name_column_the_name_column_is_the_surname(tmp_path: Path, first: str, name: str) -> None:
+    path = write(tmp_path, f"Startnummer;{first};{name}\n101;Hans;Müller\n102;;Li\n")
+    assert read_start_list(path) == [Entrant("101", "Hans Müller"), Entrant("102", "Li")]
+
+
 @pytest.mark.parametrize("delimiter", [";", "\t", ","])
 def test_delimiters(tmp_path: Path, delimiter: str) -> None:
     rows = [["Bib", "Name", "Category"], ["101", "Berg, Anna", "W35"], ["102", "Li; Bo", "M40"]]

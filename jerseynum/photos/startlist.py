@@ -169,6 +169,8 @@ def read_start_list(path: Path) -> list[Entrant]:
     first_column = _column(headers, _FIRST_NAME_KEYS, "first name", path)
     last_column = _column(headers, _LAST_NAME_KEYS, "last name", path)
     category_column = _column(headers, _CATEGORY_KEYS, "category", path)
+    if name_column is not None and first_column is not None and last_column is None:
+        name_column, last_column = None, name_column  # beside a first name ("Vorname;Name"), the name is the surname
 
     def cell(row: list[str], column: int | None) -> str:
         return row[column].strip() if column is not None and column < len(row) else ""
