@@ -17,6 +17,7 @@ from PIL import Image
 from jerseynum.photos import identity
 from jerseynum.photos.identity import (
     COLOUR_BINS,
+    UNSEEN_COLOUR,
     IdentitySettings,
     Signature,
     clothing_colour,
@@ -201,6 +202,8 @@ def test_without_a_face_only_same_burst_clothes_can_link():
     assert distance(no_face, Signature(face, OTHER_SHIRT, 2.0)) == SETTINGS.unrelated  # different clothes
     assert distance(no_face, Signature(face, SHIRT, 60.0)) == SETTINGS.unrelated  # same clothes, later
     assert distance(no_face, Signature(face, SHIRT, None)) == SETTINGS.unrelated  # time unknown
+    unseen = Signature(None, UNSEEN_COLOUR, 1.0)  # no clothing seen (an empty torso box): no evidence either
+    assert distance(unseen, Signature(None, UNSEEN_COLOUR, 2.0)) == SETTINGS.unrelated
     # Clothes just under colour_same apart link; just over do not.
     for share, links in ((1 - 0.9 * SETTINGS.colour_same, True), (1 - 1.1 * SETTINGS.colour_same, False)):
         colour = share * SHIRT + (1 - share) * OTHER_SHIRT

@@ -30,9 +30,7 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-import numpy as np
-
-from jerseynum.photos.identity import COLOUR_BINS, IdentitySettings, Signature, cluster
+from jerseynum.photos.identity import UNSEEN_COLOUR, IdentitySettings, Signature, cluster
 from jerseynum.photos.index import SHOWN, BibNumber, PhotoIndex, RunnerRead, StoredRunner
 from jerseynum.photos.startlist import StartList
 
@@ -153,7 +151,7 @@ class BibFormat:
 
 def signature(runner: StoredRunner, min_face_score: float = EventSettings.min_face_score) -> Signature:
     """A stored runner's appearance; a face the detector scored under `min_face_score` counts as none."""
-    colour = runner.read.colour if runner.read.colour is not None else np.full(COLOUR_BINS, 1 / COLOUR_BINS)
+    colour = runner.read.colour if runner.read.colour is not None else UNSEEN_COLOUR
     sure_face = runner.read.evidence.get("face_score", 1.0) >= min_face_score
     return Signature(runner.read.face_embedding if sure_face else None, colour, runner.taken)
 

@@ -41,6 +41,9 @@ MIN_SAT = MIN_VALUE = 48  # OpenCV's 0-255 HSV scale: below either, the hue is n
 # of their histogram, which lowers the contrast between runners but is the same in each of one runner's photos.
 TORSO_TOP, TORSO_BOTTOM, TORSO_SIDE = 0.5, 3.0, 1.0
 HISTOGRAM_SAMPLES = 100  # per side: the histogram of a large torso is taken over every n-th pixel
+# Where no clothing was seen (an empty torso box): uniform, and no evidence of anything, not a colour two such
+# runners share.
+UNSEEN_COLOUR = np.full(COLOUR_BINS, 1 / COLOUR_BINS, np.float32)
 
 EXIF_IFD, DATE_TIME_ORIGINAL, SUBSEC_TIME_ORIGINAL = 0x8769, 36867, 37521
 
@@ -166,12 +169,12 @@ def body_colour(photo_bgr: np.ndarray, body_box: Box) -> np.ndarray:
 
 
 def colour_histogram(photo_bgr: np.ndarray, box: Box) -> np.ndarray:
-    """The L1-normalised colour histogram (COLOUR_BINS float32) of the box's pixels, clipped to the photo; uniform
-    where that is empty."""
+    """The L1-normalised colour histogram (COLOUR_BINS float32) of the box's pixels, clipped to the photo;
+    `UNSEEN_COLOUR` where that is empty."""
     height, width = photo_bgr.shape[:2]
     tx1, ty1, tx2, ty2 = max(0, box[0]), max(0, box[1]), min(width, box[2]), min(height, box[3])
     if tx2 <= tx1 or ty2 <= ty1:
-        return np.full(COLOUR_BINS, 1 / COLOUR_BINS, np.float32)
+        return UNSEEN_COLOUR.copy()
     step = max(1, max(tx2 - tx1, ty2 - ty1) // HISTOGRAM_SAMPLES)
     region = np.ascontiguousarray(photo_bgr[ty1:ty2:step, tx1:tx2:step])
     hsv = cv2.cvtColor(region, cv2.COLOR_BGR2HSV).reshape(-1, 3).astype(np.int32)
@@ -226,6 +229,8 @@ class _Stack:
 def _distances(query: Signature, stack: _Stack, settings: IdentitySettings) -> np.ndarray:
     """distance() from the query to each stacked signature (the one implementation of the rule)."""
     colour = 1 - np.minimum(stack.colours, query.colour).sum(axis=1)
+    unseen = np.all(stack.colours == UNSEEN_COLOUR, axis=1) | bool(np.all(query.colour == UNSEEN_COLOUR))
+    colour[unseen] = 1.0  # clothes not seen on either side agree on nothing
     burst = np.abs(stack.times - (math.nan if query.time is None else query.time)) <= settings.max_gap
     if query.face is None:
         face = np.full(len(colour), np.nan)
