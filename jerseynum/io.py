@@ -327,14 +327,25 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     _write_atomic(path, data, "wb")
 
 
+# The process's umask, read once at import (reading it means setting it): a new file gets the permissions a plain
+# open() would give it, not the owner-only ones of a temporary file.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def _write_atomic(path: Path, data: str | bytes, mode: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:  # a file written again keeps its permissions
+        permissions = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        permissions = 0o666 & ~_UMASK
     temporary = {"dir": path.parent, "prefix": f".{path.name}.", "suffix": ".tmp", "delete": False}
     with tempfile.NamedTemporaryFile(mode, **temporary) as handle:
         try:
             handle.write(data)
             handle.close()
+            os.chmod(handle.name, permissions)
             os.replace(handle.name, path)
         except BaseException:
             Path(handle.name).unlink(missing_ok=True)

@@ -81,6 +81,17 @@ def test_json_is_written_whole_or_not_at_all(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["p.json"]  # and no temporary file is left behind
 
 
+def test_a_written_file_has_the_permissions_of_a_plain_open_and_a_rewritten_one_keeps_its_own(tmp_path):
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    new = tmp_path / "new.json"
+    write_json_atomic(new, {"1": 7})
+    assert new.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777  # not a temporary file's owner-only 0600
+    new.chmod(0o640)
+    write_json_atomic(new, {"1": 8})
+    assert new.stat().st_mode & 0o777 == 0o640
+
+
 def test_a_decompression_bomb_is_refused_from_its_header(tmp_path):
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(bomb_png())
