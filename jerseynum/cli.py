@@ -494,10 +494,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _open_index(path: Path) -> PhotoIndex:
     """The index, read-only: search, export and serve never write it (it may be on a read-only mount)."""
-    from jerseynum.photos.index import PhotoIndex
+    from jerseynum.photos.index import IndexFileError, PhotoIndex
 
     if why := _missing_index(path):
-        raise SystemExit(why)
+        raise IndexFileError(why)  # one line and exit status 2, as every command says it (`main`)
     return PhotoIndex(path, read_only=True)
 
 

@@ -269,15 +269,16 @@ def test_export_lists_every_photo_json_and_csv(small_index, tmp_path, capsys):
     assert lines[0].startswith("photo,number,confidence") and len(lines) == 1 + 7  # 6 numbers + f.jpg's empty row
 
 
-def test_search_command_prints_and_copies_the_photos(small_index, tmp_path, capsys):
+def test_search_command_prints_and_copies_the_photos(small_index, tmp_path, capsys, caplog):
     for name in "abcd":
         (tmp_path / f"{name}.jpg").write_bytes(name.encode())
     assert main(["search", "1234", "--index", str(small_index), "--exact", "--copy-to", str(tmp_path / "out")]) == 0
     assert "2 photos for 1234" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg", "d.jpg"]
-    assert main(["search", "999999", "--index", str(small_index)]) == 1
-    with pytest.raises(SystemExit, match="no index"):
-        main(["search", "1", "--index", str(tmp_path / "missing.db")])
+    assert main(["search", "999999", "--index", str(small_index)]) == 1  # no photo of the number
+    for command in (["search", "1"], ["export"], ["review"]):  # no index at all: another status, as every command
+        assert main([*command, "--index", str(tmp_path / "missing.db")]) == 2
+    assert caplog.text.count("no index at") == 3
 
 
 def test_search_copies_the_runners_photos_and_lists_near_numbers_apart(small_index, tmp_path, capsys):
