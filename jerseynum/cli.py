@@ -604,9 +604,9 @@ def correct(args: argparse.Namespace) -> int:
         log.error("%s", why)
         return 2
     with PhotoIndex(args.index) as index:
-        path = Path(args.photo).as_posix()
+        path = _indexed_path(index, args.photo)
         if path not in index.known():
-            log.error("%s is not a photo of %s (give its path in the photo folder)", args.photo, args.index)
+            log.error("%s is not a photo of %s", args.photo, args.index)
             return 2
         for number, action in said:
             index.correct(path, number, action)
@@ -760,15 +760,21 @@ def search_name(args: argparse.Namespace) -> int:
     return 0 if any(matches for _, matches in found) else 1
 
 
+def _indexed_path(index: PhotoIndex, photo: str) -> str:
+    """The index's name of a photo given as the commands print it (a path on this machine, absolute or from
+    here) or as the index stores it (its path in the photo folder)."""
+    given, root = Path(photo), index.photos_root
+    if root is not None and (given.is_absolute() or given.exists()):
+        resolved = given.resolve()
+        return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(resolved)
+    return given.as_posix()
+
+
 def search_same_runner(args: argparse.Namespace) -> int:
     """Every other photo of the people in one photo, by their identity clusters."""
     with _open_index(args.index) as index:
         root = index.photos_root
-        photo = Path(args.same_runner)
-        relative = photo.as_posix()
-        if photo.is_absolute() or photo.exists():  # a path on this machine, else a path in the photo folder
-            resolved = photo.resolve()
-            relative = resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(resolved)
+        relative = _indexed_path(index, args.same_runner)
         if relative not in index.known():
             log.error("%s is not a photo of %s", args.same_runner, args.index)
             return 2

@@ -302,7 +302,7 @@ def test_a_persons_corrections_win_survive_a_re_read_and_are_exported(tmp_path, 
     tag_folder(photos, index, ShadeTagger, version="v1", workers=1)
     argv = ["--index", str(index)]
     assert main(["correct", "photo0.png", *argv, "--remove", "110", "--add", "1100"]) == 0
-    assert main(["correct", "photo1.png", *argv, "--confirm", "120"]) == 0
+    assert main(["correct", str(photos / "photo1.png"), *argv, "--confirm", "120"]) == 0  # as search prints it
     assert main(["correct", "missing.png", *argv, "--add", "1"]) == 2
     assert main(["correct", "photo1.png", *argv]) == 2  # nothing said
     capsys.readouterr()
