@@ -697,6 +697,9 @@ def search(args: argparse.Namespace) -> int:
     if not digits:
         log.error("a bib number has digits: %r has none", args.number)
         return 2
+    if args.copy_to and args.copy_to.exists() and not args.copy_to.is_dir():
+        log.error("--copy-to %s is a file: give a folder (it is made if missing)", args.copy_to)
+        return 2
     with _open_index(args.index) as index:
         root = index.photos_root
         found = index.search(digits, partial=not args.exact, max_distance=0 if args.exact else args.fuzzy)
@@ -730,6 +733,8 @@ def search(args: argparse.Namespace) -> int:
             if outcome == "renamed":
                 print(f"{match.photo.path}: another file of that name is in {args.copy_to}; copied as {target.name}")
         print(f"{args.copy_to}: " + ", ".join(f"{n} {what}" for what, n in copied.items() if n))
+        if copied["failed"]:
+            return 2
     return 0 if exact else 1
 
 

@@ -276,9 +276,12 @@ def test_search_command_prints_and_copies_the_photos(small_index, tmp_path, caps
     assert "2 photos for 1234" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg", "d.jpg"]
     assert main(["search", "999999", "--index", str(small_index)]) == 1  # no photo of the number
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["search", "1234", "--index", str(small_index), "--copy-to", str(tmp_path / "notes.txt")]) == 2
+    assert (tmp_path / "notes.txt").read_text() == "mine"
     for command in (["search", "1"], ["export"], ["review"]):  # no index at all: another status, as every command
         assert main([*command, "--index", str(tmp_path / "missing.db")]) == 2
-    assert caplog.text.count("no index at") == 3
+    assert caplog.text.count("no index at") == 3 and "--copy-to" in caplog.text
 
 
 def test_search_copies_the_runners_photos_and_lists_near_numbers_apart(small_index, tmp_path, capsys):
