@@ -122,6 +122,8 @@ def extract_split(archive: Path, dest: Path, split: str) -> SplitReport:
 
 def from_zips(folder: Path, dest: Path, splits: tuple[str, ...] = SPLITS) -> list[SplitReport]:
     """Extract `<folder>/<split>.zip` for each split (a local copy downloaded elsewhere)."""
+    if not Path(folder).is_dir():
+        raise DataError(f"not a folder: {folder} (give the folder that holds {', '.join(f'{s}.zip' for s in splits)})")
     archives = {split: Path(folder) / f"{split}.zip" for split in splits}
     missing = [str(path) for path in archives.values() if not path.is_file()]
     if missing:

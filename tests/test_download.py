@@ -83,6 +83,8 @@ def test_local_zips_are_extracted_verified_and_reported(tmp_path, capsys):
     assert "the published split has 1427" in out  # a toy split is reported, not silently accepted
     assert sorted(p.name for p in dest.iterdir()) == ["challenge", "train"]  # no partial folders left
     assert (dest / "train" / "train_gt.json").is_file() and len(list((dest / "train" / "images").iterdir())) == 4
+    assert download_data.main(["--from-zips", str(tmp_path / "typo"), "--dest", str(dest)]) == 1
+    assert "not a folder" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("damage", "says"), [("truncated", "download it again"),
