@@ -329,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
                                help="also copy the near matches (\"maybe you\"), which are not copied otherwise")  # fmt: skip
     search_parser.set_defaults(handler=search)
 
-    export_parser = commands.add_parser("export", parents=[common], help="write the index as JSON or CSV, or a person's corrections")
+    export_parser = commands.add_parser("export", parents=[common],
+                                        help="write the index as JSON or CSV, or a person's corrections")  # fmt: skip
     export_parser.add_argument("--index", type=Path, required=True)
     export_parser.add_argument("--format", choices=["json", "csv", "corrections"], default="json",
                                help="json: numbers per photo; csv: one row per number, with how it was decided;"

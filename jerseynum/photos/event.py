@@ -84,9 +84,9 @@ def decide_photo(runners: list[RunnerRead], settings: EventSettings = EventSetti
         for k, read in enumerate(runners) if read.number
     ]  # fmt: skip
     if settings.drop_fragments:
-        shown = {n.number for n in decided if n.status == "read"}
+        shown = sorted({n.number for n in decided if n.status == "read"})  # sorted: one reason, whatever the order
         decided = [replace(n, status="fragment", reason=f"part of {whole}")
-                   if n.status == "read" and (whole := next((o for o in sorted(shown) if n.number != o and n.number in o), None))
+                   if n.status == "read" and (whole := next((o for o in shown if n.number != o and n.number in o), None))
                    else n for n in decided]  # fmt: skip
     return _one_per_number(decided)
 
