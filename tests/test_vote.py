@@ -27,15 +27,10 @@ def test_low_confidence_readings_do_not_vote():
     assert result.number == NO_NUMBER
 
 
-@pytest.mark.parametrize("mode", [Mode.JERSEY, Mode.BIB])
-def test_a_tie_for_the_lead_gives_no_number_whatever_the_order_of_the_readings(mode):
-    vote = Vote(mode, BIB_VOTE if mode is Mode.BIB else VoteSettings())
-    a, b = ("1234", "1284") if mode is Mode.BIB else ("12", "21")
-    first, second = reading(a, 0.99), reading(b, 0.99)
-    for readings in ([first, second], [second, first]):
-        result = vote.decide(readings)
-        assert result.number == NO_NUMBER and result.reason.startswith(f"split: {a}, {b} tie")
-    assert vote.decide([first, second, reading(a, 0.9)]).number == int(a)  # a lead, however small, is no tie
+def test_of_equal_weights_the_number_read_first_leads():
+    first, second = reading("12", 0.9), reading("21", 0.9)
+    assert Vote().decide([first, second]).number == 12 and Vote().decide([second, first]).number == 21
+    assert list(Vote().tally([second, first, reading("12", 0.1)])) == ["21", "12"]  # 12 under the floor: no vote
 
 
 def test_readings_of_no_weight_are_weak_not_a_division_by_zero():

@@ -145,10 +145,6 @@ class Vote:
         text, weight = next(iter(votes.items()))
         if weight < self.settings.min_weight or weight <= 0:
             return VoteResult(NO_NUMBER, "", 0.0, f"weak: {text} has weight {weight:.2f} < {self.settings.min_weight}", votes)
-        if tied := [other for other, other_weight in votes.items() if other_weight == weight and other != text]:
-            # which of two equal numbers is named first says nothing about the person: the order of the readings
-            reason = f"split: {', '.join(sorted([text, *tied]))} tie at weight {weight:.2f}"
-            return VoteResult(NO_NUMBER, "", 0.0, reason, votes)
         share = weight / sum(votes.values())
         if self.settings.unsure_dissent:
             shown = _summed(self.voters(readings, unsure_too=True))
@@ -184,7 +180,9 @@ class Vote:
 
 
 def _summed(voters: list[Reading]) -> dict[str, float]:
-    """Summed confidence per digit string of `voters`, best first."""
+    """Summed confidence per digit string of `voters`, best first; of equal weights, the number read first leads
+    (the sort is stable): a track's earlier frames, a frame's surer engine (the cascade's order). A challenger must
+    overtake the leader, not equal it, so a track reading a bib and a piece of it in turn does not flicker."""
     votes: dict[str, float] = defaultdict(float)
     for reading in voters:
         votes[reading.text] += reading.confidence
