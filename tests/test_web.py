@@ -422,6 +422,43 @@ def test_a_runner_downloads_each_photo_and_all_of_them_as_a_zip(site):
     assert get(base + "/zip?q=")[0] == 404
 
 
+def test_a_zip_is_removed_whatever_its_answer_and_photos_dated_before_1980_go_in(site, tmp_path, monkeypatch):
+    import io
+    import tempfile
+    import zipfile
+
+    base, _, tmp = site
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the server makes its zips (in this process)
+    url = urlsplit(base)
+    for given, answer in (("bytes=99999999-", 416), ("bytes=abc", 400), ("bytes=0-9", 206)):
+        connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+        try:
+            connection.request("GET", "/zip?q=888", headers={"Range": given})
+            response = connection.getresponse()
+            assert (response.status, len(response.read()) == 10) == (answer, answer == 206)
+        finally:
+            connection.close()
+    first = tmp / "photos" / "crowd" / "000.jpg"
+    kept = first.stat()
+    os.utime(first, (0, 0))  # a camera whose clock was never set: 1970
+    try:
+        status, _, body = get(base + "/zip?q=888")
+    finally:
+        os.utime(first, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+    assert status == 200 and len(zipfile.ZipFile(io.BytesIO(body)).namelist()) == 30
+    deadline = time.monotonic() + 5  # the server removes a zip once it has sent it, a moment after the client has it
+    while list(tmp_path.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.iterdir()) == []  # no zip left behind by any answer
+
+
+def test_zip_names_flatten_folders_and_never_collide():
+    from jerseynum.web.app import zip_names
+
+    assert zip_names(["day1/IMG_1.jpg", "day1__IMG_1.jpg", "IMG_2.jpg", "day1/IMG_1 (2).jpg"]) == [
+        "day1__IMG_1.jpg", "day1__IMG_1 (2).jpg", "IMG_2.jpg", "day1__IMG_1 (2) (2).jpg"]  # fmt: skip
+
+
 def multipart(field: str, data: bytes) -> tuple[bytes, str]:
     boundary = "jerseynumTestBoundary"
     body = (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="me.jpg"\r\n'

@@ -32,8 +32,8 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
 
 from jerseynum.io import ImageError
 from jerseynum.photos.index import IndexFileError, PhotoRecord, exact_and_near
@@ -185,6 +185,32 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 # --- the app ---------------------------------------------------------------------------------------------
+
+
+class TemporaryFileResponse(FileResponse):
+    """A file made for one response, removed once it is answered, whatever the answer: a Range header it cannot
+    satisfy gets a 416 (a malformed one a 400) before a background task would run."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            Path(self.path).unlink(missing_ok=True)
+
+
+def zip_names(paths: list[str]) -> list[str]:
+    """A download's name for each photo path: its folders joined into the name (day1/IMG_1.jpg ->
+    day1__IMG_1.jpg), a name taken already numbered like a copy ("day1__IMG_1 (2).jpg")."""
+    names, taken = [], set()
+    for path in paths:
+        flat = Path(path.replace("/", "__"))
+        name, copy = flat.name, 1
+        while name in taken:
+            copy += 1
+            name = f"{flat.stem} ({copy}){flat.suffix}"
+        taken.add(name)
+        names.append(name)
+    return names
 
 
 def create_app(site: PhotoSite, host_names: frozenset[str] = frozenset({"localhost"})) -> FastAPI:
@@ -341,15 +367,19 @@ def create_app(site: PhotoSite, host_names: frozenset[str] = frozenset({"localho
         files = [(name, path) for name, path in files if path is not None]
         if not files:
             raise HTTPException(404)
-        archive = tempfile.NamedTemporaryFile(suffix=".zip", delete=False)  # noqa: SIM115 (removed once sent)
-        with archive, zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zipped:  # photos are compressed already
-            for name, path in files:
-                try:
-                    zipped.write(path, name.replace("/", "__"))
-                except OSError:  # deleted since: the rest still comes
-                    continue
-        return FileResponse(archive.name, filename=f"bib-{query}.zip", media_type="application/zip",
-                            background=BackgroundTask(os.unlink, archive.name))  # fmt: skip
+        archive = tempfile.NamedTemporaryFile(suffix=".zip", delete=False)  # noqa: SIM115 (removed once answered)
+        try:
+            # photos are compressed already; a file dated before 1980 (a camera's unset clock) is dated 1980
+            with archive, zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED, strict_timestamps=False) as zipped:
+                for (_, path), flat in zip(files, zip_names([name for name, _ in files]), strict=True):
+                    try:
+                        zipped.write(path, flat)
+                    except OSError:  # deleted since: the rest still comes
+                        continue
+        except BaseException:
+            Path(archive.name).unlink(missing_ok=True)
+            raise
+        return TemporaryFileResponse(archive.name, filename=f"bib-{query}.zip", media_type="application/zip")
 
     if site.selfie_search:
 
