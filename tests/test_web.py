@@ -622,6 +622,7 @@ def test_a_reviewer_confirms_corrects_and_adds_numbers_behind_a_password(tmp_pat
         assert status == 200 and "3 numbers less likely right than 101%" in html and "1 photos with a runner" in html
         token = re.search(r'name="token" value="([0-9a-f]+)"', html)[1]
         assert request("/review", {"path": "shot0.png", "number": "2024", "action": "confirm"}, auth)[0] == 403
+        assert request("/review", {"token": "é", "path": "shot0.png", "number": "2024"}, auth)[0] == 403  # not a 500
         status, html = request("/review", {"token": token, "path": "shot0.png", "number": "2024", "below": "1.01",
                                            "action": "confirm"}, auth)  # fmt: skip
         assert status == 200 and "shot0.png: confirm 2024" in html and "2 numbers less likely" in html

@@ -431,7 +431,7 @@ def create_app(site: PhotoSite, host_names: frozenset[str] = frozenset({"localho
             fields = {
                 k: v[0] for k, v in parse_qs((await read_body(request, MAX_FORM)).decode("utf-8", "replace")).items()
             }
-            if not hmac.compare_digest(fields.get("token", ""), site.review_token()):
+            if not hmac.compare_digest(fields.get("token", "").encode(), site.review_token().encode()):  # any text
                 raise HTTPException(403, "this form did not come from the review page")
             try:
                 done = await run_in_threadpool(site.apply_review, fields)
