@@ -75,6 +75,16 @@ def test_keywords_go_into_the_photo_beside_its_own_and_only_once(photo):
     assert not sidecar_path(photo).exists() and list(photo.parent.iterdir()) == [photo]  # no temporary left
 
 
+def test_a_name_longer_than_an_iptc_keyword_is_cut_there_once_and_two_bibs_of_one_name_give_it_once(photo):
+    name = "Maria Fernanda de los Ángeles Gutiérrez-Villanueva y Santamaría"  # 66 bytes: the í straddles 64
+    keywords = keywords_for(["17", "18"], {"17": name, "18": name})
+    assert keywords == ["BIB:17", "BIB:18", name]
+    with MetadataWriter() as writer:
+        assert writer.write(photo, keywords, "keywords") == 3
+        assert writer.write(photo, keywords, "keywords") == 0  # the cut name reads back as written
+    assert iptc_keywords(photo)[-1] == name[: name.index("í")] and xmp_subjects(jpeg_xmp(photo))[-1] == name
+
+
 def test_a_sidecar_leaves_the_photo_alone_and_keeps_what_another_tool_wrote(photo):
     original = photo.read_bytes()
     sidecar = sidecar_path(photo)

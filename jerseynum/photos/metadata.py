@@ -29,6 +29,15 @@ from typing import Self
 MODES = ("sidecar", "keywords")
 IN_FILE_SUFFIXES = {".jpg", ".jpeg", ".tif", ".tiff"}  # where `keywords` writes into the photo; others get a sidecar
 KEYWORD_TAGS = {"keywords": ("IPTC:Keywords", "XMP-dc:Subject"), "sidecar": ("XMP-dc:Subject",)}
+IPTC_KEYWORD_BYTES = 64  # the IPTC standard's limit per keyword; ExifTool cuts longer ones, mid-character too
+
+
+def tag_value(tag: str, keyword: str) -> str:
+    """The keyword as `tag` holds it: an IPTC keyword cut to its 64 bytes at a character's end, as written and as
+    read back (a name cut by ExifTool alone would read back other than it was given, and be added again)."""
+    if not tag.startswith("IPTC:"):
+        return keyword
+    return keyword.encode()[:IPTC_KEYWORD_BYTES].decode(errors="ignore")
 
 
 class MetadataError(RuntimeError):
@@ -47,7 +56,8 @@ class MetadataReport:
 def keywords_for(numbers: Iterable[str], names: dict[str, str]) -> list[str]:
     """The keywords of a photo showing these numbers: BIB:<number> each, then the named runners' names."""
     numbers = sorted(set(numbers))
-    return [f"BIB:{number}" for number in numbers] + [names[n] for n in numbers if names.get(n)]
+    named = [names[n] for n in numbers if names.get(n)]
+    return [f"BIB:{number}" for number in numbers] + list(dict.fromkeys(named))  # two bibs, one name: once
 
 
 def sidecar_path(photo: Path) -> Path:
@@ -93,11 +103,11 @@ class MetadataWriter:
         target = photo if in_file else sidecar_path(photo)
         tags = KEYWORD_TAGS["keywords" if in_file else "sidecar"]
         have = self._existing(target, tags) if target.exists() else {tag: [] for tag in tags}
-        missing = [keyword for keyword in keywords if any(keyword not in have[tag] for tag in tags)]
+        missing = [keyword for keyword in keywords if any(tag_value(tag, keyword) not in have[tag] for tag in tags)]
         if not missing:
             return 0
         # "-=" then "+=": ExifTool's idiom for adding a list item only where it is not there yet
-        args = [f"-{tag}{op}={keyword}" for tag in tags for keyword in missing for op in ("-", "+")]
+        args = [f"-{tag}{op}={tag_value(tag, keyword)}" for tag in tags for keyword in missing for op in ("-", "+")]
         if target.exists():
             # ExifTool writes a temporary file and renames it over the original once whole.
             self._tool.execute("-overwrite_original", "-codedcharacterset=utf8", *args, str(target))
