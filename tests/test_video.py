@@ -60,6 +60,22 @@ def test_video_command_tracks_the_players_and_reads_their_numbers(players_video,
     assert len(tracklets) == len(result["tracks"]) and all(t.frames for t in tracklets)
 
 
+def test_closing_a_reader_whose_last_read_failed_still_stops_its_process():
+    class Reads:  # the reads' process, as VideoReader drives it
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    failed = Future()
+    failed.set_exception(RuntimeError("the read broke"))
+    reader = tracking.VideoReader.__new__(tracking.VideoReader)  # only what close() touches
+    reader._reads, reader._pending = Reads(), (tracking.Track(1, 0, 0), failed)
+    with pytest.raises(RuntimeError, match="the read broke"):
+        reader.close()
+    assert reader._reads.closed
+
+
 def test_the_video_commands_detectors_are_the_trackers():
     from jerseynum.cli import build_parser
 

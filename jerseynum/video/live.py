@@ -196,11 +196,13 @@ def run_demo(source: str, config: PipelineConfig | None = None, detector: str = 
             log.info("stopped")
         finally:
             seconds = time.perf_counter() - start  # the frames' time: not the wait below for the last read
-            reader.close()
-            if writer is not None:
-                writer.release()
-            if not headless:
-                cv2.destroyAllWindows()
+            try:
+                reader.close()
+            finally:  # a last read that failed still leaves a whole recording and no window
+                if writer is not None:
+                    writer.release()
+                if not headless:
+                    cv2.destroyAllWindows()
         if video.frames_read == 0:
             raise VideoError(video.shortfall())
         warning = video.shortfall() if ran_out else None

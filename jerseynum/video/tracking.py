@@ -337,9 +337,11 @@ class VideoReader:
     def close(self) -> None:
         """Take the background read in flight, then stop the reads' process."""
         if self._reads is not None:
-            if self._pending is not None:
-                self._take_pending()
-            self._reads.close()
+            try:
+                if self._pending is not None:
+                    self._take_pending()
+            finally:  # a read that failed must not leave the process running
+                self._reads.close()
 
     def fragments(self) -> dict[int, str]:
         """Bib mode, over the whole video: track id -> the strongest of the longer bibs that contain this track's
