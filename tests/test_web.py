@@ -603,8 +603,8 @@ def test_a_reviewer_confirms_corrects_and_adds_numbers_behind_a_password(tmp_pat
     for k in range(4):  # FaceTagger: shot0 reads 2024, shot1-2 get it propagated, shot3's runner has none
         cv2.imwrite(str(photos / f"shot{k}.png"), np.full((24, 32, 3), 10 * (k + 1), np.uint8))
     tag_folder(photos, index_path, FaceTagger, version="v1", workers=1, progress=False)
-    server, url = served(index_path, photos, review_password="s3cret")
-    auth = {"Authorization": "Basic " + base64.b64encode(b"me:s3cret").decode()}
+    server, url = served(index_path, photos, review_password="pässwort")  # the page asks for UTF-8
+    auth = {"Authorization": "Basic " + base64.b64encode("José:pässwort".encode()).decode()}
 
     def request(path: str, data: dict | None = None, headers: dict | None = None) -> tuple[int, str]:
         body = urlencode(data).encode() if data is not None else None

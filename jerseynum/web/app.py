@@ -11,6 +11,7 @@ headers to every response.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import math
@@ -28,7 +29,6 @@ from fastapi import Path as PathParameter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
@@ -60,7 +60,6 @@ MAX_FORM = 10_000  # bytes of a review form
 MAX_UPLOAD = 10_000_000  # bytes of a selfie
 BODY_TIMEOUT = 30.0  # seconds for a posted body to arrive
 IMAGE_CACHE = {"Cache-Control": "private, max-age=300"}
-REVIEWER = HTTPBasic(realm="jerseynum review", auto_error=False)  # module-level: annotations are strings here
 PhotoId = Annotated[int, PathParameter(ge=1, le=10**18, description="the photo's id in the index")]
 
 
@@ -196,6 +195,18 @@ class TemporaryFileResponse(FileResponse):
             await super().__call__(scope, receive, send)
         finally:
             Path(self.path).unlink(missing_ok=True)
+
+
+def basic_password(authorization: str) -> str:
+    """The password of a Basic Authorization header, decoded as UTF-8, the charset the review page asks for
+    (FastAPI's HTTPBasic decodes ASCII only: "pässwort" was refused); "" where there is none."""
+    scheme, _, encoded = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return ""
+    try:
+        return base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")[2]
+    except (ValueError, UnicodeDecodeError):  # binascii.Error is a ValueError
+        return ""
 
 
 def zip_names(paths: list[str]) -> list[str]:
@@ -407,9 +418,9 @@ def create_app(site: PhotoSite, host_names: frozenset[str] = frozenset({"localho
 
     if site.review_password:
 
-        def reviewer(credentials: Annotated[HTTPBasicCredentials | None, Depends(REVIEWER)]) -> None:
+        def reviewer(request: Request) -> None:
             """Only whoever gives the password of `serve --review-password` (any user name)."""
-            given = credentials.password.encode() if credentials else b""
+            given = basic_password(request.headers.get("authorization", "")).encode()
             if not hmac.compare_digest(given, site.review_password.encode()):
                 raise HTTPException(401, "the review page needs the password given to jerseynum serve",
                                     headers={"WWW-Authenticate": 'Basic realm="jerseynum review", charset="UTF-8"'})  # fmt: skip
