@@ -116,17 +116,20 @@ def map_on_ray(factory: Callable[..., Any], work: Callable[[Any, Any], Result], 
     in_flight: dict[Any, tuple[Any, Item]] = {}
     restarting: dict[Any, Any] = {}  # readiness probe -> worker
     lost_since: float | None = None
+    died_of = ""  # why the last worker died: a worker that cannot start (a model missing) says so in the end
     try:
         while waiting or in_flight:
             while free and waiting:
                 worker, item = free.popleft(), waiting.popleft()
                 in_flight[worker.run.remote(prepare(item) if prepare else item)] = worker, item
             if not in_flight and not restarting:
-                raise RayClusterError(f"no Ray worker is left; {len(waiting)} items were not done (rerun to resume)")
+                raise RayClusterError(f"no Ray worker is left{died_of}; {len(waiting)} items were not done"
+                                      " (rerun to resume)")  # fmt: skip
             if not in_flight:  # every worker is dead: wait a while for one to come back
                 lost_since = lost_since or time.monotonic()
                 if time.monotonic() - lost_since > NO_WORKER_TIMEOUT:
-                    raise RayClusterError(f"every Ray worker died and none came back in {NO_WORKER_TIMEOUT:.0f} s;"
+                    raise RayClusterError(f"every Ray worker died{died_of} and none came back in"
+                                          f" {NO_WORKER_TIMEOUT:.0f} s;"
                                           f" {len(waiting)} items were not done (rerun to resume)")  # fmt: skip
             ready, _ = ray.wait([*in_flight, *restarting], num_returns=1, timeout=10)
             for ref in ready:
@@ -143,7 +146,10 @@ def map_on_ray(factory: Callable[..., Any], work: Callable[[Any, Any], Result], 
                 try:
                     result = ray.get(ref)
                 except (RayActorError, WorkerCrashedError, ObjectLostError) as error:
-                    log.warning("a Ray worker died (%s); its items go to the others", type(error).__name__)
+                    # Ray's message ends with the worker's own error (its traceback's last line), if it raised one
+                    cause = (str(error).strip().splitlines() or [""])[-1].strip()
+                    died_of = f" (the last one died of: {cause})" if cause else ""
+                    log.warning("a Ray worker died (%s: %s); its items go to the others", type(error).__name__, cause)
                     waiting.appendleft(item)
                     if worker not in restarting.values():
                         restarting[worker.__ray_ready__.remote()] = worker

@@ -122,3 +122,18 @@ def test_inference_on_the_cluster_writes_the_same_json(cluster, tmp_path):
     assert main(["infer", "-o", str(tmp_path / "ray.json"), "--ray", cluster.address, "--quiet"]) == 0
     local = json.loads((tmp_path / "local.json").read_text())
     assert json.loads((tmp_path / "ray.json").read_text()) == local and len(local) == 6
+
+
+def _worker_without_its_model(threads: int = 1) -> None:
+    raise FileNotFoundError("models/missing.onnx: not on this node")
+
+
+def _double(worker: None, item: int) -> int:
+    return 2 * item
+
+
+def test_workers_that_cannot_start_say_why(cluster):
+    from jerseynum.distributed import RayClusterError, map_on_ray
+
+    with pytest.raises(RayClusterError, match="died of: FileNotFoundError: models/missing.onnx: not on this node"):
+        list(map_on_ray(_worker_without_its_model, _double, [1, 2], cluster.address))
