@@ -495,16 +495,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _open_index(path: Path) -> PhotoIndex:
     """The index, read-only: search, export and serve never write it (it may be on a read-only mount)."""
-    from jerseynum.photos.index import IndexFileError, PhotoIndex
+    from jerseynum.photos.index import PhotoIndex
 
-    if why := _missing_index(path):
-        raise IndexFileError(why)  # one line and exit status 2, as every command says it (`main`)
+    _require_index(path)
     return PhotoIndex(path, read_only=True)
 
 
-def _missing_index(path: Path) -> str | None:
-    """Why `path` cannot be opened as an index, with how to make one, where there is none; else None."""
-    return None if path.is_file() else f"no index at {path}: create it with `jerseynum tag PHOTOS --index {path}`"
+def _require_index(path: Path) -> None:
+    """Raise, with how to make one, where there is no index at `path`: `main` says it in one line, exit status 2."""
+    from jerseynum.photos.index import IndexFileError
+
+    if not path.is_file():
+        raise IndexFileError(f"no index at {path}: create it with `jerseynum tag PHOTOS --index {path}`")
 
 
 def _writable(path: Path) -> bool:
@@ -601,9 +603,7 @@ def correct(args: argparse.Namespace) -> int:
     if not said or not all(number for number, _ in said):
         log.error("say what to correct: --confirm N, --add N or --remove N, each a number with digits")
         return 2
-    if why := _missing_index(args.index):
-        log.error("%s", why)
-        return 2
+    _require_index(args.index)
     with PhotoIndex(args.index) as index:
         path = _indexed_path(index, args.photo)
         if path not in index.known():
@@ -622,9 +622,7 @@ def write_metadata(args: argparse.Namespace) -> int:
     from jerseynum.photos.metadata import MetadataError, write_index_metadata
 
     mode = args.write_metadata if args.command == "tag" else args.mode
-    if why := _missing_index(args.index):
-        log.error("%s", why)
-        return 2
+    _require_index(args.index)
     try:
         report = write_index_metadata(args.index, mode, progress=not args.quiet)
     except MetadataError as error:
@@ -657,9 +655,7 @@ def start_list(args: argparse.Namespace) -> int:
     from jerseynum.photos.index import PhotoIndex
     from jerseynum.photos.startlist import StartListError, read_start_list
 
-    if why := _missing_index(args.index):
-        log.error("%s", why)
-        return 2
+    _require_index(args.index)
     try:
         entrants = read_start_list(args.csv)
     except StartListError as error:
