@@ -10,8 +10,10 @@ from jerseynum.stages.text import (
     EasyOCRText,
     RapidOCRDetector,
     TextStage,
+    TextLine,
     best_reading,
     text_recognizer,
+    with_edge_digits,
     without_dropped_digits,
 )
 from jerseynum.stages.vote import VoteSettings
@@ -145,13 +147,58 @@ def test_regions_without_a_sure_number_are_searched_again_at_each_retry_scale():
     assert [r.text for r in bib] == ["4071"] and nothing == []
 
 
+
+def _read(text: str, *confidences: float) -> Reading:
+    return Reading(text, float(np.mean(confidences)) if confidences else 0.0, confidences, "rapidocr")
+
+
+def test_a_wider_cut_of_a_line_adds_a_surely_read_digit_at_an_end_and_nothing_else():
+    line = _read("1517", 0.99, 0.99, 0.98, 0.99)
+    assert with_edge_digits(line, _read("71517", 0.95, 0.99, 0.99, 0.98, 0.99)).text == "71517"
+    assert with_edge_digits(_read("119", 1, 1, 1), _read("11191", 0.93, 1, 1, 1, 0.97)).text == "11191"  # both ends
+    assert with_edge_digits(line, _read("71517", 0.6, 0.99, 0.99, 0.98, 0.99)) is line  # the added digit unsure
+    assert with_edge_digits(line, _read("771517", 0.99, 0.99, 0.99, 0.99, 0.98, 0.99)) is line  # two at one end
+    assert with_edge_digits(line, _read("71577", 0.99, 0.99, 0.99, 0.98, 0.99)) is line  # a digit read otherwise
+    assert with_edge_digits(line, _read("1517", 1, 1, 1, 1)) is line
+    assert with_edge_digits(_read(""), _read("7", 1)).text == ""  # no number: nothing to complete
+
+
+def test_the_detector_cuts_each_line_again_with_margins_along_it():
+    page = np.full((200, 400, 3), (255, 255, 255), np.uint8)
+    page[80:136, 100:300] = cv2.resize(render_number("4071", 56, shirt=(255, 255, 255), ink=(0, 0, 0)), (200, 56))
+    detector = RapidOCRDetector(640)
+    (tight,) = detector.lines(page)
+    (line,) = detector.lines(page, margin=0.5)
+    assert tight.wider is None and np.array_equal(line.image, tight.image) and line.box == tight.box
+    height, width = tight.image.shape[:2]
+    assert line.wider.shape[0] == height and abs(line.wider.shape[1] - (width + height)) <= 2
+
+
+def test_bib_mode_takes_the_digit_that_a_line_cut_with_margins_adds(monkeypatch):
+    """The detector's box left out the half-hidden 7 of 71517 (RBNR set2_21): the line cut wider reads it."""
+    whole = render_number("71517", 48, shirt=(255, 255, 255), ink=(0, 0, 0))
+    piece = render_number("1517", 48, shirt=(255, 255, 255), ink=(0, 0, 0))
+    page = np.full((200, 300, 3), (40, 60, 150), np.uint8)
+
+    def found(stage: TextStage) -> list[str]:
+        detector = RapidOCRDetector(640, model="ppocr-v6-small-int8")
+        monkeypatch.setattr(detector, "lines", lambda crop, margin: [
+            TextLine(piece, (40, 80, 200, 130), whole if margin else None)])  # fmt: skip
+        stage._detectors[("ppocr-v6-small-int8", 640)] = detector
+        return [r.text for r in stage.read_regions([page])[0]]
+
+    config = PipelineConfig(mode="bib")
+    assert config.line_margin == 0.5 and PipelineConfig(mode="jersey").line_margin == 0.0
+    assert found(TextStage.from_config(config))[0] == "71517"
+    assert found(TextStage.from_config(PipelineConfig(mode="bib", line_margin=0.0)))[0] == "1517"
+
 @pytest.mark.parametrize("model", ["ppocr-v6-small", "ppocr-v6-small-int8", "ppocr-v4-mobile"])
 def test_each_line_detector_finds_a_bib_among_other_print(model):
     page = np.full((300, 240, 3), (150, 60, 40), np.uint8)
     page[40:80, 30:210] = cv2.resize(render_number("2026", 40, shirt=(150, 60, 40), ink=(240, 240, 240)), (180, 40))
     page[150:206, 30:210] = cv2.resize(render_number("4071", 56, shirt=(255, 255, 255), ink=(0, 0, 0)), (180, 56))
     lines = RapidOCRDetector(640, model=model).lines(page)
-    centres = sorted(((y1 + y2) / 2, (x1 + x2) / 2) for _, (x1, y1, x2, y2) in lines)
+    centres = sorted(((y1 + y2) / 2, (x1 + x2) / 2) for _, (x1, y1, x2, y2), _ in lines)
     assert len(lines) == 2 and 50 < centres[0][0] < 70 and 168 < centres[1][0] < 188
     assert all(90 < x < 150 for _, x in centres)
 

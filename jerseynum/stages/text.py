@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import cv2
 import numpy as np
@@ -139,6 +139,15 @@ def _known_line_detector(model: str) -> str:
     return model
 
 
+class TextLine(NamedTuple):
+    """A text line the detector found: the line cut out, its box in the crop, and the line cut with margins at
+    both ends (`RapidOCRDetector.lines`; None without margins)."""
+
+    image: np.ndarray
+    box: Box
+    wider: np.ndarray | None = None
+
+
 class RapidOCRDetector:
     """A DBNet text-line detector run by RapidOCR (`LINE_DETECTORS`): the text lines of a crop, cut out, with
     their boxes in the crop."""
@@ -177,7 +186,9 @@ class RapidOCRDetector:
         quads, _ = self._detector.postprocess_op(self._detector.session(tensor), image.shape[:2])
         return self._detector.sorted_boxes(quads) if len(quads) else np.zeros((0, 4, 2), np.float32)
 
-    def lines(self, crop: np.ndarray) -> list[tuple[np.ndarray, Box]]:
+    def lines(self, crop: np.ndarray, margin: float = 0.0) -> list[TextLine]:
+        """The crop's text lines; with `margin` > 0 each also cut with `margin` line heights more at each end,
+        along the line."""
         scale = self.det_side / max(crop.shape[:2])
         scaled = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
         found = []
@@ -185,8 +196,39 @@ class RapidOCRDetector:
             x1, y1 = np.floor(quad.min(axis=0) / scale).astype(int)
             x2, y2 = np.ceil(quad.max(axis=0) / scale).astype(int)
             # The line is cut from the scaled crop: upscaled small print reads better than the original.
-            found.append((self._crop_quad(scaled, quad.copy()), (int(x1), int(y1), int(x2), int(y2))))
+            line = self._crop_quad(scaled, quad.copy())
+            wider = self._crop_quad(scaled, _lengthened(quad, margin)) if margin > 0 else None
+            found.append(TextLine(line, (int(x1), int(y1), int(x2), int(y2)), wider))
         return found
+
+
+def _lengthened(quad: np.ndarray, margin: float) -> np.ndarray:
+    """A line's quadrilateral (top-left, top-right, bottom-right, bottom-left) with `margin` of its height added
+    at each end, along its top side. Past the image the cut repeats the border."""
+    quad = quad.astype(np.float32)
+    along = quad[1] - quad[0]
+    along /= max(float(np.linalg.norm(along)), 1e-6)
+    extra = along * margin * float(np.linalg.norm(quad[3] - quad[0]))
+    return np.stack([quad[0] - extra, quad[1] + extra, quad[2] + extra, quad[3] - extra])
+
+
+# A digit the wider cut of a line adds at an end is taken when read at least this surely (`with_edge_digits`): RBNR
+# gains the same bibs with 0.8 or 0.95 (docs/results.md, "Session 32").
+EDGE_DIGIT_SURE = 0.9
+
+
+def with_edge_digits(line: Reading, wider: Reading, sure: float = EDGE_DIGIT_SURE) -> Reading:
+    """`wider` (the line read again, cut with margins) where it is `line`'s number with one digit more at one end
+    or at both, each added digit read at least `sure`; else `line`. The detector's box leaves out a digit that a
+    fold or an arm half hides, and the recognizer drops a digit cut at the line's end."""
+    if not line.text or len(wider.text) <= len(line.text) or line.text not in wider.text:
+        return line
+    start = wider.text.index(line.text)
+    end = start + len(line.text)
+    added = wider.char_confidences[:start] + wider.char_confidences[end:]
+    if start > 1 or len(wider.text) - end > 1 or min(added) < sure:
+        return line
+    return wider
 
 
 def _stop_spinning(wrapper, threads: int) -> None:
@@ -459,7 +501,8 @@ class TextStage:
                  engine_options: dict[str, dict] | None = None, settle: float | None = None,
                  retry_sides: Sequence[int] = (), threads: int = 0,
                  line_scorer: Callable[[list[np.ndarray]], np.ndarray] | None = None,
-                 det_model: str = "ppocr-v6-small", retry_model: str | None = None) -> None:  # fmt: skip
+                 det_model: str = "ppocr-v6-small", retry_model: str | None = None,
+                 line_margin: float = 0.0) -> None:  # fmt: skip
         if not engines:
             raise ValueError("the text stage needs at least one engine")
         options = engine_options or {}
@@ -475,6 +518,7 @@ class TextStage:
         self._detectors: dict[tuple[str, int], RapidOCRDetector] = {}
         self._word_reader: RapidOCRText | None = None  # built on first use: number crops never need it
         self.line_scorer = line_scorer
+        self.line_margin = line_margin  # RapidOCR's second cut of each number line (`PipelineConfig.line_margin`)
 
     @classmethod
     def from_config(cls, config: PipelineConfig,
@@ -482,7 +526,7 @@ class TextStage:
         """The text stage a pipeline of this configuration runs: its engines, line detectors and settings."""
         return cls(config.text, config.mode, config.det_side, config.engine_options(), config.text_settle,
                    config.det_retry_sides, config.threads, line_scorer, config.det_model,
-                   config.det_retry_model)  # fmt: skip
+                   config.det_retry_model, config.line_margin)  # fmt: skip
 
     def _unsettled(self, per_crop: list[list[Reading]], settle: float | None) -> list[int]:
         """The crops without an accepted reading of confidence >= `settle` (None: all crops)."""
@@ -522,8 +566,21 @@ class TextStage:
                                if (best := best_reading([r for r in merged if r.engine == engine.name], self.mode, width))]  # fmt: skip
         return self._merged(per_crop)
 
-    def _without_words(self, found: list[list[tuple[np.ndarray, Box]]]
-                       ) -> tuple[list[list[tuple[np.ndarray, Box]]], list[list[Reading]] | None]:  # fmt: skip
+    def _with_edge_digits(self, reader: RapidOCRText, lines: list[TextLine], readings: list[Reading],
+                          words: list[bool]) -> list[Reading]:  # fmt: skip
+        """RapidOCR's `readings` of `lines`, each number line's taken from its wider cut where that adds a digit
+        at an end (`with_edge_digits`). Only lines read as a number are read again: a crowd photo's lines are
+        mostly words and print without digits."""
+        if not self.line_margin:
+            return readings
+        asked = [k for k, (reading, is_words) in enumerate(zip(readings, words)) if reading.text and not is_words]
+        again = reader.recognize([lines[k].wider for k in asked]) if asked else []
+        readings = list(readings)
+        for k, wider in zip(asked, again):
+            readings[k] = with_edge_digits(readings[k], wider)
+        return readings
+
+    def _without_words(self, found: list[list[TextLine]]) -> tuple[list[list[TextLine]], list[list[Reading]] | None]:
         """Drop the detected lines that are words (a sponsor, a club's name) before any engine reads them. The
         digit-only decodings would turn their letters into digits (S -> 5, O -> 0) and invent a number; RapidOCR's
         recognizer, decoding every character, tells words from numbers (`RapidOCRText.words`). Where RapidOCR is
@@ -533,11 +590,12 @@ class TextStage:
             rapidocr = [engine for engine in self.engines if isinstance(engine, RapidOCRText)]
             self._word_reader = rapidocr[0] if rapidocr else RapidOCRText(self.mode, self.threads)
         is_engine = self._word_reader in self.engines
-        lines = [line for crop_lines in found for line, _ in crop_lines]
+        lines = [line for crop_lines in found for line in crop_lines]
         if is_engine:
-            readings, words = self._word_reader.read(lines) if lines else ([], [])
+            readings, words = self._word_reader.read([line.image for line in lines]) if lines else ([], [])
+            readings = self._with_edge_digits(self._word_reader, lines, readings, words)
         else:
-            words = self._word_reader.words(lines) if lines else []
+            words = self._word_reader.words([line.image for line in lines]) if lines else []
             readings = [None] * len(words)
         verdicts = iter(zip(words, readings))
         kept, read = [], []
@@ -551,33 +609,35 @@ class TextStage:
     def _read_regions_at(self, crops: list[np.ndarray], model: str, det_side: int) -> list[list[Reading]]:
         if (model, det_side) not in self._detectors:
             self._detectors[model, det_side] = RapidOCRDetector(det_side, self.threads, model)
-        found = [self._detectors[model, det_side].lines(crop) for crop in crops]
+        found = [self._detectors[model, det_side].lines(crop, self.line_margin) for crop in crops]
         # Words must not reach a digit-only engine. Where RapidOCR reads first (bib mode) its own pass tells them
         # (below); otherwise (jersey mode: the crnn first) a pass of its recognizer does, before any engine reads,
         # and RapidOCR's turn as an engine takes that pass's readings (`premade`).
         premade = None
         if not isinstance(self.engines[0], RapidOCRText):
             found, premade = self._without_words(found)
-        all_lines = [line for crop_lines in found for line, _ in crop_lines]
+        all_lines = [line.image for crop_lines in found for line in crop_lines]
         scores = iter(self.line_scorer(all_lines) if self.line_scorer is not None and all_lines else [])
-        found = [[(line, box, next(scores, None)) for line, box in crop_lines] for crop_lines in found]
+        found = [[(line, next(scores, None)) for line in crop_lines] for crop_lines in found]
         per_crop: list[list[Reading]] = [[] for _ in crops]
         for engine in self.engines:
             todo = self._unsettled(per_crop, self.settle)
-            owners = [(i, box, score) for i in todo for _, box, score in found[i]]
-            lines = [line for i in todo for line, _, _ in found[i]]
+            owners = [(i, line.box, score) for i in todo for line, score in found[i]]
+            lines = [line for i in todo for line, _ in found[i]]
+            images = [line.image for line in lines]
             candidates: list[list[Reading]] = [[] for _ in crops]
             if isinstance(engine, RapidOCRText) and premade is not None:  # read already, words dropped
                 readings = [reading for i in todo for reading in premade[i]]
             elif isinstance(engine, RapidOCRText):  # its pass also tells words: no later engine reads them
-                readings, words = engine.read(lines) if lines else ([], [])
+                readings, words = engine.read(images) if lines else ([], [])
+                readings = self._with_edge_digits(engine, lines, readings, words)
                 readings = [Reading("", 0.0, (), engine.name) if is_words else reading
                             for reading, is_words in zip(readings, words)]  # fmt: skip
                 word_lines = {(i, box) for (i, box, _), is_words in zip(owners, words) if is_words}
-                found = [[line for line in crop_lines if (i, line[1]) not in word_lines]
+                found = [[(line, score) for line, score in crop_lines if (i, line.box) not in word_lines]
                          for i, crop_lines in enumerate(found)]  # fmt: skip
             else:
-                readings = engine.recognize(lines) if lines else []
+                readings = engine.recognize(images) if lines else []
             for (i, box, score), reading in zip(owners, readings):
                 line_legibility = None if score is None else round(float(score), 4)
                 at_side = box[0] <= SIDE_PX or box[2] >= crops[i].shape[1] - SIDE_PX
