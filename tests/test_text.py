@@ -9,8 +9,8 @@ from jerseynum.stages import text
 from jerseynum.stages.text import (
     EasyOCRText,
     RapidOCRDetector,
-    TextStage,
     TextLine,
+    TextStage,
     best_reading,
     text_recognizer,
     with_edge_digits,
