@@ -67,12 +67,12 @@ class PipelineConfig:
     # a fifth of v6's time for the same reads; docs/results.md, "Race photos: speed". Jersey mode keeps float v6.
     det_model: str | None = None
     det_retry_model: str | None = None
-    # RapidOCR reads each number line a second time, cut with this many line heights more at each end (about a
-    # digit's width), and takes that reading where it is the line's number with a digit more at an end, read
-    # surely (`text.with_edge_digits`): the detector's box leaves out a digit that a fold, a cable or an arm half
-    # hides (1104 of 11040, 1517 of 71517, 119 of 11191). None: 0.5 for bibs (RBNR box-matched without a list 167
-    # right and 4 wrong -> 169 and 2, misc the same; 0.3 and 0.7 alike, 0.2 gains nothing; docs/results.md,
-    # "Session 32"); 0 for jerseys, not measured there.
+    # RapidOCR reads the line of each region's likeliest number a second time, cut with this many line heights
+    # more at each end (about a digit's width), and takes that reading where it is the line's number with a digit
+    # more at an end, read surely (`text.with_edge_digits`): the detector's box leaves out a digit that a fold or
+    # the bib's shadow half hides (1104 of 11040, 119 of 11191). None: 0.5 for bibs (RBNR box-matched without a
+    # list 167 right and 4 wrong -> 169 and 2, misc the same, 13 % more time on its crowds; 0.3 and 0.7 alike,
+    # 0.2 gains nothing; docs/results.md, "Session 32"); 0 for jerseys, not measured there.
     line_margin: float | None = None
     # Torso crops at least this big are searched for text lines; smaller ones are read whole as one line
     # (SoccerNet number crops are ~20-30 px; a runner's bib region is over 100 px).
