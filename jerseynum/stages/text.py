@@ -220,7 +220,7 @@ EDGE_DIGIT_SURE = 0.9
 def with_edge_digits(line: Reading, wider: Reading, sure: float = EDGE_DIGIT_SURE) -> Reading:
     """`wider` (the line read again, cut with margins) where it is `line`'s number with one digit more at one end
     or at both, each added digit read at least `sure`; else `line`. The detector's box leaves out a digit that a
-    fold or an arm half hides, and the recognizer drops a digit cut at the line's end."""
+    curl of the bib or a shadow half hides, and the recognizer drops a digit cut at the line's end."""
     if not line.text or len(wider.text) <= len(line.text) or line.text not in wider.text:
         return line
     start = wider.text.index(line.text)
@@ -581,7 +581,9 @@ class TextStage:
                 asked.append((i, next(k for k, reading in enumerate(found) if reading is best)))
         again = reader.recognize([cut[i][k].wider for i, k in asked]) if asked else []
         for (i, k), wider in zip(asked, again):
-            candidates[i][k] = with_edge_digits(candidates[i][k], wider)
+            completed = with_edge_digits(candidates[i][k], wider)
+            if self.mode.accepts(completed.text):  # a 6-digit bib stays one, not a 7-digit non-number
+                candidates[i][k] = completed
 
     def _without_words(self, found: list[list[TextLine]]) -> tuple[list[list[TextLine]], list[list[Reading]] | None]:
         """Drop the detected lines that are words (a sponsor, a club's name) before any engine reads them. The
