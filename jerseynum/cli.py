@@ -59,6 +59,11 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """"1 photo", "2 photos": a count with its noun (an -s plural unless `plural` is given)."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def add_max_pixels_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-pixels",
@@ -208,7 +213,7 @@ def infer(args: argparse.Namespace) -> int:
     write_json_atomic(args.output, predictions)
 
     legible = sum(number != -1 for number in predictions.values())
-    print(f"{len(predictions)} tracklets ({legible} with a number) -> {args.output}")
+    print(f"{counted(len(predictions), 'tracklet')} ({legible} with a number) -> {args.output}")
     print(f"median {statistics.median(seconds_per_tracklet):.3f} s per tracklet; time per stage (s): "
           + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in stage_totals.items()))  # fmt: skip
     if len(tracklets) <= 20:
@@ -224,12 +229,15 @@ def infer(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", help="log every tracklet's decision")
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    common.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging (with infer: every tracklet's decision)")  # fmt: skip
+    # -q only where there is a progress bar to leave out
+    progress = argparse.ArgumentParser(add_help=False, parents=[common])
+    progress.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser = argparse.ArgumentParser(prog="jerseynum", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    infer_parser = commands.add_parser("infer", parents=[common], help="read the number of every tracklet in a folder")
+    infer_parser = commands.add_parser("infer", parents=[progress], help="read the number of every tracklet in a folder")
     infer_parser.add_argument(
         "tracklets",
         type=Path,
@@ -250,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     infer_parser.set_defaults(handler=infer)
 
     tag_parser = commands.add_parser(
-        "tag", parents=[common], help="read the bib numbers of every race photo in a folder into an index"
+        "tag", parents=[progress], help="read the bib numbers of every race photo in a folder into an index"
     )
     tag_parser.add_argument("photos", type=Path, help="folder of race photos (searched recursively)")
     tag_parser.add_argument("--index", type=Path, required=True, help="SQLite index file (created if absent)")
@@ -296,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     correct_parser.set_defaults(handler=correct)
 
     metadata_parser = commands.add_parser(
-        "write-metadata", parents=[common], help="write an index's numbers as keywords that photo tools read")  # fmt: skip
+        "write-metadata", parents=[progress], help="write an index's numbers as keywords that photo tools read")  # fmt: skip
     metadata_parser.add_argument("--index", type=Path, required=True)
     metadata_parser.add_argument("--mode", choices=["sidecar", "keywords"], default="sidecar",
                                  help="XMP sidecars beside the photos (default) or IPTC/XMP keywords in them")  # fmt: skip
@@ -360,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.set_defaults(handler=serve)
 
     video_parser = commands.add_parser(
-        "video", parents=[common], help="track the people of a video and read each one's number"
+        "video", parents=[progress], help="track the people of a video and read each one's number"
     )
     video_parser.add_argument("video", help="video file (or stream URL)")
     video_parser.add_argument(
@@ -394,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     video_parser.set_defaults(handler=video)
 
     train_parser = commands.add_parser(
-        "train-recognizer", parents=[common], help="train the digit recognizer on the shared data plus rendered crops"
+        "train-recognizer", parents=[progress], help="train the digit recognizer on the shared data plus rendered crops"
     )
     train_parser.add_argument(
         "--data", type=Path, default=DEFAULT_DATA, help=f"the shared data folder (default: {DEFAULT_DATA})"
@@ -433,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.set_defaults(handler=train_recognizer)
 
     legibility_parser = commands.add_parser(
-        "train-legibility", parents=[common], help="train the legibility classifier from EasyOCR pseudo-labels"
+        "train-legibility", parents=[progress], help="train the legibility classifier from EasyOCR pseudo-labels"
     )
     legibility_parser.add_argument(
         "--crops", type=Path, nargs="+", help="folders of crops or tracklets (default: the shared data's recipe)"
@@ -560,9 +568,10 @@ def tag(args: argparse.Namespace) -> int:
         total = len(index)
     timing = f", median {statistics.median(report.seconds):.2f} s per photo" if report.seconds else ""
     print(
-        f"{report.photos} photos: {report.tagged} tagged ({report.runners} runners, {report.unreadable} unreadable)"
-        f", {report.unchanged} unchanged, {report.removed} gone from the folder, {len(report.skipped)} other files"
-        f" skipped{timing}; {total} in {args.index}; {elapsed:.1f} s in all"
+        f"{counted(report.photos, 'photo')}: {report.tagged} tagged ({counted(report.runners, 'runner')},"
+        f" {report.unreadable} unreadable)"
+        f", {report.unchanged} unchanged, {report.removed} gone from the folder,"
+        f" {counted(len(report.skipped), 'other file')} skipped{timing}; {total} in {args.index}; {elapsed:.1f} s in all"
         + (f", {60 * report.tagged / elapsed:.0f} photos per minute" if report.tagged and elapsed > 0 else "")
     )
     for what, files in (("unreadable", report.errors), ("skipped", report.skipped)):
@@ -580,17 +589,17 @@ def review(args: argparse.Namespace) -> int:
     with _open_index(args.index) as index:
         root = index.photos_root
         found = index.review(args.below)
-    print(f"{len(found.uncertain)} numbers less likely right than {args.below:.0%}, least likely first:")
+    print(f"{counted(len(found.uncertain), 'number')} less likely right than {args.below:.0%}, least likely first:")
     for record, number in found.uncertain[: args.limit]:
         print(f"  {number.confidence:.2f} {number.number:>8} ({number.status})  {root / record.path}")
     if found.hidden:
-        print(f"{len(found.hidden)} reads hidden, likeliest first (confirm one to show it):")
+        print(f"{counted(len(found.hidden), 'read')} hidden, likeliest first (confirm one to show it):")
         for record, number in found.hidden[: args.limit]:
             print(f"  {number.confidence:.2f} {number.number:>8} ({number.status})  {root / record.path}  "
                   f"({number.reason})")  # fmt: skip
-    print(f"{len(found.unread)} photos with runners found but no number read:")
+    print(f"{counted(len(found.unread), 'photo')} with runners found but no number read:")
     for record, count in found.unread[: args.limit]:
-        print(f"  {count} runners  {root / record.path}")
+        print(f"  {counted(count, 'runner')}  {root / record.path}")
     print(f"correct with: jerseynum correct PHOTO --index {args.index} --confirm N | --add N | --remove N")
     return 0
 
@@ -614,7 +623,7 @@ def correct(args: argparse.Namespace) -> int:
         redecide(index)
         record = index.photo_at(path)
     numbers = ", ".join(f"{n.number} ({n.status})" for n in record.numbers) or "none"
-    print(f"{path}: {len(said)} corrections saved; its numbers now: {numbers}")
+    print(f"{path}: {counted(len(said), 'correction')} saved; its numbers now: {numbers}")
     return 0
 
 
@@ -629,8 +638,8 @@ def write_metadata(args: argparse.Namespace) -> int:
         log.error("%s", error)
         return 2
     where = "into the photos" if mode == "keywords" else "into XMP sidecars"
-    print(f"keywords {where}: {report.written} of {report.photos} photos with numbers gained {report.keywords}"
-          f" keywords, {report.unchanged} had them all, {len(report.failed)} failed")  # fmt: skip
+    print(f"keywords {where}: {report.written} of {counted(report.photos, 'photo')} with numbers gained"
+          f" {counted(report.keywords, 'keyword')}, {report.unchanged} had them all, {len(report.failed)} failed")  # fmt: skip
     for path, reason in report.failed.items():
         log.error("%s: %s", path, reason)
     return 1 if report.failed else 0
@@ -645,7 +654,7 @@ def describe_event(report: EventReport) -> str:
     rejected = report.statuses.get("rejected", 0)
     hint = f" ({rejected} not on the start list: `jerseynum review` lists them)" if rejected else ""
     return (
-        f"event decided in {report.seconds:.1f} s: {report.runners} runners, {report.clusters} seen in several"
+        f"event decided in {report.seconds:.1f} s: {counted(report.runners, 'runner')}, {report.clusters} seen in several"
         f" photos; numbers: {statuses}{hint}"
     )
 
@@ -664,7 +673,7 @@ def start_list(args: argparse.Namespace) -> int:
     with PhotoIndex(args.index) as index:
         index.set_entrants(entrants)
         report = redecide(index)
-    print(f"{len(entrants)} entrants on the start list of {args.index}")
+    print(f"{counted(len(entrants), 'entrant')} on the start list of {args.index}")
     print(describe_event(report))
     return 0
 
@@ -675,7 +684,7 @@ def _saved(index_path: Path) -> str:
 
     try:
         with _open_index(index_path) as index:
-            return f"{len(index)} photos are saved in it, each whole"
+            return f"{counted(len(index), 'photo is', 'photos are')} saved in it, each whole"
     except (IndexFileError, OSError, SystemExit):  # the message must come out even where the index cannot open
         return "every photo committed before is saved in it"
 
@@ -705,10 +714,10 @@ def search(args: argparse.Namespace) -> int:
     for match in matches:
         print(_match_line(match, root))
     more = f" (of {len(exact)}: --limit {args.limit})" if len(exact) > len(matches) else ""
-    print(f"{len(matches)} photos for {digits}{more}")
+    print(f"{counted(len(matches), 'photo')} for {digits}{more}")
     if near:
         uncopied = " (not copied: --copy-near copies them)" if args.copy_to and not args.copy_near else ""
-        print(f"maybe you: {len(near)} photos of near numbers{uncopied}")
+        print(f"maybe you: {counted(len(near), 'photo')} of near numbers{uncopied}")
         for match in near[: args.limit]:
             print(_match_line(match, root))
         if len(near) > args.limit:
@@ -754,7 +763,7 @@ def search_name(args: argparse.Namespace) -> int:
         found = [(entrant, index.search(entrant.bib, partial=False, max_distance=0)) for entrant in entrants]
     for entrant, matches in found:
         category = f", {entrant.category}" if entrant.category else ""
-        print(f"{entrant.name} (bib {entrant.bib}{category}): {len(matches)} photos")
+        print(f"{entrant.name} (bib {entrant.bib}{category}): {counted(len(matches), 'photo')}")
         for match in matches[: args.limit]:
             print(f"  {match.number.confidence:.2f}  {root / match.photo.path}")
     if not found:
@@ -782,7 +791,7 @@ def search_same_runner(args: argparse.Namespace) -> int:
             return 2
         runners = index.same_runner(relative)
     for k, (runner_id, photos) in enumerate(runners, 1):
-        print(f"runner {k} of {relative}: {len(photos)} other photos of the same person")
+        print(f"runner {k} of {relative}: {counted(len(photos), 'other photo')} of the same person")
         for record in photos[: args.limit]:
             numbers = " ".join(n.number for n in record.numbers)
             print(f"  {root / record.path}  {numbers}")
@@ -840,8 +849,8 @@ def video(args: argparse.Namespace) -> int:
         log.error("%s", error)
         return 2
     write_json_atomic(args.output, result)
-    print(f"{result['frames']} frames at {result['fps']:.1f} FPS: {len(result['tracks'])} tracks,"
-          f" {len(result['people'])} numbers -> {args.output}")  # fmt: skip
+    print(f"{counted(result['frames'], 'frame')} at {result['fps']:.1f} FPS: {counted(len(result['tracks']), 'track')},"
+          f" {counted(len(result['people']), 'number')} -> {args.output}")  # fmt: skip
     for person in result["people"]:
         print(f"  number {person['number']}: frames {person['first_frame']}-{person['last_frame']},"
               f" tracks {person['tracks']}")  # fmt: skip

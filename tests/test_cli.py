@@ -6,8 +6,9 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 
-from jerseynum.cli import main
+from jerseynum.cli import counted, main
 from jerseynum.photos.index import PhotoIndex
 from jerseynum.training.synth import render_number
 from tests.badfiles import bomb_png
@@ -115,3 +116,16 @@ def test_sigterm_ends_a_real_tag_run_cleanly_and_leaves_no_worker(tmp_path):
     assert wait_for(lambda: not any(alive(pid) for pid in workers), 5)
     assert 4 <= committed_photos(index) < 300
 
+
+
+def test_counts_read_as_english():
+    assert [counted(0, "photo"), counted(1, "photo"), counted(2, "photo")] == ["0 photos", "1 photo", "2 photos"]
+    assert counted(1, "photo is", "photos are") == "1 photo is" and counted(3, "photo is", "photos are") == "3 photos are"
+
+
+def test_quiet_is_offered_only_where_there_is_a_progress_bar(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["search", "12", "--index", str(tmp_path / "race.db"), "-q"])
+    assert exit_.value.code == 2 and "unrecognized arguments: -q" in capsys.readouterr().err
+    # -v is everyone's: a search of a missing index is still its own error (2), not an argument error
+    assert main(["search", "12", "--index", str(tmp_path / "race.db"), "-v"]) == 2

@@ -336,12 +336,12 @@ def test_review_lists_the_least_likely_numbers_first_and_runners_without_one(tmp
     capsys.readouterr()
     assert main(["review", "--index", str(index), "--below", "1.01"]) == 0
     out = capsys.readouterr().out
-    assert "3 numbers less likely right than 101%" in out and "1 photos with runners found but no number" in out
-    numbers, unread = out.split("photos with runners found but no number")
+    assert "3 numbers less likely right than 101%" in out and "1 photo with runners found but no number" in out
+    numbers, unread = out.split("photo with runners found but no number")
     # equally likely (propagated numbers are as likely as their source): by photo
     assert [line.split()[-1][-9:] for line in numbers.splitlines() if "2024" in line] == [
         "shot0.png", "shot1.png", "shot2.png"]  # fmt: skip
-    assert "(propagated)" in numbers and "1 runners" in unread and "shot3.png" in unread
+    assert "(propagated)" in numbers and "1 runner " in unread and "shot3.png" in unread
 
 
 def test_review_lists_the_reads_the_start_list_rejected_and_a_confirmed_one_is_shown(tmp_path, capsys):
@@ -359,7 +359,7 @@ def test_review_lists_the_reads_the_start_list_rejected_and_a_confirmed_one_is_s
     assert main(["correct", "photo2.png", "--index", str(index), "--confirm", "130"]) == 0
     capsys.readouterr()
     assert main(["review", "--index", str(index)]) == 0
-    assert "1 reads hidden" in capsys.readouterr().out
+    assert "1 read hidden" in capsys.readouterr().out
     with PhotoIndex(index) as opened:
         assert [(n.number, n.status) for n in opened.photo_at("photo2.png").numbers] == [("130", "confirmed")]
 
@@ -379,7 +379,7 @@ def test_review_lists_a_read_hidden_as_unsure_so_that_a_person_can_show_it(tmp_p
     capsys.readouterr()
     assert main(["review", "--index", str(index)]) == 0
     out = capsys.readouterr().out
-    assert "1 reads hidden" in out and " 120 (unsure)" in out and "photo1.png" in out
+    assert "1 read hidden" in out and " 120 (unsure)" in out and "photo1.png" in out
     assert "0 photos with runners found but no number" in out
 
 

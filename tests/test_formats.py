@@ -76,7 +76,7 @@ def test_a_folder_of_every_format_is_tagged_and_the_summary_names_what_was_skipp
                         (ShadeTagger, "v1", *tag_folder.__defaults__[2:]))
     assert main(["tag", str(photos), "--index", str(tmp_path / "race.db"), "-q"]) == 0
     out = capsys.readouterr().out
-    assert "4 photos: 4 tagged" in out and "1 unreadable" in out and "1 other files skipped" in out
+    assert "4 photos: 4 tagged" in out and "1 unreadable" in out and "1 other file skipped" in out
     assert "unreadable: broken.jpg: not a decodable image" in out
     assert "skipped: notes.txt: not a photo format (.txt)" in out and "raw.xmp" not in out
     with PhotoIndex(tmp_path / "race.db") as index:
