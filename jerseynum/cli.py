@@ -32,6 +32,7 @@ from jerseynum.parallel import default_workers
 from jerseynum.weights import CRNN_WEIGHTS as DEFAULT_WEIGHTS
 from jerseynum.weights import LEGIBILITY_CHECKPOINT as DEFAULT_LEGIBILITY_CHECKPOINT
 from jerseynum.weights import LEGIBILITY_WEIGHTS as DEFAULT_LEGIBILITY_WEIGHTS
+from jerseynum.wording import counted
 
 if TYPE_CHECKING:  # the commands import what they run when they run: `--help` and `search` stay fast
     from jerseynum.photos.event import EventReport
@@ -57,11 +58,6 @@ def at_least(minimum: int) -> Callable[[str], int]:
         return value
 
     return parse
-
-
-def counted(count: int, noun: str, plural: str | None = None) -> str:
-    """"1 photo", "2 photos": a count with its noun (an -s plural unless `plural` is given)."""
-    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 def add_max_pixels_argument(parser: argparse.ArgumentParser) -> None:

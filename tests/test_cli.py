@@ -8,9 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from jerseynum.cli import counted, main
+from jerseynum.cli import main
 from jerseynum.photos.index import PhotoIndex
 from jerseynum.training.synth import render_number
+from jerseynum.wording import counted
 from tests.badfiles import bomb_png
 from tests.conftest import REPO
 from tests.test_parallel import alive, children_of, wait_for

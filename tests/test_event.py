@@ -160,7 +160,7 @@ def test_a_start_list_given_later_re_decides_without_reading_any_photo(tmp_path,
     # 110 is listed; 120 and 130 are not, nor one OCR confusion from a listed bib
     assert numbers == {"photo0.png": ["110"], "photo1.png": [], "photo2.png": []}
     assert main(["search", "--name", "lovelace", "--index", str(index)]) == 0
-    assert "Ada Lovelace (bib 110): 1 photos" in capsys.readouterr().out
+    assert "Ada Lovelace (bib 110): 1 photo\n" in capsys.readouterr().out
     assert main(["search", "130", "--index", str(index), "--exact"]) == 1  # rejected: not shown
     # a photo added and the start list changed: only the new photo is read, and every photo re-decided
     write_photos(photos / "later", [10])

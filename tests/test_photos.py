@@ -412,7 +412,7 @@ def test_search_and_export_work_on_an_index_on_a_read_only_mount(tmp_path):
     )  # fmt: skip
     assert "WRITABLE" not in result.stdout, "the mount was not read-only"
     assert result.returncode == 0, result.stderr
-    assert "1 photos for 110" in result.stdout and '"photo0.png": [\n  "110"\n ]' in result.stdout
+    assert "1 photo for 110" in result.stdout and '"photo0.png": [\n  "110"\n ]' in result.stdout
 
 
 def test_a_full_disk_during_export_says_so_in_one_line_and_leaves_nothing(tmp_path, small_index):
@@ -502,7 +502,7 @@ def test_full_width_digits_find_the_bib(small_index, capsys):
 
 def test_search_says_when_the_limit_cuts_the_list(small_index, capsys):
     assert main(["search", "1234", "--index", str(small_index), "--limit", "1"]) == 0
-    assert "1 photos for 1234 (of 2: --limit 1)" in capsys.readouterr().out
+    assert "1 photo for 1234 (of 2: --limit 1)" in capsys.readouterr().out
 
 
 def committed_photos(index: Path) -> int:

@@ -578,7 +578,7 @@ def test_the_review_page_puts_the_reads_the_start_list_rejected_before_a_reviewe
     try:
         with urllib.request.urlopen(urllib.request.Request(url + "/review", headers=auth), timeout=30) as response:
             html = response.read().decode()
-        assert "1 reads hidden" in html and "read 120: not on the start list" in html
+        assert "1 read hidden" in html and "read 120: not on the start list" in html
         assert html.count('<div class="box"') == 1  # where the hidden read lies in its photo
         token = re.search(r'name="token" value="([0-9a-f]+)"', html)[1]
         form = urlencode({"token": token, "path": "photo1.png", "number": "120", "action": "confirm"}).encode()
@@ -619,7 +619,7 @@ def test_a_reviewer_confirms_corrects_and_adds_numbers_behind_a_password(tmp_pat
         assert request("/review")[0] == 401
         assert request("/review", headers={"Authorization": "Basic " + base64.b64encode(b"me:wrong").decode()})[0] == 401
         status, html = request("/review?below=1.01", headers=auth)  # all of them (they are ~0.97 likely)
-        assert status == 200 and "3 numbers less likely right than 101%" in html and "1 photos with a runner" in html
+        assert status == 200 and "3 numbers less likely right than 101%" in html and "1 photo with a runner" in html
         token = re.search(r'name="token" value="([0-9a-f]+)"', html)[1]
         assert request("/review", {"path": "shot0.png", "number": "2024", "action": "confirm"}, auth)[0] == 403
         assert request("/review", {"token": "é", "path": "shot0.png", "number": "2024"}, auth)[0] == 403  # not a 500

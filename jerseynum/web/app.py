@@ -53,6 +53,7 @@ from jerseynum.web.site import (
     parse_below,
     parse_page,
 )
+from jerseynum.wording import counted
 
 TEMPLATES = Path(__file__).with_name("templates")
 STATIC = Path(__file__).with_name("static")
@@ -233,6 +234,7 @@ def create_app(site: PhotoSite, host_names: frozenset[str] = frozenset({"localho
     templates.env.globals.update(box_style=box_style, aspect=_aspect, likeness=likeness, max_query=MAX_QUERY,
                                  max_name=MAX_NAME, selfie_search=site.selfie_search)  # fmt: skip
     templates.env.filters["percent"] = lambda value: f"{value:.0%}"
+    templates.env.filters["counted"] = counted
 
     def render(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
         context = {"query": "", "exact": False, "name": ""} | context
@@ -296,10 +298,9 @@ def create_app(site: PhotoSite, host_names: frozenset[str] = frozenset({"localho
         result = site.search(query, exact_only)
         last = max(1, math.ceil(len(result.matches) / PER_PAGE))
         current = min(parse_page(page), last)
-        plural = "photo" if len(result.matches) == 1 else "photos"
-        title = f"{query}: {len(result.matches)} {plural}" if result.matches else f"{query}: no photos"
+        title = f"{query}: {counted(len(result.matches), 'photo')}" if result.matches else f"{query}: no photos"
         return render(request, "search.html", title=title, query=query, exact=exact_only, result=result,
-                      shown=result.matches[(current - 1) * PER_PAGE : current * PER_PAGE], plural=plural,
+                      shown=result.matches[(current - 1) * PER_PAGE : current * PER_PAGE],
                       near=result.near[:PER_PAGE] if current == 1 else [], per_page=PER_PAGE,
                       pages=page_links(query, exact_only, current, last), share=search_href(query, exact=True),
                       zip_href="/zip?" + urlencode({"q": query}))  # fmt: skip
