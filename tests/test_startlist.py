@@ -126,6 +126,14 @@ def test_blank_rows_unknown_columns_and_printed_bibs(tmp_path: Path) -> None:
                                                       Entrant("0264", "Cy")]
 
 
+def test_bibs_with_letters_are_matched_on_their_digits_and_said_so(tmp_path: Path, caplog) -> None:
+    assert read_start_list(write(tmp_path, "Bib\nT2182\n７\nA-12\n")) == [Entrant("2182"), Entrant("7"), Entrant("12")]
+    assert "2 bibs have more than digits (e.g. 'T2182'): they are matched on their digits (2182)" in caplog.text
+    caplog.clear()
+    read_start_list(write(tmp_path, "Bib\n０２６４\n 12 \n"))  # full-width digits are digits
+    assert "more than digits" not in caplog.text
+
+
 def test_bib_only_file(tmp_path: Path) -> None:
     assert read_start_list(write(tmp_path, "Bib\n1\n22\n")) == [Entrant("1"), Entrant("22")]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import logging
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Self
 
 from jerseynum.photos.index import bib_digits
+
+log = logging.getLogger(__name__)
 
 # The digit pairs OCR engines confuse on printed digits (each pair either way round).
 CONFUSABLE_DIGITS = ("68", "17", "38", "08", "56", "35", "89", "06", "09", "41", "27", "59")
@@ -177,6 +180,7 @@ def read_start_list(path: Path) -> list[Entrant]:
 
     entrants: list[Entrant] = []
     first_seen: dict[str, tuple[int, str]] = {}  # bib -> (row, bib as printed)
+    lettered: list[str] = []  # bibs printed with more than digits ("T2182")
     for number, row in rows:
         printed = cell(row, bib_column)
         bib = bib_digits(printed)
@@ -191,6 +195,8 @@ def read_start_list(path: Path) -> list[Entrant]:
                 rows_text = f"rows {row_before} ({printed_before!r}) and {number} ({printed!r})"
             raise StartListError(f"start list {path}: bib {bib} is listed twice, {rows_text}")
         first_seen[bib] = (number, printed)
+        if unicodedata.normalize("NFKC", printed) != bib:
+            lettered.append(printed)
         if name_column is not None:
             name = cell(row, name_column)
         else:
@@ -198,6 +204,9 @@ def read_start_list(path: Path) -> list[Entrant]:
         entrants.append(Entrant(bib, name, cell(row, category_column)))
     if not entrants:
         raise StartListError(f"start list {path} has a header row but no entrants")
+    if lettered:  # the reader keeps a bib's digits, so the list is matched on its digits too
+        log.warning("start list %s: %d bibs have more than digits (e.g. %r): they are matched on their digits (%s)",
+                    path, len(lettered), lettered[0], bib_digits(lettered[0]))  # fmt: skip
     return entrants
 
 
