@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from jerseynum.photos.runners import RunnerFinder, RunnerSettings, bib_region, body_region
+from jerseynum.photos.runners import FaceRunnerFinder, RunnerFinder, RunnerSettings, bib_region, body_region
 from jerseynum.types import PersonBox
+from tests.test_identity import RED, draw_runner, photo_with
 
 PHOTO = np.zeros((600, 800, 3), np.uint8)
 
@@ -63,3 +64,16 @@ def test_short_bodies_and_no_person_detector_leave_faces_alone():
     assert [r.face for r in RunnerFinder(face_finder=Faces([face]), people=People([tiny])).find(PHOTO)] == [face[0]]
     faces_only = RunnerFinder(RunnerSettings(bodies=False), face_finder=Faces([face]))
     assert faces_only.people is None and [r.body for r in faces_only.find(PHOTO)] == [None]
+
+
+def test_a_photo_too_thin_for_a_face_has_none_and_face_search_goes_on_after_it():
+    photo = photo_with()
+    draw_runner(photo, 320, 150, 100, RED)
+    finder = FaceRunnerFinder()
+    before = finder.faces(photo)
+    # 1 px wide, 1 x 1, 5 px high: views narrower than the smallest face are not searched (mediapipe's graph,
+    # given an empty view, failed on every later photo)
+    for thin in (np.full((400, 1, 3), 128, np.uint8), np.zeros((1, 1, 3), np.uint8), np.zeros((5, 900, 3), np.uint8)):
+        assert finder.faces(thin) == []
+    assert finder.faces(photo) == before
+    finder.close()

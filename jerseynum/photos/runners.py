@@ -92,8 +92,11 @@ class FaceRunnerFinder:
             xs = np.linspace(0, width - tile_w, n).astype(int)
             ys = np.linspace(0, height - tile_h, n).astype(int)
             views += [(x, y, x + tile_w, y + tile_h) for y in ys for x in xs]
+        # A view narrower than the smallest face holds none; an empty one would break mediapipe's graph for good
+        # (every later call fails: a 1-px-wide photo or selfie stopped all face search after it).
+        views = [v for v in views if min(v[2] - v[0], v[3] - v[1]) >= self.settings.min_face_px]
         found: list[tuple[Box, float]] = []
-        rgb = cv2.cvtColor(photo, cv2.COLOR_BGR2RGB)
+        rgb = cv2.cvtColor(photo, cv2.COLOR_BGR2RGB) if views else photo
         for vx1, vy1, vx2, vy2 in views:
             view = np.ascontiguousarray(rgb[vy1:vy2, vx1:vx2])
             result = self._detector.process(view)
