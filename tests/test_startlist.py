@@ -4,6 +4,7 @@ reads of bib numbers to the listed bibs."""
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,16 @@ def test_bibs_with_letters_are_matched_on_their_digits_and_said_so(tmp_path: Pat
     caplog.clear()
     read_start_list(write(tmp_path, "Bib\n０２６４\n 12 \n"))  # full-width digits are digits
     assert "more than digits" not in caplog.text
+
+
+def test_bibs_a_spreadsheet_wrote_as_numbers(tmp_path: Path, caplog) -> None:
+    # pandas and Excel write a number column as 2605.0: the bib is 2605, not 26050
+    assert read_start_list(write(tmp_path, "Bib,Name\n2605.0,Ada\n58.00,Bo\n0264,Cy\n")) == [
+        Entrant("2605", "Ada"), Entrant("58", "Bo"), Entrant("0264", "Cy")]  # fmt: skip
+    assert "more than digits" not in caplog.text
+    for reformatted in ("2605.5", "2.605E+03", "2.6E3"):
+        with pytest.raises(StartListError, match=f"row 2: bib '{re.escape(reformatted)}' is a number a spreadsheet"):
+            read_start_list(write(tmp_path, f"Bib\n{reformatted}\n"))
 
 
 def test_bib_only_file(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import codecs
 import csv
 import io
 import logging
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,6 +28,9 @@ from typing import Self
 from jerseynum.photos.index import bib_digits
 
 log = logging.getLogger(__name__)
+
+# A bib column that a spreadsheet or pandas took for numbers: "2605.0", "2.605E+03".
+_SPREADSHEET_NUMBER = re.compile(r"(?P<whole>\d+)\.(?P<fraction>\d+)(?P<exponent>[eE][+-]?\d+)?")
 
 # The digit pairs OCR engines confuse on printed digits (each pair either way round).
 CONFUSABLE_DIGITS = ("68", "17", "38", "08", "56", "35", "89", "06", "09", "41", "27", "59")
@@ -183,6 +187,11 @@ def read_start_list(path: Path) -> list[Entrant]:
     lettered: list[str] = []  # bibs printed with more than digits ("T2182")
     for number, row in rows:
         printed = cell(row, bib_column)
+        if (spreadsheet := _SPREADSHEET_NUMBER.fullmatch(printed)) is not None:
+            if spreadsheet["fraction"].strip("0") or spreadsheet["exponent"]:
+                raise StartListError(f"start list {path}, row {number}: bib {printed!r} is a number a spreadsheet "
+                                     "reformatted: format the bib column as text and save the file again")  # fmt: skip
+            printed = spreadsheet["whole"]  # 2605.0, as pandas and Excel write a number column, is bib 2605
         bib = bib_digits(printed)
         if not bib:
             what = f"bib {printed!r} has no digits" if printed else f"the {headers[bib_column]!r} cell is empty"
