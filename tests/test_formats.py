@@ -4,6 +4,7 @@ photos, or broken, named in the run's summary with the reason."""
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,28 @@ def test_a_format_whose_reader_is_not_installed_is_an_unreadable_photo_that_name
     monkeypatch.setitem(sys.modules, needs.replace("-", "_"), None)  # as an install without it
     with pytest.raises(ImageError, match=f"needs {needs}"):
         decode_image(b"photo bytes", name)
+
+
+def test_a_name_that_is_no_utf8_a_linked_folder_and_the_index_itself_are_skipped(tmp_path, monkeypatch, capsys):
+    photos, elsewhere = tmp_path / "photos", tmp_path / "elsewhere"
+    photos.mkdir()
+    elsewhere.mkdir()
+    good = cv2.imencode(".jpg", np.full((40, 40, 3), 50, np.uint8))[1].tobytes()
+    (photos / "ok.jpg").write_bytes(good)
+    (elsewhere / "far.jpg").write_bytes(good)
+    os.symlink(elsewhere, photos / "linked")
+    with open(os.path.join(os.fsencode(photos), b"caf\xe9.jpg"), "wb") as latin1_named:  # a zip made on Windows
+        latin1_named.write(good)
+    monkeypatch.setattr("jerseynum.photos.tagger.tag_folder.__defaults__",  # the factory and version
+                        (ShadeTagger, "v1", *tag_folder.__defaults__[2:]))
+    for run in range(2):  # the index kept in the photo folder is no photo of it, on the rerun either
+        assert main(["tag", str(photos), "--index", str(photos / "race.db"), "-q"]) == 0
+        out = capsys.readouterr().out
+        assert f"1 photo: {1 - run} tagged" in out and "2 other files skipped" in out and "race.db" not in out.split(";")[0]
+        assert "skipped: caf\\xe9.jpg: its name is not UTF-8 text: rename it" in out
+        assert "skipped: linked: a link to a folder, not followed" in out
+    with PhotoIndex(photos / "race.db") as index:
+        assert list(index.known()) == ["ok.jpg"]
 
 
 def test_a_folder_of_every_format_is_tagged_and_the_summary_names_what_was_skipped(tmp_path, monkeypatch, capsys):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -176,22 +177,39 @@ class TagReport:
     seconds: list[float] = field(default_factory=list)  # per photo tagged this run
 
 
-def photo_files(root: Path) -> tuple[list[str], dict[str, str]]:
+def photo_files(root: Path, index_path: Path | None = None) -> tuple[list[str], dict[str, str]]:
     """Image files under `root` (recursively), as '/'-separated paths relative to it, in natural order; and the
-    other files, each with why it is skipped. Hidden files and XMP sidecars (`write-metadata`'s) are not listed."""
+    other files, each with why it is skipped. Hidden files, XMP sidecars (`write-metadata`'s) and the index at
+    `index_path` with SQLite's files beside it (an index kept in the photo folder) are not listed."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"not a folder: {root}")
+    index_files = set()
+    if index_path is not None:
+        index_path = Path(index_path).resolve()
+        index_files = {index_path.with_name(index_path.name + suffix) for suffix in ("", "-wal", "-shm", "-journal")}
     photos, skipped = [], {}
     for file in root.rglob("*"):
         relative = file.relative_to(root)
-        if any(part.startswith(".") for part in relative.parts) or not file.is_file():
+        if any(part.startswith(".") for part in relative.parts) or file in index_files:
+            continue
+        try:
+            name = relative.as_posix()
+            name.encode("utf-8")
+        except UnicodeEncodeError:  # bytes the file system took that are no UTF-8 (a zip made on Windows)
+            printable = os.fsencode(name).decode("utf-8", "backslashreplace")
+            skipped[printable] = "its name is not UTF-8 text: rename it (e.g. `convmv -f latin1 -t utf8`)"
+            continue
+        if file.is_symlink() and file.is_dir():
+            skipped[name] = "a link to a folder, not followed: tag that folder itself, or copy its photos here"
+            continue
+        if not file.is_file():
             continue
         suffix = file.suffix.lower()
         if suffix in IMAGE_SUFFIXES:
-            photos.append(relative.as_posix())
+            photos.append(name)
         elif suffix != ".xmp":
-            skipped[relative.as_posix()] = f"not a photo format ({suffix or 'no extension'})"
+            skipped[name] = f"not a photo format ({suffix or 'no extension'})"
     return sorted(photos, key=natural_key), dict(sorted(skipped.items()))
 
 
@@ -290,7 +308,7 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
 
         connect(ray)
     root = Path(root).resolve()
-    files, skipped = photo_files(root)
+    files, skipped = photo_files(root, index_path)
     version = version or model_version(PipelineConfig(mode=Mode.BIB), anchors)
     if anchors != RunnerSettings():
         factory = partial(factory, runners=anchors)
