@@ -797,6 +797,10 @@ def search_same_runner(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
+    if args.output and args.output.resolve() in {args.index.resolve().with_name(args.index.name + suffix)
+                                                 for suffix in ("", "-wal", "-shm", "-journal")}:  # fmt: skip
+        log.error("-o %s is the index itself: give another file", args.output)
+        return 2
     if args.output and not _writable(args.output):
         return 2
     with _open_index(args.index) as index:

@@ -486,6 +486,23 @@ def test_export_to_an_unwritable_place_fails_before_reading_and_leaves_no_tempor
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_export_over_the_index_itself_is_refused_and_the_index_kept(small_index, tmp_path, caplog, monkeypatch):
+    before = small_index.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    for output in (str(small_index), "index.db", f"{small_index}-wal"):
+        assert main(["export", "--index", str(small_index), "-o", output]) == 2
+        assert "is the index itself" in caplog.text
+    assert small_index.read_bytes() == before
+
+
+def test_an_index_whose_folder_cannot_be_made_or_that_is_a_folder_is_one_clear_error(tmp_path):
+    (tmp_path / "runners.csv").write_text("Bib\n1\n")
+    with pytest.raises(IndexFileError, match="cannot make the index's folder .*runners.csv"):
+        PhotoIndex(tmp_path / "runners.csv" / "race.db")
+    with pytest.raises(IndexFileError, match="is a folder: give the index's file"):
+        PhotoIndex(tmp_path)
+
+
 @pytest.mark.parametrize("option", [["--fuzzy", "-1"], ["--limit", "-3"], ["--limit", "0"], ["--fuzzy", "x"]])
 def test_negative_or_bad_search_options_are_refused(small_index, option):
     with pytest.raises(SystemExit) as exited:

@@ -269,7 +269,13 @@ class PhotoIndex:
                 self._check_ours(must_exist=True)
                 self._check_current()
             else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                if self.path.is_dir():
+                    raise IndexFileError(f"{self.path} is a folder: give the index's file, e.g. {self.path / 'race.db'}")
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as error:  # its folder's place taken by a file, or not ours to write
+                    raise IndexFileError(f"cannot make the index's folder {self.path.parent}: "
+                                         f"{error.strerror or error}") from None  # fmt: skip
                 self._db = sqlite3.connect(self.path, timeout=30)
                 self._check_ours(must_exist=False)
                 # WAL: readers (the web page) never block the tagger; a killed writer leaves the file consistent.
