@@ -127,6 +127,26 @@ def test_write_metadata_names_runners_and_a_retag_reads_no_photo_again(tmp_path,
     assert "0 of 2 photos with numbers gained 0 keywords, 2 had them all" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("mode", ["keywords", "sidecar"])
+def test_a_photo_changed_or_gone_since_tagging_gets_no_keywords_and_is_read_again(tmp_path, capsys, mode):
+    photos, index = tmp_path / "photos", tmp_path / "race.db"
+    photos.mkdir()
+    for k in range(3):
+        cv2.imwrite(str(photos / f"photo{k}.jpg"), np.full((24, 32, 3), 10 * k + 10, np.uint8))  # 110, 120, 130
+    tag_folder(photos, index, ShadeTagger, version="v1", workers=1)
+    cv2.imwrite(str(photos / "photo0.jpg"), np.full((24, 32, 3), 90, np.uint8))  # another photo now: 190
+    (photos / "photo1.jpg").unlink()
+    assert main(["write-metadata", "--index", str(index), "--mode", mode]) == 1
+    out = capsys.readouterr()
+    assert "1 of 3 photos with numbers gained 1 keyword," in out.out and "2 failed" in out.out
+    assert "photo0.jpg: changed since it was tagged: run `jerseynum tag` first" in out.err
+    assert "photo1.jpg: gone since it was tagged" in out.err
+    assert not (photos / "photo1.jpg").exists() and not (photos / "photo1.xmp").exists()
+    assert iptc_keywords(photos / "photo0.jpg") == [] and not (photos / "photo0.xmp").exists()
+    report = tag_folder(photos, index, ShadeTagger, version="v1", workers=1)
+    assert (report.tagged, report.removed) == (1, 1)  # the changed photo is read again
+
+
 def test_real_race_photos_get_their_bibs_as_keywords_and_sidecars(tmp_path):
     from tests.conftest import data_set
 

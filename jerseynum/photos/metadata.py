@@ -133,10 +133,16 @@ def write_index_metadata(index_path: Path, mode: str = "sidecar", progress: bool
         start_list = index.start_list()
         names = {e.bib: e.name for e in start_list.entrants} if start_list else {}
         photos = [record for record in index.photos() if record.numbers]
+        known = index.known()
         report.photos = len(photos)
         with MetadataWriter() as writer:
             for record in tqdm(photos, desc="writing keywords", unit="photo", disable=not progress or not photos):
                 file = root / record.path
+                # The numbers are of the photo as tagged: none go into a file that is gone or holds another photo
+                # now (its new hash would be recorded, and `tag` would never read it).
+                if (changed := _changed_since_tagged(file, known[record.path])) is not None:
+                    report.failed[record.path] = f"{changed} since it was tagged: run `jerseynum tag` first"
+                    continue
                 try:
                     added = writer.write(file, keywords_for((n.number for n in record.numbers), names), mode)
                 except (OSError, ExifToolException) as error:  # a photo gone or unwritable: reported, batch goes on
@@ -151,3 +157,20 @@ def write_index_metadata(index_path: Path, mode: str = "sidecar", progress: bool
                     stat = file.stat()
                     index.record_file(record.path, stat.st_size, stat.st_mtime_ns, file_sha256(file))
     return report
+
+
+def _changed_since_tagged(file: Path, known: tuple[int, int, str, str]) -> str | None:
+    """"gone" or "changed" where the photo's file is not the one the index read (by size and time, else by its
+    content hash: a copy that kept the content is the same photo); None where it is."""
+    from jerseynum.photos.index import file_sha256
+
+    size, mtime_ns, sha256, _ = known
+    try:
+        stat = file.stat()
+        if (stat.st_size, stat.st_mtime_ns) == (size, mtime_ns) or file_sha256(file) == sha256:
+            return None
+    except FileNotFoundError:
+        return "gone"
+    except OSError:
+        return None  # unreadable: the write says why
+    return "changed"
