@@ -23,7 +23,7 @@ import pytest
 
 from jerseynum.cli import main
 from jerseynum.config import PipelineConfig
-from jerseynum.photos.index import BibNumber, IndexFileError, PhotoIndex, RunnerRead, edit_distance
+from jerseynum.photos.index import BibNumber, IndexFileError, PhotoIndex, RunnerRead, bib_digits, edit_distance
 from jerseynum.photos.runners import RunnerSettings, bib_region
 from jerseynum.photos.tagger import PACKAGE, model_version, reader_code_digest, tag_folder
 from jerseynum.types import Mode, iou
@@ -252,6 +252,12 @@ def test_search_ranks_exact_then_partial_then_fuzzy_and_confident_first(small_in
         # all partial, the closest in length first
         assert [m.photo.path for m in index.search("123")] == ["a.jpg", "d.jpg", "b.jpg"]
         assert index.search("no digits") == [] and index.search("") == []
+
+
+def test_typed_bibs_keep_their_digits_in_any_script():
+    # full-width (a Japanese keyboard), Arabic-Indic and Devanagari digits are the digits the reader stored
+    assert [bib_digits(t) for t in ("３６３８", "٣٦٣٨", "۳۶۳۸", "३६३८", "T-3638 ", "²3", "no digits")] == [
+        "3638", "3638", "3638", "3638", "3638", "23", ""]  # fmt: skip
 
 
 def test_edit_distance():

@@ -114,9 +114,9 @@ class IndexFullError(IndexFileError):
 
 
 def bib_digits(text: str) -> str:
-    """The ASCII digits of a typed bib number: full-width and other Unicode digits ("３６３８") become ASCII
-    first, so they match what the reader stored; everything else is dropped."""
-    return "".join(c for c in unicodedata.normalize("NFKC", text) if c in "0123456789")
+    """The ASCII digits of a typed bib number: full-width, Arabic-Indic and other Unicode decimal digits ("３６３８",
+    "٣٦٣٨") become ASCII, so they match what the reader stored; everything else is dropped."""
+    return "".join(str(unicodedata.decimal(c)) for c in unicodedata.normalize("NFKC", text) if c.isdecimal())
 
 
 @dataclass(frozen=True)
