@@ -632,6 +632,18 @@ def test_a_reviewer_confirms_corrects_and_adds_numbers_behind_a_password(tmp_pat
         assert "shot3.png: add 77" in html and "0 photos with a runner" in html
         status, html = request("/review", {"token": token, "path": "shot3.png", "action": "add", "new": ""}, auth)
         assert "not saved: a correction needs its number" in html
+        status, html = request("/review", {"token": token, "path": "shot3.png", "action": "add", "new": "9" * 13}, auth)
+        assert "not saved: a bib number has at most 12 digits" in html  # no search could find it
+        assert request("/review", {}, auth)[0] == 400  # an empty form: nothing was sent, not "too large"
+        # the index moved away while serving: a correction makes no new, empty index; pages say to wait (503)
+        index_path.rename(tmp_path / "moved.db")
+        status, html = request("/review", {"token": token, "path": "shot3.png", "action": "add", "new": "78"}, auth)
+        assert status == 503 and "cannot be read just now" in html and not index_path.exists()
+        assert request("/?q=2024")[0] == 503
+        status, body = request("/api/search?bib=2024")
+        assert status == 503 and json.loads(body) == {"error": "the photo index cannot be read just now: try again later"}
+        (tmp_path / "moved.db").rename(index_path)
+        assert request("/?q=2024")[0] == 200
     finally:
         server.stop()
     with PhotoIndex(index_path) as index:

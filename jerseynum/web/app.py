@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import logging
 import math
 import os
 import tempfile
@@ -54,6 +55,8 @@ from jerseynum.web.site import (
     parse_page,
 )
 from jerseynum.wording import counted
+
+log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).with_name("templates")
 STATIC = Path(__file__).with_name("static")
@@ -169,6 +172,8 @@ async def read_body(request: Request, limit: int) -> bytes:
         declared = int(request.headers.get("content-length", ""))
     except ValueError:
         declared = -1
+    if declared == 0:
+        raise HTTPException(400, "nothing was sent")
     if not 0 < declared <= limit:
         raise HTTPException(
             413, f"at most {limit // 1_000_000 or limit // 1000} {'MB' if limit >= 1_000_000 else 'kB'}, please"
@@ -268,6 +273,13 @@ def create_app(site: PhotoSite, host_names: frozenset[str] = frozenset({"localho
         body, content_type = error_body(request.url.path, message)
         return Response(body, error.status_code, headers=error.headers, media_type=content_type)
 
+    @app.exception_handler(IndexFileError)
+    async def index_unreadable(request: Request, error: IndexFileError) -> Response:
+        # gone, replaced or broken while serving: the photographer reads why in the log, a visitor is told to wait
+        log.error("%s", error)
+        body, content_type = error_body(request.url.path, "the photo index cannot be read just now: try again later")
+        return Response(body, 503, media_type=content_type)
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> Response:
         if request.url.path.startswith("/api/"):
@@ -310,7 +322,7 @@ def create_app(site: PhotoSite, host_names: frozenset[str] = frozenset({"localho
             start_list = index.start_list()
             entrants = start_list.find_name(name) if start_list else []
             found = [(e, index.search(e.bib, partial=False, max_distance=0)) for e in entrants[:MAX_ENTRANTS]]
-        title = f"{name}: no start list" if start_list is None else f"{name}: {len(entrants)} entrants"
+        title = f"{name}: no start list" if start_list is None else f"{name}: {counted(len(entrants), 'entrant')}"
         return render(request, "names.html", title=title, name=name, has_start_list=start_list is not None,
                       found=found, more=max(0, len(entrants) - MAX_ENTRANTS), per_page=PER_PAGE)  # fmt: skip
 

@@ -21,7 +21,15 @@ import cv2
 import numpy as np
 
 from jerseynum.io import ImageError, decode_image, read_image_file
-from jerseynum.photos.index import BibNumber, Match, PhotoIndex, PhotoRecord, bib_digits, exact_and_near
+from jerseynum.photos.index import (
+    BibNumber,
+    IndexFileError,
+    Match,
+    PhotoIndex,
+    PhotoRecord,
+    bib_digits,
+    exact_and_near,
+)
 
 PER_PAGE = 24
 REVIEW_BELOW = 0.9  # the review page lists shown numbers less likely right than this
@@ -193,6 +201,10 @@ class PhotoSite:
                 "replace": [(number, "remove"), (new, "add")]}.get(action)  # fmt: skip
         if said is None or not all(digits for digits, _ in said):
             raise ValueError("a correction needs its number: type the digits")
+        if any(len(digits) > MAX_QUERY for digits, _ in said):  # no search could find it
+            raise ValueError(f"a bib number has at most {MAX_QUERY} digits")
+        if not self.index_path.is_file():  # opening it to write would make a new, empty one
+            raise IndexFileError(f"no index at {self.index_path}")
         with self._writing, PhotoIndex(self.index_path) as index:
             if path not in index.known():
                 raise ValueError("that photo is not in the index")
