@@ -608,6 +608,9 @@ def correct(args: argparse.Namespace) -> int:
     if not said or not all(number for number, _ in said):
         log.error("say what to correct: --confirm N, --add N or --remove N, each a number with digits")
         return 2
+    if contradicted := sorted({n for n, a in said if a == "remove"} & {n for n, a in said if a != "remove"}):
+        log.error("%s is both kept and removed: say one", ", ".join(contradicted))
+        return 2
     _require_index(args.index)
     with PhotoIndex(args.index) as index:
         path = _indexed_path(index, args.photo)
@@ -772,6 +775,11 @@ def _indexed_path(index: PhotoIndex, photo: str) -> str:
     here) or as the index stores it (its path in the photo folder)."""
     given, root = Path(photo), index.photos_root
     if root is not None and (given.is_absolute() or given.exists()):
+        # Its folder resolved (the index stores the folder's real path), not the file: a photo that is a link
+        # is known by its own name in the folder, not by its target's.
+        in_folder = given.absolute().parent.resolve() / given.name
+        if in_folder.is_relative_to(root):
+            return in_folder.relative_to(root).as_posix()
         resolved = given.resolve()
         return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(resolved)
     return given.as_posix()

@@ -305,6 +305,7 @@ def test_a_persons_corrections_win_survive_a_re_read_and_are_exported(tmp_path, 
     assert main(["correct", str(photos / "photo1.png"), *argv, "--confirm", "120"]) == 0  # as search prints it
     assert main(["correct", "missing.png", *argv, "--add", "1"]) == 2
     assert main(["correct", "photo1.png", *argv]) == 2  # nothing said
+    assert main(["correct", "photo2.png", *argv, "--add", "77", "--remove", "77"]) == 2  # both: say one
     capsys.readouterr()
 
     def shown() -> dict[str, list[tuple[str, str, float]]]:
@@ -325,6 +326,20 @@ def test_a_persons_corrections_win_survive_a_re_read_and_are_exported(tmp_path, 
     assert [row.split(",")[:4] for row in rows[1:]] == [["photo0.png", "1100", "add", "110"],
                                                          ["photo0.png", "110", "remove", "110"],
                                                          ["photo1.png", "120", "confirm", "120"]]  # fmt: skip
+
+
+def test_a_photo_that_is_a_link_is_corrected_by_the_path_search_prints(tmp_path, capsys):
+    photos, elsewhere, index = tmp_path / "photos", tmp_path / "elsewhere", tmp_path / "race.db"
+    write_photos(elsewhere, [10])
+    photos.mkdir()
+    (photos / "linked.png").symlink_to(elsewhere / "photo0.png")  # a photo kept in another folder
+    tag_folder(photos, index, ShadeTagger, version="v1", workers=1)
+    capsys.readouterr()
+    assert main(["search", "110", "--index", str(index)]) == 0
+    printed = capsys.readouterr().out.split()[3]  # "exact  110 0.97  <path>"
+    assert printed == str(photos / "linked.png")
+    assert main(["correct", printed, "--index", str(index), "--confirm", "110"]) == 0
+    assert main(["search", "--same-runner", printed, "--index", str(index)]) in (0, 1)  # known (unknown: 2)
 
 
 def test_review_lists_the_least_likely_numbers_first_and_runners_without_one(tmp_path, capsys):
