@@ -85,6 +85,14 @@ def test_a_name_longer_than_an_iptc_keyword_is_cut_there_once_and_two_bibs_of_on
     assert iptc_keywords(photo)[-1] == name[: name.index("í")] and xmp_subjects(jpeg_xmp(photo))[-1] == name
 
 
+def test_a_photo_that_is_a_link_keeps_its_link_and_its_target_gets_the_keywords(photo, tmp_path):
+    link = tmp_path / "linked.jpg"
+    link.symlink_to(photo)
+    with MetadataWriter() as writer:
+        assert writer.write(link, ["BIB:42"], mode="keywords") == 1
+    assert link.is_symlink() and iptc_keywords(photo) == ["Marathon 2026", "BIB:42"]
+
+
 def test_a_sidecar_leaves_the_photo_alone_and_keeps_what_another_tool_wrote(photo):
     original = photo.read_bytes()
     sidecar = sidecar_path(photo)

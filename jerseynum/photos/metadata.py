@@ -100,7 +100,8 @@ class MetadataWriter:
         if mode not in MODES:
             raise ValueError(f"unknown metadata mode {mode!r}: {' or '.join(MODES)}")
         in_file = mode == "keywords" and photo.suffix.lower() in IN_FILE_SUFFIXES
-        target = photo if in_file else sidecar_path(photo)
+        # A photo that is a link is written where it points: ExifTool's rename over it would replace the link.
+        target = photo.resolve() if in_file else sidecar_path(photo)
         tags = KEYWORD_TAGS["keywords" if in_file else "sidecar"]
         have = self._existing(target, tags) if target.exists() else {tag: [] for tag in tags}
         missing = [keyword for keyword in keywords if any(tag_value(tag, keyword) not in have[tag] for tag in tags)]
