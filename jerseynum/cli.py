@@ -563,11 +563,12 @@ def tag(args: argparse.Namespace) -> int:
     with _open_index(args.index) as index:
         total = len(index)
     timing = f", median {statistics.median(report.seconds):.2f} s per photo" if report.seconds else ""
+    moved = f" ({report.moved} moved or renamed)" if report.moved else ""
     print(
         f"{counted(report.photos, 'photo')}: {report.tagged} tagged ({counted(report.runners, 'runner')},"
-        f" {report.unreadable} unreadable)"
-        f", {report.unchanged} unchanged, {report.removed} gone from the folder,"
-        f" {counted(len(report.skipped), 'other file')} skipped{timing}; {total} in {args.index}; {elapsed:.1f} s in all"
+        f" {report.unreadable} unreadable), {report.unchanged} unchanged{moved}, {report.removed} gone from the"
+        f" folder, {counted(len(report.skipped), 'other file')} skipped{timing}; {total} in {args.index};"
+        f" {elapsed:.1f} s in all"
         + (f", {60 * report.tagged / elapsed:.0f} photos per minute" if report.tagged and elapsed > 0 else "")
     )
     for what, files in (("unreadable", report.errors), ("skipped", report.skipped)):

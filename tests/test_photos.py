@@ -88,6 +88,27 @@ def test_changed_photos_and_new_model_versions_are_retagged_touched_ones_are_not
     assert tag_folder(photos, tmp_path / "index.db", ShadeTagger, version="v2", workers=1).tagged == 2
 
 
+def test_a_photo_moved_or_renamed_in_the_folder_is_not_read_again_and_keeps_its_corrections(tmp_path, capsys,
+                                                                                              monkeypatch):
+    photos, index = tmp_path / "photos", tmp_path / "index.db"
+    write_photos(photos, [10, 20, 30])
+    tag_folder(photos, index, ShadeTagger, version="v1", workers=1)
+    assert main(["correct", "photo0.png", "--index", str(index), "--add", "4242"]) == 0
+    (photos / "finish").mkdir()
+    (photos / "photo0.png").rename(photos / "finish" / "photo0.png")
+    (photos / "photo1.png").rename(photos / "renamed.png")
+    (photos / "photo2.png").unlink()
+    calls = ShadeTagger.calls
+    monkeypatch.setattr("jerseynum.photos.tagger.tag_folder.__defaults__",  # the factory and version
+                        (ShadeTagger, "v1", *tag_folder.__defaults__[2:]))
+    assert main(["tag", str(photos), "--index", str(index), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "0 tagged" in out and "2 unchanged (2 moved or renamed), 1 gone" in out and ShadeTagger.calls == calls
+    assert exported(index) == {"finish/photo0.png": ["110", "4242"], "renamed.png": ["120"]}
+    assert main(["export", "--index", str(index), "--format", "corrections"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("finish/photo0.png,4242,add")
+
+
 def test_every_reader_setting_and_weight_file_names_the_model_version_but_threads_and_copies_do_not(tmp_path):
     from jerseynum.stages.crnn import DEFAULT_WEIGHTS
 

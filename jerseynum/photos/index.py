@@ -392,6 +392,14 @@ class PhotoIndex:
         with self._transaction(f"updating {path}"):
             self._db.execute("UPDATE photos SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path))
 
+    def move(self, old: str, new: str, size: int, mtime_ns: int) -> None:
+        """A photo moved or renamed in the folder (the same content at another path): its reads and a person's
+        corrections go with it."""
+        with self._transaction(f"moving {old} to {new}"):
+            self._db.execute("UPDATE photos SET path = ?, size = ?, mtime_ns = ? WHERE path = ?",
+                             (new, size, mtime_ns, old))  # fmt: skip
+            self._db.execute("UPDATE corrections SET path = ? WHERE path = ?", (new, old))
+
     def record_file(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
         """A photo file that jerseynum itself changed (keywords written into it): its new stat and hash, so that a
         rerun of `tag` does not read it again."""

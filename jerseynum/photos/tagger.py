@@ -172,6 +172,7 @@ class TagReport:
     errors: dict[str, str] = field(default_factory=dict)  # path -> why, of the unreadable ones
     skipped: dict[str, str] = field(default_factory=dict)  # files of the folder that are not photos -> why
     removed: int = 0  # in the index but gone from the folder: dropped from the index
+    moved: int = 0  # of the unchanged: found at another path (moved or renamed), reads and corrections kept
     runners: int = 0  # runners found in the photos read this run
     event: EventReport | None = None  # the whole event re-decided at the end (pass 2)
     seconds: list[float] = field(default_factory=list)  # per photo tagged this run
@@ -214,6 +215,26 @@ def photo_files(root: Path, index_path: Path | None = None) -> tuple[list[str], 
 
 
 TaggerFactory = Callable[..., PhotoTagger]  # called with threads=N (0: all cores)
+
+
+def _moved(root: Path, gone: list[str], new: list[str], known: dict[str, tuple[int, int, str, str]]) -> dict[str, str]:
+    """Old path -> new path of the photos gone from where the index has them and found elsewhere in the folder
+    with the same content (size, then hash: only the new files of a gone photo's size are hashed)."""
+    by_content: dict[tuple[int, str], str] = {}
+    for path in gone:
+        size, _, sha256, _ = known[path]
+        by_content.setdefault((size, sha256), path)
+    sizes = {size for size, _ in by_content}
+    moved = {}
+    for path in new:
+        try:
+            size = (root / path).stat().st_size
+            old = by_content.pop((size, file_sha256(root / path)), None) if size in sizes else None
+        except OSError:  # gone since the listing: tagging records why
+            continue
+        if old is not None:
+            moved[old] = path
+    return moved
 
 
 @dataclass(frozen=True)
@@ -319,6 +340,12 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
             index.set_entrants(entrants)
         known = index.known()
         gone = sorted(set(known) - set(files))
+        for old, new in _moved(root, gone, [path for path in files if path not in known], known).items():
+            stat = (root / new).stat()
+            index.move(old, new, stat.st_size, stat.st_mtime_ns)
+            known[new] = (stat.st_size, stat.st_mtime_ns, *known.pop(old)[2:])
+            gone.remove(old)
+            report.moved += 1
         index.remove(gone)
         report.removed = len(gone)
         todo = []
