@@ -51,6 +51,13 @@ def test_a_frame_a_pixel_wide_is_recorded_as_too_small_and_the_others_still_vote
     assert [record.error for record in prediction.evidence if record.error] == ["too small to read: 1 x 100 px"]
 
 
+def test_strips_no_line_can_be_are_read_as_nothing_and_the_others_still_vote(bib_pipeline):
+    # RapidOCR's line preparation failed on a 15 x 2100 strip (and stopped the whole run)
+    strips = [np.full(shape, 255, np.uint8) for shape in ((15, 2100, 3), (3000, 5, 3), (2, 2000, 3))]
+    prediction = bib_pipeline.run(Tracklet.from_images("t", [*strips, render_number("3638", 40)]))
+    assert prediction.text == "3638"
+
+
 def test_all_frames_unreadable_gives_no_number_and_says_why(jersey_pipeline, tmp_path):
     (tmp_path / "0.jpg").write_bytes(b"garbage")
     prediction = jersey_pipeline.run(Tracklet.from_paths("t", [tmp_path / "0.jpg"]))

@@ -252,6 +252,9 @@ class RapidOCRText:
     name = "rapidocr"
     LINE_HEIGHT = 48  # the recognizer's input height
     MIN_LINE_WIDTH = 320  # narrower lines are padded to this width, as RapidOCR does (measured: +5 points)
+    # A crop longer than this many times its height (or the other way round) holds no number (a 6-digit bib's line
+    # is about 4): RapidOCR's preparation fails on such strips (a 15 x 2100 frame) or makes them 60,000 px long.
+    MAX_LINE_ASPECT = 40
 
     def __init__(self, mode: Mode = Mode.JERSEY, threads: int = 0) -> None:
         from rapidocr import RapidOCR
@@ -290,15 +293,19 @@ class RapidOCRText:
         return tensor
 
     def _probabilities(self, crops: list[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
-        """The recognizer's (time, classes) probabilities of each line."""
+        """The recognizer's (time, classes) probabilities of each line; a crop that is no line's shape reads as
+        one blank step (`MAX_LINE_ASPECT`)."""
+        shaped = [c for c in crops if max(c.shape[:2]) <= self.MAX_LINE_ASPECT * min(c.shape[:2])]
         probs: list[np.ndarray] = []
-        for start in range(0, len(crops), batch_size):
-            batch = [self._prepare_line(crop) for crop in crops[start : start + batch_size]]
+        for start in range(0, len(shaped), batch_size):
+            batch = [self._prepare_line(crop) for crop in shaped[start : start + batch_size]]
             width = max(
                 [self.MIN_LINE_WIDTH] + [math.ceil(self.LINE_HEIGHT * c.shape[1] / c.shape[0]) for c in batch]
             )
             probs += list(self._rec_session(np.stack([self._line_tensor(crop, width) for crop in batch])))
-        return probs
+        read = iter(probs)
+        blank = np.eye(1, len(self._all_classes), dtype=np.float32)  # class 0, the CTC blank
+        return [next(read) if max(c.shape[:2]) <= self.MAX_LINE_ASPECT * min(c.shape[:2]) else blank for c in crops]
 
     def _free_text(self, probs: np.ndarray) -> str:
         """The line decoded with every character the recognizer knows."""
