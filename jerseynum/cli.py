@@ -188,9 +188,20 @@ def infer(args: argparse.Namespace) -> int:
     except TrackletFolderError as error:
         log.error("%s", error)
         return 2
-    if args.gt and not args.gt.is_file():
-        log.error("ground truth not found: %s", args.gt)
-        return 2
+    if args.gt:  # checked before hours of work, and never written over
+        from jerseynum.soccernet import DataError, read_ground_truth
+
+        try:
+            truth = read_ground_truth(args.gt)
+        except DataError as error:
+            log.error("%s", error)
+            return 2
+        if args.output.resolve() == args.gt.resolve():
+            log.error("-o %s is the ground truth: give another file", args.output)
+            return 2
+        if not {t.id for t in tracklets} & set(truth):
+            log.error("%s labels none of the tracklets in %s", args.gt, args.tracklets)
+            return 2
     if not _writable(args.output):
         return 2
     predictions: dict[str, int] = {}
@@ -206,21 +217,43 @@ def infer(args: argparse.Namespace) -> int:
         log.error("%s", error)
         return 1
     predictions = {tracklet.id: predictions[tracklet.id] for tracklet in tracklets}  # the folders' order
-    write_json_atomic(args.output, predictions)
+    try:
+        write_json_atomic(args.output, predictions)
+    except OSError as error:  # a full disk: no partial file is left, and the run's numbers are still shown below
+        log.error("cannot write %s: %s; nothing was written", args.output, error.strerror or error)
+        args.gt = None
+        written = False
+    else:
+        written = True
 
     legible = sum(number != -1 for number in predictions.values())
-    print(f"{counted(len(predictions), 'tracklet')} ({legible} with a number) -> {args.output}")
+    print(f"{counted(len(predictions), 'tracklet')} ({legible} with a number)" + (f" -> {args.output}" if written else ""))
     print(f"median {statistics.median(seconds_per_tracklet):.3f} s per tracklet; time per stage (s): "
           + ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in stage_totals.items()))  # fmt: skip
-    if len(tracklets) <= 20:
+    if len(tracklets) <= 20 or not written:
         for tracklet_id, number in predictions.items():
             print(f"  {tracklet_id}: {number}")
     if args.gt:
-        from SoccerNet.Evaluation.JerseyNumber import evaluate
+        print(_accuracy(args.gt, truth, args.output, predictions))
+    return 0 if written else 1
 
-        accuracy = evaluate(str(args.gt), str(args.output))["Accuracy"]
-        print(f"accuracy (SoccerNet evaluator): {accuracy:.4f}")
-    return 0
+
+def _accuracy(gt: Path, truth: dict[str, int], output: Path, predictions: dict[str, int]) -> str:
+    """SoccerNet's accuracy of the written predictions, in words; over the labelled tracklets that were read, where
+    the ground truth labels more (a few tracklets of a split run against its whole ground truth)."""
+    import tempfile
+
+    from SoccerNet.Evaluation.JerseyNumber import evaluate
+
+    scored = {tracklet: number for tracklet, number in truth.items() if tracklet in predictions}
+    if len(scored) == len(truth):
+        return f"accuracy (SoccerNet evaluator): {evaluate(str(gt), str(output))['Accuracy']:.4f}"
+    with tempfile.TemporaryDirectory() as folder:
+        subset = Path(folder) / "ground_truth.json"
+        subset.write_text(json.dumps(scored))
+        accuracy = evaluate(str(subset), str(output))["Accuracy"]
+    return (f"accuracy (SoccerNet evaluator): {accuracy:.4f} over the {len(scored)} labelled tracklets read"
+            f" ({len(truth) - len(scored)} more are labelled but not in the folder)")
 
 
 def build_parser() -> argparse.ArgumentParser:

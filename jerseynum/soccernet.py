@@ -60,6 +60,22 @@ def check_reachable(host: tuple[str, int], timeout: float = 3.0) -> None:
         raise DataError(f"cannot reach {host[0]}, where SoccerNet's {TASK} data is hosted ({error}).") from error
 
 
+def read_ground_truth(path: Path) -> dict[str, int]:
+    """A challenge ground-truth file, {tracklet id: number, -1 where none}; DataError says what is wrong with it."""
+    try:
+        labels = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DataError(f"ground truth not found: {path}") from None
+    except (OSError, ValueError) as error:  # a folder, unreadable, not text or not JSON
+        raise DataError(f"{path} is not a ground-truth JSON file ({error})") from error
+    if not isinstance(labels, dict) or not labels:
+        raise DataError(f"{path} is not a ground-truth file: expected {{tracklet id: number, -1 where none}}")
+    for tracklet, number in labels.items():
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise DataError(f"{path}: tracklet {tracklet!r} is labelled {number!r}, not a whole number (-1: none)")
+    return labels
+
+
 def verify_split(folder: Path, split: str) -> SplitReport:
     """Check a split's layout: images/<tracklet>/<frames> and, for train and test, its ground truth."""
     images = folder / "images"

@@ -78,6 +78,44 @@ def test_an_unwritable_output_fails_before_any_work(tmp_path, monkeypatch, caplo
     assert main(["infer", samples, "-q", "-o", str(tmp_path), "--workers", "1"]) == 2  # a folder
     assert main(["infer", samples, "-q", "--gt", str(tmp_path / "missing.json")]) == 2
     assert "cannot write" in caplog.text and "ground truth not found" in caplog.text
+    for text, said in (('{"0": 10,', "is not a ground-truth JSON file"), ("[10]", "expected {tracklet id"),
+                       ("{}", "expected {tracklet id"), ('{"0": "10"}', "tracklet '0' is labelled '10', not a whole"),
+                       ('{"nobody": 3}', "labels none of the tracklets")):  # fmt: skip
+        (tmp_path / "gt.json").write_text(text)
+        assert main(["infer", samples, "-q", "-o", str(tmp_path / "p.json"), "--gt", str(tmp_path / "gt.json")]) == 2
+        assert said in caplog.text
+    gt = REPO / "samples" / "labels.json"
+    assert main(["infer", samples, "-q", "-o", str(gt), "--gt", str(gt)]) == 2  # would score itself 1.0
+    assert "is the ground truth" in caplog.text and not (tmp_path / "p.json").exists()
+
+
+def test_a_few_tracklets_are_scored_against_a_whole_splits_ground_truth(tmp_path, capsys):
+    samples = REPO / "samples" / "tracklets"
+    labels = json.loads((REPO / "samples" / "labels.json").read_text())
+    first = min(labels)
+    root = tmp_path / "tracklets"
+    root.mkdir()
+    (root / first).symlink_to(samples / first)
+    output = tmp_path / "p.json"
+    assert main(["infer", str(root), "-q", "-o", str(output), "--gt", str(REPO / "samples" / "labels.json")]) == 0
+    right = json.loads(output.read_text())[first] == labels[first]
+    assert f"accuracy (SoccerNet evaluator): {right:.4f} over the 1 labelled tracklets read ({len(labels) - 1} more" \
+        in capsys.readouterr().out
+
+
+def test_a_failed_write_of_the_predictions_still_shows_them_and_says_nothing_was_written(tmp_path, monkeypatch,
+                                                                                          capsys, caplog):
+    def full_disk(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("jerseynum.cli.write_json_atomic", full_disk)
+    output = tmp_path / "p.json"
+    samples = str(REPO / "samples" / "tracklets")
+    assert main(["infer", samples, "-q", "-o", str(output), "--gt", str(REPO / "samples" / "labels.json"),
+                 "--workers", "1"]) == 1
+    assert "cannot write" in caplog.text and "No space left on device; nothing was written" in caplog.text
+    out = capsys.readouterr().out
+    assert "->" not in out and "accuracy" not in out and len([line for line in out.splitlines() if ": " in line]) >= 6
 
 
 def test_serve_on_a_port_in_use_is_one_line(tmp_path, caplog):
