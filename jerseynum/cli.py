@@ -882,6 +882,10 @@ def serve(args: argparse.Namespace) -> int:
 def video(args: argparse.Namespace) -> int:
     from jerseynum.video.tracking import read_video
 
+    if args.save_tracklets and args.save_tracklets.is_dir() and any(args.save_tracklets.iterdir()):
+        # the crops of this run's tracks would mix with an earlier run's under the same track ids
+        log.error("--save-tracklets %s is not empty: give a new or empty folder", args.save_tracklets)
+        return 2
     if not _writable(args.output) or (args.save_tracklets and not _writable(args.save_tracklets / "check")):
         return 2
     try:
@@ -890,16 +894,20 @@ def video(args: argparse.Namespace) -> int:
     except (VideoError, OSError) as error:  # OSError: a tracklet crop that cannot be saved (a full disk)
         log.error("%s", error)
         return 2
-    write_json_atomic(args.output, result)
+    try:
+        write_json_atomic(args.output, result)
+        written = f" -> {args.output}"
+    except OSError as error:  # a full disk: no partial file is left, and the numbers read are still shown below
+        log.error("cannot write %s: %s; nothing was written", args.output, error.strerror or error)
+        written = ""
     print(f"{counted(result['frames'], 'frame')} at {result['fps']:.1f} FPS: {counted(len(result['tracks']), 'track')},"
-          f" {counted(len(result['people']), 'number')} -> {args.output}")  # fmt: skip
+          f" {counted(len(result['people']), 'number')}{written}")  # fmt: skip
     for person in result["people"]:
         print(f"  number {person['number']}: frames {person['first_frame']}-{person['last_frame']},"
               f" tracks {person['tracks']}")  # fmt: skip
     if result["warning"]:  # a video cut short: what was read is written, and the exit status says it is partial
         log.warning("%s", result["warning"])
-        return 1
-    return 0
+    return 1 if result["warning"] or not written else 0
 
 
 def train_recognizer(args: argparse.Namespace) -> int:

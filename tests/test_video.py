@@ -60,6 +60,23 @@ def test_video_command_tracks_the_players_and_reads_their_numbers(players_video,
     assert len(tracklets) == len(result["tracks"]) and all(t.frames for t in tracklets)
 
 
+def test_saved_tracklets_never_mix_with_an_earlier_runs_and_a_failed_write_still_shows_the_numbers(
+        players_video, tmp_path, monkeypatch, caplog, capsys):  # fmt: skip
+    crops = tmp_path / "tracklets"
+    (crops / "1").mkdir(parents=True)
+    (crops / "1" / "23.jpg").write_bytes(b"an earlier run's crop")
+    args = ["video", str(players_video), "--detector", "motion", "-o", str(tmp_path / "r.json"), "-q"]
+    assert main([*args, "--save-tracklets", str(crops)]) == 2 and "is not empty" in caplog.text
+
+    def full_disk(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("jerseynum.cli.write_json_atomic", full_disk)
+    assert main(args) == 1 and "No space left on device; nothing was written" in caplog.text
+    out = capsys.readouterr().out
+    assert "->" not in out and out.count("  number ") == 3
+
+
 def test_closing_a_reader_whose_last_read_failed_still_stops_its_process():
     class Reads:  # the reads' process, as VideoReader drives it
         closed = False
