@@ -292,12 +292,14 @@ def image_paths(folder: Path) -> list[Path]:
 
 
 def list_tracklets(root: Path) -> list[Tracklet]:
-    """Every tracklet under `root`, one per sub-folder, in natural order of the ids; empty ones included."""
+    """Every tracklet under `root`, one per sub-folder, in natural order of the ids; empty ones included. Hidden
+    folders (.ipynb_checkpoints, .git) are no tracklets."""
     root = Path(root)
     if not root.is_dir():
         raise TrackletFolderError(f"not a folder: {root}")
     try:
-        folders = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name))
+        folders = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                         key=lambda p: natural_key(p.name))  # fmt: skip
         if not folders:
             raise TrackletFolderError(f"no tracklet sub-folders in {root} (expected {root}/<tracklet id>/<frame>.jpg)")
         return [Tracklet.from_paths(folder.name, image_paths(folder)) for folder in folders]

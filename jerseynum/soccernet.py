@@ -128,8 +128,10 @@ def extract_split(archive: Path, dest: Path, split: str) -> SplitReport:
         raise DataError(f"{archive} is not a valid zip file ({error}): download it again") from error
     # A damaged member: corrupt deflate data (zlib.error), cut short (EOFError), an unsupported method or
     # encryption (NotImplementedError, RuntimeError), a name the filesystem refuses or a full disk (OSError).
-    except (zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as error:
+    except (zlib.error, EOFError, NotImplementedError, RuntimeError) as error:
         raise DataError(f"{archive} cannot be extracted ({type(error).__name__}: {error}): download it again") from error
+    except OSError as error:  # the archive may be whole: a full disk, or a file where a folder must go
+        raise DataError(f"cannot extract {archive} into {dest}: {error.strerror or error}") from error
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return SplitReport(split, final, report.tracklets, report.frames,
@@ -144,7 +146,10 @@ def from_zips(folder: Path, dest: Path, splits: tuple[str, ...] = SPLITS) -> lis
     missing = [str(path) for path in archives.values() if not path.is_file()]
     if missing:
         raise DataError(f"not found: {', '.join(missing)}")
-    Path(dest).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(dest).mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file where the folder must go
+        raise DataError(f"cannot make the data folder {dest}: {error.strerror or error}") from error
     return [extract_split(archive, Path(dest), split) for split, archive in archives.items()]
 
 

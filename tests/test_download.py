@@ -103,3 +103,17 @@ def test_a_bad_archive_leaves_no_split_behind_and_says_what_is_wrong(tmp_path, d
     with pytest.raises(soccernet.DataError, match=says):
         soccernet.from_zips(zips, dest, ("test",))
     assert list(dest.iterdir()) == [] and not (tmp_path / "escaped.txt").exists()
+
+
+def test_a_destination_that_cannot_take_the_split_is_one_clear_error_that_blames_no_download(tmp_path, capsys):
+    zips = tmp_path / "zips"
+    zips.mkdir()
+    write_split_zip(zips / "test.zip", "test", 3, top_folder=True)
+    (tmp_path / "file").write_text("x")
+    assert download_data.main(["--from-zips", str(zips), "--dest", str(tmp_path / "file"), "--splits", "test"]) == 1
+    assert "cannot make the data folder" in capsys.readouterr().err
+    (tmp_path / "dest").mkdir()
+    (tmp_path / "dest" / "test").write_text("a file where the split's folder goes")
+    with pytest.raises(soccernet.DataError, match="cannot extract .*test.zip into .*dest") as error:
+        soccernet.from_zips(zips, tmp_path / "dest", ("test",))
+    assert "download it again" not in str(error.value)

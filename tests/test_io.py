@@ -36,6 +36,7 @@ def test_tracklets_and_frames_are_in_natural_order(tmp_path):
             cv2.imwrite(str(tmp_path / tracklet / frame), np.zeros((8, 8, 3), np.uint8))
         (tmp_path / tracklet / "notes.txt").write_text("not an image")
     (tmp_path / "empty").mkdir()
+    (tmp_path / ".ipynb_checkpoints").mkdir()  # a notebook's or a tool's hidden folder is no tracklet
     tracklets = list_tracklets(tmp_path)
     assert [t.id for t in tracklets] == ["2", "10", "empty"]
     assert [frame.source.rsplit("/", 1)[1] for frame in tracklets[0].frames] == ["2.jpg", "10.jpg"]
