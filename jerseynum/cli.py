@@ -882,9 +882,11 @@ def serve(args: argparse.Namespace) -> int:
 def video(args: argparse.Namespace) -> int:
     from jerseynum.video.tracking import read_video
 
-    if args.save_tracklets and args.save_tracklets.is_dir() and any(args.save_tracklets.iterdir()):
-        # the crops of this run's tracks would mix with an earlier run's under the same track ids
-        log.error("--save-tracklets %s is not empty: give a new or empty folder", args.save_tracklets)
+    if args.save_tracklets and args.save_tracklets.exists() and (
+        not args.save_tracklets.is_dir() or any(args.save_tracklets.iterdir())
+    ):  # the crops of this run's tracks would mix with an earlier run's under the same track ids
+        what = "is not empty" if args.save_tracklets.is_dir() else "is a file"
+        log.error("--save-tracklets %s %s: give a new or empty folder", args.save_tracklets, what)
         return 2
     if not _writable(args.output) or (args.save_tracklets and not _writable(args.save_tracklets / "check")):
         return 2

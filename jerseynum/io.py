@@ -227,7 +227,8 @@ class VideoSource:
         self.live = isinstance(source, int) or self.source.isdigit() or "://" in self.source
         camera = isinstance(source, int) or self.source.isdigit()
         if not camera and "://" not in self.source and not Path(self.source).is_file():
-            raise VideoError(f"no such video file: {self.source}")
+            what = "a folder, not a video file" if Path(self.source).is_dir() else "no such video file"
+            raise VideoError(f"{what}: {self.source}")
         what = f"camera {self.source} (is it connected?)" if camera else f"{self.source!r}: not a readable video"
         try:
             self._capture = cv2.VideoCapture(int(self.source) if camera else self.source)
@@ -313,6 +314,9 @@ def check_writable(path: Path) -> None:
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder, not a file")
+    blocking = next((folder for folder in path.parents if folder.exists()), None)
+    if blocking is not None and not blocking.is_dir():  # "File exists" would not say which
+        raise NotADirectoryError(f"{blocking} is a file, not a folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".check"):
         pass

@@ -67,6 +67,11 @@ def test_saved_tracklets_never_mix_with_an_earlier_runs_and_a_failed_write_still
     (crops / "1" / "23.jpg").write_bytes(b"an earlier run's crop")
     args = ["video", str(players_video), "--detector", "motion", "-o", str(tmp_path / "r.json"), "-q"]
     assert main([*args, "--save-tracklets", str(crops)]) == 2 and "is not empty" in caplog.text
+    assert main([*args, "--save-tracklets", str(crops / "1" / "23.jpg")]) == 2 and "23.jpg is a file" in caplog.text
+    assert main([*args[:4], "-o", str(crops / "1" / "23.jpg" / "r.json")]) == 2
+    assert "23.jpg is a file, not a folder" in caplog.text
+    assert main(["video", str(tmp_path), "-o", str(tmp_path / "r.json")]) == 2
+    assert "a folder, not a video file" in caplog.text
 
     def full_disk(path, data):
         raise OSError(28, "No space left on device")
