@@ -221,7 +221,6 @@ def infer(args: argparse.Namespace) -> int:
         write_json_atomic(args.output, predictions)
     except OSError as error:  # a full disk: no partial file is left, and the run's numbers are still shown below
         log.error("cannot write %s: %s; nothing was written", args.output, error.strerror or error)
-        args.gt = None
         written = False
     else:
         written = True
@@ -233,7 +232,7 @@ def infer(args: argparse.Namespace) -> int:
     if len(tracklets) <= 20 or not written:
         for tracklet_id, number in predictions.items():
             print(f"  {tracklet_id}: {number}")
-    if args.gt:
+    if args.gt and written:  # the evaluator reads the written file
         print(_accuracy(args.gt, truth, args.output, predictions))
     return 0 if written else 1
 
@@ -839,7 +838,8 @@ def search_same_runner(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    if args.output and args.output.resolve() in {args.index.resolve().with_name(args.index.name + suffix)
+    index = args.index.resolve()
+    if args.output and args.output.resolve() in {index.with_name(index.name + suffix)
                                                  for suffix in ("", "-wal", "-shm", "-journal")}:  # fmt: skip
         log.error("-o %s is the index itself: give another file", args.output)
         return 2
