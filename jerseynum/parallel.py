@@ -15,6 +15,7 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from typing import Any, TypeVar
@@ -88,7 +89,8 @@ def map_in_workers(factory: Callable[..., Any], work: Callable[[Any, Item], Resu
 
     `factory(threads=N)` builds the worker (a pipeline, a photo tagger): once in this process with threads=0
     (each library's choice) when `workers` <= 1, else once in each of `workers` forked processes with threads=1.
-    Items and results cross processes, so they must pickle; `factory` and `work` need not (fork inherits them).
+    Items and results cross processes, so they must pickle; `factory` and `work` need not (fork inherits them),
+    except in a process connected to Ray (`worker_start_method`).
     """
     if workers <= 1 or len(items) <= 1:
         worker = factory(threads=0) if items else None
@@ -99,7 +101,7 @@ def map_in_workers(factory: Callable[..., Any], work: Callable[[Any, Item], Resu
     # parent's OpenCV thread pool (its threads are not copied) hangs.
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context(worker_start_method())
     try:
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                                  initargs=(os.getpid(), factory, work)) as pool:  # fmt: skip
@@ -112,6 +114,15 @@ def map_in_workers(factory: Callable[..., Any], work: Callable[[Any, Item], Resu
                     future.cancel()
     finally:
         cv2.setNumThreads(opencv_threads)
+
+
+def worker_start_method() -> str:
+    """"fork", except in a process connected to Ray as its driver: "spawn". Ray does not support forking a driver,
+    its threads may hold the C library's heap locks at any moment, and forked workers of one died of heap
+    corruption ("malloc(): unaligned tcache chunk detected") at random. Spawned workers need `factory` and `work`
+    to pickle, as anything sent to Ray does already."""
+    ray = sys.modules.get("ray")  # never imported here for the question: a process that has not, is not connected
+    return "spawn" if ray is not None and ray.is_initialized() else "fork"
 
 
 def _ready() -> None:

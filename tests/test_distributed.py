@@ -117,7 +117,10 @@ def test_a_worker_killed_mid_run_loses_no_photo_and_writes_none_twice(cluster, t
 
 def test_inference_on_the_cluster_writes_the_same_json(cluster, tmp_path):
     from jerseynum.cli import main
+    from jerseynum.parallel import worker_start_method
 
+    # the local run's workers are spawned: forked ones of this Ray driver died of heap corruption at random
+    assert worker_start_method() == "spawn"
     assert main(["infer", "-o", str(tmp_path / "local.json"), "--quiet"]) == 0
     assert main(["infer", "-o", str(tmp_path / "ray.json"), "--ray", cluster.address, "--quiet"]) == 0
     local = json.loads((tmp_path / "local.json").read_text())

@@ -83,3 +83,10 @@ def test_default_workers_are_one_per_core_as_many_as_the_memory_holds(monkeypatc
 @pytest.mark.skipif(not Path("/proc/meminfo").is_file(), reason="no /proc/meminfo: not Linux")
 def test_available_memory_is_read_from_this_machine():
     assert 2**20 < parallel.available_memory() < 2**50
+
+
+def test_workers_are_forked_in_a_process_not_connected_to_ray():
+    # a lambda factory works only because the workers are forked (spawned ones would need it to pickle)
+    assert parallel.worker_start_method() == "fork"
+    assert sorted(parallel.map_in_workers(lambda threads: 10, lambda worker, item: worker + item, [1, 2, 3], 2)) \
+        == [11, 12, 13]
