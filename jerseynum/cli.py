@@ -441,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--arch", default="easyocr_g2", help="easyocr_g2 (shipped) | crnn_small | crnn_tiny")
     train_parser.add_argument(
         "--epochs",
-        type=int,
+        type=at_least(1),
         nargs="+",
         default=[8, 12],
         help="epochs of one run; several values: one run each, their weights averaged "
@@ -453,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=REPO / ".cache" / "train-recognizer",
         help="where a soup keeps its runs (a finished one is reused)",
     )
-    train_parser.add_argument("--synthetic", type=int, default=10000, help="rendered crops added to the real ones")
+    train_parser.add_argument("--synthetic", type=at_least(0), default=10000, help="rendered crops added to the real ones")
     train_parser.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (one-cycle schedule)")
     train_parser.add_argument("--seed", type=int, default=0)
     train_parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -516,13 +516,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="pseudo-labels also need our text stage (rapidocr + crnn) to agree",
     )
-    legibility_parser.add_argument("--rounds", type=int, default=1, help="2 or more: self-training rounds")
+    legibility_parser.add_argument("--rounds", type=at_least(1), default=1, help="2 or more: self-training rounds")
     legibility_parser.add_argument("--known", nargs="*", metavar="KIND",
                                    help="material labelled by construction, beside the pseudo-labels (with --data): "
                                         "degraded, runners, lines, letters (default: all; none given: pseudo-labels "
                                         "only; training/known_legibility.py)")  # fmt: skip
     legibility_parser.add_argument("--arch", default="resnet_nano", help="resnet_nano (shipped) | resnet10t | resnet18")
-    legibility_parser.add_argument("--epochs", type=int, default=12)
+    legibility_parser.add_argument("--epochs", type=at_least(1), default=12)
     legibility_parser.add_argument("--seed", type=int, default=0)
     legibility_parser.add_argument("--device", default="cpu", help="cpu or cuda")
     legibility_parser.set_defaults(handler=train_legibility)
@@ -913,45 +913,62 @@ def video(args: argparse.Namespace) -> int:
 
 
 def train_recognizer(args: argparse.Namespace) -> int:
-    from jerseynum.training.train_recognizer import train, train_soup
+    from jerseynum.training.train_recognizer import check_options, train, train_soup
 
-    if not args.data.is_dir():
-        log.error("data folder not found: %s (pass --data)", args.data)
+    try:  # every mistake found before minutes of loading and rendering
+        if not args.data.is_dir():
+            raise FileNotFoundError(f"data folder not found: {args.data} (pass --data)")
+        check_options(args.arch, args.device, args.start, args.tilt_sources)
+        check_writable(args.out)
+        if len(args.epochs) > 1:
+            check_writable(args.work / "runs")
+    except (OSError, ValueError) as error:
+        log.error("%s", error)
         return 2
     options = {"arch": args.arch, "synthetic": args.synthetic, "learning_rate": args.lr, "seed": args.seed,
                "device": args.device, "progress": not args.quiet, "start": args.start, "tilt": args.tilt,
                "tilt_sources": tuple(args.tilt_sources) if args.tilt_sources else None}  # fmt: skip
-    if len(args.epochs) == 1:
-        report = train(args.data, args.out, epochs=args.epochs[0], **options)
-        print(json.dumps({k: report[k] for k in ("best_epoch", "validation", "minutes")}, indent=1))
-    else:
-        meta = train_soup(args.data, args.out, args.epochs, args.work, **options)
-        runs = [{k: run[k] for k in ("epochs", "best_epoch", "validation", "minutes")} for run in meta["soup"]]
-        print(json.dumps({"averaged": runs, "minutes": meta["minutes"]}, indent=1))
+    try:
+        if len(args.epochs) == 1:
+            report = train(args.data, args.out, epochs=args.epochs[0], **options)
+            print(json.dumps({k: report[k] for k in ("best_epoch", "validation", "minutes")}, indent=1))
+        else:
+            meta = train_soup(args.data, args.out, args.epochs, args.work, **options)
+            runs = [{k: run[k] for k in ("epochs", "best_epoch", "validation", "minutes")} for run in meta["soup"]]
+            print(json.dumps({"averaged": runs, "minutes": meta["minutes"]}, indent=1))
+    except FileNotFoundError as error:  # a data folder without one of the training sets
+        log.error("%s", error)
+        return 2
     return 0
 
 
 def train_legibility(args: argparse.Namespace) -> int:
-    from jerseynum.stages.legibility import export_onnx
+    from jerseynum.stages.legibility import build_classifier, export_onnx
+    from jerseynum.training import check_device
     from jerseynum.training.known_legibility import KINDS as KNOWN_KINDS
     from jerseynum.training.known_legibility import known_crops
     from jerseynum.training.train_legibility import LabelRule, folder_crops, shared_crops, train
     from jerseynum.types import Mode
 
     try:
+        if args.out.suffix == ".onnx":  # the checkpoint's ONNX export is written beside it, as OUT.onnx
+            raise ValueError(f"--out names the torch checkpoint (.pt), not its ONNX export: {args.out}")
+        build_classifier(args.arch)  # an unknown architecture: one line naming the known ones, before any reading
+        check_device(args.device)
+        check_writable(args.out)
         if args.crops:
-            crops = folder_crops(args.crops, torso=args.torso, mode=Mode(args.mode))
+            crops = folder_crops(args.crops, torso=args.torso, mode=Mode(args.mode), progress=not args.quiet)
         elif args.data.is_dir():
             crops = shared_crops(args.data)
             kinds = KNOWN_KINDS if args.known is None else tuple(args.known)
-            crops += known_crops(args.data, kinds, crops, work=args.work)
+            crops += known_crops(args.data, kinds, crops, work=args.work, progress=not args.quiet)
         else:
             log.error("data folder not found: %s (pass --data or --crops)", args.data)
             return 2
         rule = LabelRule(args.legible_min, args.illegible_max, args.agreement)
         report = train(crops, args.out, args.work, Mode(args.mode), rule, args.arch, args.rounds, args.epochs,
                        seed=args.seed, device=args.device, progress=not args.quiet)  # fmt: skip
-    except (FileNotFoundError, ValueError) as error:
+    except (OSError, ValueError) as error:
         log.error("%s", error)
         return 2
     export_onnx(args.out, args.out.with_suffix(".onnx"))  # what the pipeline runs

@@ -168,3 +168,42 @@ def test_quiet_is_offered_only_where_there_is_a_progress_bar(tmp_path, capsys):
     assert exit_.value.code == 2 and "unrecognized arguments: -q" in capsys.readouterr().err
     # -v is everyone's: a search of a missing index is still its own error (2), not an argument error
     assert main(["search", "12", "--index", str(tmp_path / "race.db"), "-v"]) == 2
+
+
+@pytest.mark.parametrize("mistake, message", [
+    (["--arch", "bogus"], "unknown recognizer architecture 'bogus'"),
+    (["--device", "gpu"], "unknown device 'gpu'"),
+    (["--tilt-sources", "basket"], "unknown training sets ['basket']"),
+    (["--start", "absent.pt"], "recognizer weights not found: absent.pt"),
+    (["--out", "."], "is a folder, not a file"),
+    ([], "no training crops found for basketball"),  # an empty data folder
+])  # fmt: skip
+def test_recognizer_training_mistakes_are_one_line_and_write_nothing(tmp_path, monkeypatch, caplog, mistake, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    args = ["train-recognizer", "--data", "data", "--out", "digits.pt", "--work", "runs", "--quiet"]
+    assert main(args + mistake) == 2
+    assert message in caplog.text and "Traceback" not in caplog.text
+    assert not (tmp_path / "digits.pt").exists()
+
+
+@pytest.mark.parametrize("command, mistake, message", [
+    ("train-recognizer", ["--epochs", "0"], "must be at least 1, not 0"),
+    ("train-legibility", ["--rounds", "0"], "must be at least 1, not 0"),
+    ("train-legibility", ["--epochs", "0"], "must be at least 1, not 0"),
+])  # fmt: skip
+def test_training_lengths_under_one_are_refused_when_parsing(capsys, command, mistake, message):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, *mistake])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_legibility_training_refuses_an_onnx_output_and_an_unknown_architecture(tmp_path, caplog):
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    cv2.imwrite(str(crops / "a.jpg"), render_number("7", 40))
+    assert main(["train-legibility", "--crops", str(crops), "--out", str(tmp_path / "legibility.onnx")]) == 2
+    assert "not its ONNX export" in caplog.text
+    assert main(["train-legibility", "--crops", str(crops), "--out", str(tmp_path / "l.pt"), "--arch", "bogus"]) == 2
+    assert "unknown legibility architecture 'bogus'" in caplog.text
+    assert not list(tmp_path.glob("*.pt")) and not list(tmp_path.glob("*.onnx"))

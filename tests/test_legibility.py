@@ -105,8 +105,12 @@ def test_folder_crops_reads_every_image_and_reports_a_missing_folder(tmp_path):
     for i in range(3):
         cv2.imwrite(str(tmp_path / "t1" / f"{i}.jpg"), np.full((40, 30, 3), 100 + i, np.uint8))
     (tmp_path / "t1" / "broken.jpg").write_bytes(b"not a jpeg")
-    crops = folder_crops([tmp_path])
-    assert len(crops) == 3 and all(c.group == str(tmp_path / "t1") for c in crops)
+    for i in range(2):  # crops straight in a given folder: each is its own group
+        cv2.imwrite(str(tmp_path / f"loose{i}.jpg"), np.full((40, 30, 3), 50 + i, np.uint8))
+    crops = folder_crops([tmp_path], progress=False)
+    assert len(crops) == 5
+    assert sorted(c.group for c in crops) == [str(tmp_path / "loose0.jpg"), str(tmp_path / "loose1.jpg"),
+                                              *[str(tmp_path / "t1")] * 3]  # a tracklet's frames: one group
     with pytest.raises(FileNotFoundError, match="not a folder"):
         folder_crops([tmp_path / "absent"])
 
@@ -144,7 +148,7 @@ def test_known_crops_are_labelled_by_their_truth_and_never_pseudo_labelled(tmp_p
         assert copy.image.shape == original.shape and not np.array_equal(copy.image, original)
     read = []
 
-    def reader(pseudo, cache, mode):  # stands in for EasyOCR: records what it was asked to read
+    def reader(pseudo, cache, mode, progress):  # stands in for EasyOCR: records what it was asked to read
         read.extend(c.key for c in pseudo)
         return readings
 
@@ -168,7 +172,7 @@ def test_costly_known_material_is_built_once_per_work_folder(tmp_path, monkeypat
 
     built = []
 
-    def runner_torsos(data):
+    def runner_torsos(data, progress):
         built.append(data)
         return [Crop("runner:a", "photo", np.zeros((8, 8, 3), np.uint8), True, known=True)]
 

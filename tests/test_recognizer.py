@@ -219,6 +219,8 @@ def test_a_soup_averages_its_runs_and_reuses_finished_ones(tmp_path, monkeypatch
     train_recognizer.train_soup(tmp_path, out, [1, 2], work, **options)  # both runs reused
     with pytest.raises(AssertionError, match="trained again"):  # another seed is another run
         train_recognizer.train_soup(tmp_path, out, [1, 2], work, **{**options, "seed": 1})
+    with pytest.raises(AssertionError, match="trained again"):  # so is one on another data folder
+        train_recognizer.train_soup(tmp_path / "other-data", out, [1, 2], work, **options)
 
 
 def test_a_soup_from_a_start_checkpoint_is_reused_only_while_that_checkpoint_is_the_same(tmp_path, monkeypatch):
@@ -271,3 +273,45 @@ def test_checkpoints_of_different_alphabets_are_not_averaged(tmp_path):
     with pytest.raises(ValueError, match="cannot average"):
         average_checkpoints(paths, tmp_path / "soup.pt")
     assert not (tmp_path / "soup.pt").exists()
+
+
+def test_an_interrupted_run_leaves_its_output_as_it_was_and_keeps_its_best_epoch_apart(tmp_path, monkeypatch):
+    out = tmp_path / "digits.pt"
+    out.write_bytes(b"the shipped model")
+    scored = []
+
+    def evaluate_then_interrupt(*args):
+        if scored:
+            raise KeyboardInterrupt  # Ctrl-C during the second epoch
+        scored.append(1)
+        return {"all": 0.5}
+
+    monkeypatch.setattr(train_recognizer, "evaluate", evaluate_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path, out, epochs=3, **tiny_training(seed=4))
+    assert out.read_bytes() == b"the shipped model"
+    partial = train_recognizer.partial_path(out)
+    assert partial.name == "digits.partial.pt" and load_checkpoint(partial)[3]["best_epoch"] == 1
+    monkeypatch.undo()
+    train(tmp_path, out, epochs=1, **tiny_training(seed=4))  # a finished run replaces the output, partial gone
+    assert load_checkpoint(out)[3]["finished"] and not partial.exists()
+
+
+def test_training_settings_that_cannot_work_are_refused_before_any_data_is_loaded(tmp_path):
+    from jerseynum.training.train_recognizer import check_options
+
+    (tmp_path / "damaged.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="unknown recognizer architecture 'bogus'"):
+        check_options("bogus", "cpu")
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        check_options("crnn_tiny", "gpu")
+    with pytest.raises(ValueError, match=r"unknown training sets \['basket'\]"):
+        check_options("crnn_tiny", "cpu", tilt_sources=["basket"])
+    with pytest.raises(FileNotFoundError, match="recognizer weights not found"):
+        check_options("crnn_tiny", "cpu", tmp_path / "absent.pt")
+    with pytest.raises(ValueError, match="damaged.pt: not a recognizer checkpoint"):
+        check_options("crnn_tiny", "cpu", tmp_path / "damaged.pt")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU on this machine"):
+            check_options("crnn_tiny", "cuda")
+    check_options("crnn_tiny", "cpu", tilt_sources=["basketball"])  # what works passes

@@ -61,14 +61,14 @@ def _torso(image: np.ndarray, pose, mode: Mode = Mode.JERSEY) -> tuple[np.ndarra
     return image[box[1] : box[3], box[0] : box[2]], box
 
 
-def runner_torsos(data: Path) -> list[Crop]:
+def runner_torsos(data: Path, progress: bool = True) -> list[Crop]:
     """Torsos of the trained half's RBNR runners (jersey mode's pose cut): legible as they are, illegible with the
     bib blurred or pixelated."""
     from jerseynum.stages.pose import pose_estimator
     pose = pose_estimator("mediapipe")
     runners, _ = rbnr_runners(data, lambda name: not splits.rbnr_scored(name))
     crops = []
-    for runner in tqdm(runners, desc="runner torsos", unit="runner"):
+    for runner in tqdm(runners, desc="runner torsos", unit="runner", disable=not progress):
         group = runner.id.rsplit("_", 1)[0]  # the photo
         torso, _ = _torso(runner.crop, pose)
         crops.append(Crop(f"runner:{runner.id}", group, torso, True, known=True))
@@ -79,7 +79,7 @@ def runner_torsos(data: Path) -> list[Crop]:
     return crops
 
 
-def read_lines(data: Path, regions: list[tuple[str, str, np.ndarray]]) -> list[Crop]:
+def read_lines(data: Path, regions: list[tuple[str, str, np.ndarray]], progress: bool = True) -> list[Crop]:
     """Lines in which the text stage reads a number, in both modes' regions: illegible runners (trained kinds)
     and bib-free `regions` (key, group, image) -> illegible; legible runners' bibs read right -> legible."""
     from jerseynum.config import PipelineConfig
@@ -97,7 +97,8 @@ def read_lines(data: Path, regions: list[tuple[str, str, np.ndarray]]) -> list[C
     for mode in Mode:
         config = PipelineConfig(mode=mode)
         stage = TextStage.from_config(config)
-        for key, group, image, number, others in tqdm(items, desc=f"lines ({mode.value} mode)", unit="crop"):
+        for key, group, image, number, others in tqdm(items, desc=f"lines ({mode.value} mode)", unit="crop",
+                                                            disable=not progress):
             if image.shape[0] < config.detect_min_side or image.shape[1] < config.detect_min_side:
                 continue
             for reading in stage.read_regions([image])[0]:
@@ -125,15 +126,15 @@ def _trained_bib_free_regions(data: Path) -> list[tuple[str, str, np.ndarray]]:
 
 
 def known_crops(data: Path, kinds: tuple[str, ...], pseudo_labelled: list[Crop], per_kind: int = 2000,
-                work: Path | None = None) -> list[Crop]:  # fmt: skip
+                work: Path | None = None, progress: bool = True) -> list[Crop]:  # fmt: skip
     """The known-label material of `kinds` (see the module's docstring). With `work`, the costlier kinds (runners
     and lines: pose and the text stage over ~700 crops, minutes) are kept there, so a rerun, such as training
     with fewer kinds to see which pay, builds them once."""
     unknown = set(kinds) - set(KINDS)
     if unknown:
         raise ValueError(f"unknown legibility material {sorted(unknown)}; choose from {KINDS}")
-    builders = {"degraded": lambda: degraded_copies(pseudo_labelled, per_kind), "runners": lambda: runner_torsos(data),
-                "lines": lambda: read_lines(data, _trained_bib_free_regions(data)[::6]),
+    builders = {"degraded": lambda: degraded_copies(pseudo_labelled, per_kind), "runners": lambda: runner_torsos(data, progress),
+                "lines": lambda: read_lines(data, _trained_bib_free_regions(data)[::6], progress),
                 "letters": lambda: letter_crops(per_kind)}  # fmt: skip
     crops = []
     for kind in KINDS:

@@ -169,13 +169,17 @@ def shared_crops(data: Path, regions_per_photo: int = 30) -> list[Crop]:
     return crops
 
 
-def folder_crops(folders: list[Path], torso: bool = False, mode: Mode = Mode.JERSEY) -> list[Crop]:
-    """Every image under `folders`, grouped by its folder; with `torso`, cut by the pipeline's pose + torso."""
+def folder_crops(folders: list[Path], torso: bool = False, mode: Mode = Mode.JERSEY, progress: bool = True
+                 ) -> list[Crop]:  # fmt: skip
+    """Every image under `folders`, with `torso` cut by the pipeline's pose + torso. Its validation group is its
+    sub-folder (a tracklet's frames stay on one side), or the image itself where it lies in one of `folders` (a
+    flat folder of crops: one group would put all of them on one side)."""
     paths = []
-    for folder in folders:
-        if not Path(folder).is_dir():
+    for folder in map(Path, folders):
+        if not folder.is_dir():
             raise FileNotFoundError(f"not a folder: {folder}")
-        paths += sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        paths += [(p, p if p.parent == folder else p.parent)
+                  for p in sorted(folder.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]  # fmt: skip
     if not paths:
         raise FileNotFoundError(f"no images found under {', '.join(map(str, folders))}")
     cutter = None
@@ -194,11 +198,11 @@ def folder_crops(folders: list[Path], torso: bool = False, mode: Mode = Mode.JER
             return image[y1:y2, x1:x2]
 
     crops = []
-    for path in tqdm(paths, desc="crops", unit="crop"):
+    for path, group in tqdm(paths, desc="crops", unit="crop", disable=not progress):
         image = read_image_or_skip(path)
         if image is None:
             continue
-        crops.append(Crop(str(path), str(path.parent), cutter(image) if cutter else image))
+        crops.append(Crop(str(path), str(group), cutter(image) if cutter else image))
     return crops
 
 
@@ -232,7 +236,8 @@ class ReadingCache:
         self.rows.update(rows)
 
 
-def read_crops(crops: list[Crop], cache: ReadingCache, mode: Mode, batch_size: int = 64) -> list[Readings]:
+def read_crops(crops: list[Crop], cache: ReadingCache, mode: Mode, batch_size: int = 64, progress: bool = True
+               ) -> list[Readings]:  # fmt: skip
     """EasyOCR's and our text stage's reading of every crop (cached)."""
     todo = [crop for crop in crops if crop.key not in cache.rows]
     if todo:
@@ -242,7 +247,8 @@ def read_crops(crops: list[Crop], cache: ReadingCache, mode: Mode, batch_size: i
         easyocr = EasyOCRText(mode)
         ours = TextStage(("rapidocr", "crnn"), mode)
         tally = Vote(mode, VoteSettings(min_confidence=0.0)).tally
-        for start in tqdm(range(0, len(todo), batch_size), desc="pseudo-labelling", unit="batch"):
+        for start in tqdm(range(0, len(todo), batch_size), desc="pseudo-labelling", unit="batch",
+                          disable=not progress):
             chunk = todo[start : start + batch_size]
             images = [crop.image for crop in chunk]
             rows = {}
@@ -372,7 +378,8 @@ def train(
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     pseudo = [crop for crop in crops if not crop.known]
-    readings = readings if readings is not None else read_crops(pseudo, ReadingCache(work / "readings.csv"), mode)
+    readings = readings if readings is not None else read_crops(pseudo, ReadingCache(work / "readings.csv"), mode,
+                                                                      progress=progress)
     by_key = {crop.key: r for crop, r in zip(pseudo, readings)}
     for crop in crops:
         crop.image = _shrink(crop.image)
@@ -383,9 +390,13 @@ def train(
     for round_number in range(1, rounds + 1):
         train_idx = [i for i, l in enumerate(labels) if l is not None and not in_validation[i]]
         val_idx = [i for i, l in enumerate(labels) if l is not None and in_validation[i]]
-        if not train_idx or not val_idx or len({labels[i] for i in train_idx}) < 2:
-            raise ValueError(f"round {round_number}: the pseudo-labels leave too little to train on "
-                             f"({_label_report(crops, labels)})")  # fmt: skip
+        if not val_idx:  # the validation part picks the epoch: without it there is no model to choose
+            groups = len({crop.group for crop in crops})
+            raise ValueError(f"round {round_number}: no labelled crop falls in the validation part (10 % of the "
+                             f"{groups} groups: tracklets, photos); give more crops ({_label_report(crops, labels)})")
+        if not train_idx or len({labels[i] for i in train_idx}) < 2:
+            raise ValueError(f"round {round_number}: the pseudo-labels leave too little to train on: both legible "
+                             f"and illegible crops are needed ({_label_report(crops, labels)})")  # fmt: skip
         log.info("round %d: %s", round_number, _label_report(crops, labels))
         model, history = _fit([crops[i] for i in train_idx], [labels[i] for i in train_idx],
                               [crops[i] for i in val_idx], [labels[i] for i in val_idx], arch, epochs, batch_size,

@@ -20,6 +20,7 @@ import inspect
 import json
 import logging
 import math
+import pickle
 import re
 import time
 from collections.abc import Callable, Collection
@@ -34,7 +35,7 @@ from tqdm import tqdm
 from jerseynum.io import read_image_or_skip
 from jerseynum.stages.crnn import ALPHABET, build_recognizer, input_spec, load_checkpoint, prepare, save_checkpoint
 from jerseynum.stages.text import ctc_greedy
-from jerseynum.training import splits
+from jerseynum.training import check_device, splits
 from jerseynum.training.synth import render_training_crop
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,9 @@ class Sample:
 
 def _load_set(root: Path, keep: Callable[[str], bool], group_of: Callable[[str], str], source: str
               ) -> list[tuple[Sample, str]]:  # fmt: skip
-    """(sample, group) for every labelled crop of `root` whose group `keep` accepts."""
+    """(sample, group) for every labelled crop of `root` whose group `keep` accepts; none where `root` has no labels."""
+    if not (root / "labels.json").is_file():
+        return []
     labels = json.loads((root / "labels.json").read_text())
     items = []
     for file_name, texts in sorted(labels.items()):
@@ -182,6 +185,28 @@ def evaluate(model: torch.nn.Module, arch: str, samples: list[Sample], batch_siz
     return scores
 
 
+def check_options(arch: str, device: str, start: Path | None = None, tilt_sources: Collection[str] | None = None
+                  ) -> None:  # fmt: skip
+    """Raise ValueError (FileNotFoundError for a missing --start) now, before any data is loaded, for settings
+    a run would otherwise fail on only after minutes of loading and rendering."""
+    build_recognizer(arch)  # an unknown architecture: ValueError naming the known ones
+    check_device(device)
+    unknown = set(tilt_sources or ()) - set(REPEATS)
+    if unknown:
+        raise ValueError(f"unknown training sets {sorted(unknown)} for --tilt-sources; choose from {sorted(REPEATS)}")
+    if start is not None:
+        try:
+            load_checkpoint(start, arch=arch)
+        except (RuntimeError, pickle.UnpicklingError, EOFError, KeyError, TypeError) as error:
+            raise ValueError(f"{start}: not a recognizer checkpoint ({type(error).__name__}: {error})") from None
+
+
+def partial_path(out: Path) -> Path:
+    """Where a run keeps its best epoch until it finishes: `out` itself (often the shipped model) changes only
+    when the run ends, so an interrupted run leaves it as it was."""
+    return out.with_name(f"{out.stem}.partial{out.suffix}")
+
+
 # How many times each real set is drawn per epoch: the small sets that look most like what is scored
 # (tiny hand-cut SoccerNet crops, real bibs) are repeated so they are not drowned by the large ones.
 REPEATS = {"basketball": 1, "soccernet_genL": 1, "soccernet_roboflow": 4, "bibracer": 6}
@@ -205,7 +230,7 @@ def train(
     tilt_sources: tuple[str, ...] | None = None,
 ) -> dict:
     """Train and save the best epoch's weights to `out`; returns the training report (also in the checkpoint).
-    `real` replaces the shared data (tests pass tiny rendered sets). `start` continues from a checkpoint of
+    Until the run ends, the best epoch so far is saved to `partial_path(out)` instead. `real` replaces the shared data (tests pass tiny rendered sets). `start` continues from a checkpoint of
     `arch` instead of the published pretrained weights; `tilt` is `augment`'s, for the crops of `tilt_sources` (None:
     every crop; basketball: only the set whose players turn their torsos)."""
     rng = np.random.default_rng(seed)
@@ -236,46 +261,55 @@ def train(
                                                     pct_start=0.15)  # fmt: skip
     ctc = torch.nn.CTCLoss(zero_infinity=True)
     best, best_epoch, best_state, history = -1.0, -1, None, []
-    for epoch in range(epochs):
-        model.train()
-        order = rng.permutation(len(train_real) + len(pool))
-        everything = train_real + pool
-        losses = []
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress)
-        for step in bar:
-            chunk = [everything[i] for i in order[step * batch_size : (step + 1) * batch_size]]
-            inputs, targets, lengths = _batch(chunk, arch, rng, tilt, tilt_sources)
-            log_probs = model(inputs.to(device))
-            input_lengths = torch.full((len(chunk),), log_probs.shape[0], dtype=torch.long)
-            loss = ctc(log_probs.cpu(), targets, input_lengths, lengths)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
-        scores = evaluate(model, arch, validation)
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **{k: round(v, 4) for k, v in scores.items()}})
-        log.info("epoch %d: loss %.3f, validation %s", epoch + 1, np.mean(losses), history[-1])
-        # start_meta: where a continued run's weights came from (a soup's runs, say), kept with them.
-        report = {"arch": arch, "epochs": epochs, "best_epoch": best_epoch, "validation": None, "history": history,
-                  "real_crops": {k: len(v) for k, v in real.items()}, "repeats": REPEATS, "synthetic": synthetic,
-                  "learning_rate": learning_rate, "seed": seed, "minutes": round((time.time() - started) / 60, 1),
-                  "finished": False, "start": None if start is None else Path(start).name,
-                  "start_sha256": start_digest, "tilt": tilt, "tilt_sources": tilt_sources,
-                  "start_meta": start_meta}  # fmt: skip
-        if scores["all"] > best:
-            best, best_epoch = scores["all"], epoch + 1
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            report.update(best_epoch=best_epoch, validation=scores)
-            save_checkpoint(out, model, arch, input_size, report)  # saved at once: an interrupt keeps the best
-        elif epoch + 1 - best_epoch >= patience:
-            log.info("no validation gain in %d epochs: stopping", patience)
-            break
+    partial = partial_path(out)
+    try:
+        for epoch in range(epochs):
+            model.train()
+            order = rng.permutation(len(train_real) + len(pool))
+            everything = train_real + pool
+            losses = []
+            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress)
+            for step in bar:
+                chunk = [everything[i] for i in order[step * batch_size : (step + 1) * batch_size]]
+                inputs, targets, lengths = _batch(chunk, arch, rng, tilt, tilt_sources)
+                log_probs = model(inputs.to(device))
+                input_lengths = torch.full((len(chunk),), log_probs.shape[0], dtype=torch.long)
+                loss = ctc(log_probs.cpu(), targets, input_lengths, lengths)
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                optimizer.step()
+                scheduler.step()
+                losses.append(loss.item())
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+            scores = evaluate(model, arch, validation)
+            history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)),
+                            **{k: round(v, 4) for k, v in scores.items()}})  # fmt: skip
+            log.info("epoch %d: loss %.3f, validation %s", epoch + 1, np.mean(losses), history[-1])
+            # start_meta: where a continued run's weights came from (a soup's runs, say), kept with them.
+            report = {"arch": arch, "epochs": epochs, "best_epoch": best_epoch, "validation": None,
+                      "history": history, "data": str(Path(data).resolve()),
+                      "real_crops": {k: len(v) for k, v in real.items()}, "repeats": REPEATS, "synthetic": synthetic,
+                      "learning_rate": learning_rate, "seed": seed, "minutes": round((time.time() - started) / 60, 1),
+                      "finished": False, "start": None if start is None else Path(start).name,
+                      "start_sha256": start_digest, "tilt": tilt, "tilt_sources": tilt_sources,
+                      "start_meta": start_meta}  # fmt: skip
+            if scores["all"] > best:
+                best, best_epoch = scores["all"], epoch + 1
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                report.update(best_epoch=best_epoch, validation=scores)
+                save_checkpoint(partial, model, arch, input_size, report)  # an interrupt keeps the best so far
+            elif epoch + 1 - best_epoch >= patience:
+                log.info("no validation gain in %d epochs: stopping", patience)
+                break
+    except KeyboardInterrupt:
+        if best_epoch > 0:
+            log.warning("the best epoch so far (%d of %d) is in %s; %s is unchanged", best_epoch, epochs, partial, out)
+        raise
     report.update(best_epoch=best_epoch, validation=history[best_epoch - 1], finished=True)
     model.load_state_dict(best_state)
     save_checkpoint(out, model, arch, input_size, report)  # the best weights, with the whole history
+    partial.unlink(missing_ok=True)
     log.info("best epoch %d (validation %.4f) saved to %s in %.1f min", best_epoch, best, out, report["minutes"])
     return report
 
@@ -287,7 +321,7 @@ def train_soup(data: Path, out: Path, epochs: list[int], work: Path, **options) 
     """A model soup: one run per schedule length in `epochs` (same data, seed and settings), the best weights of
     each averaged into `out`. Fine-tunes of one pretrained start stay close enough for their mean to be a model;
     8 and 12 epochs averaged read more crops than the 8-epoch run and more tracklets than the 12-epoch one
-    (model card). A run already finished in `work` with the same settings is reused, so an interrupted soup
+    (model card). A run already finished in `work` with the same data and settings is reused, so an interrupted soup
     resumes at the run it was in."""
     settings = {**TRAIN_DEFAULTS, **options}
     # A start is known by its contents: another checkpoint saved under the same name is another start.
@@ -297,7 +331,7 @@ def train_soup(data: Path, out: Path, epochs: list[int], work: Path, **options) 
         path = work / f"{out.stem}-{count}-epochs{out.suffix}"
         wanted = {"epochs": count, **{key: settings[key] for key in ("arch", "synthetic", "learning_rate", "seed", "tilt",
                                                                          "tilt_sources")},
-                  "start_sha256": start_digest}  # fmt: skip
+                  "start_sha256": start_digest, "data": str(Path(data).resolve())}  # fmt: skip
         if path.is_file() and _finished_with(path, wanted):
             log.info("reusing the finished %d-epoch run in %s", count, path)
         else:
@@ -311,7 +345,10 @@ def _digest(path: Path | None) -> str | None:
 
 
 def _finished_with(path: Path, wanted: dict) -> bool:
-    meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
+    try:
+        meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
+    except (RuntimeError, pickle.UnpicklingError, EOFError, KeyError):  # a damaged run is trained again
+        return False
     # Runs from before a setting existed were trained at its default.
     matches = all(meta.get(key, TRAIN_DEFAULTS.get(key)) == value for key, value in wanted.items())
     return bool(meta.get("finished")) and matches
