@@ -5,7 +5,8 @@
 SOURCE is a camera index ("0"), a video file or a stream URL; without it, a rendered clip of three players
 is played. q or Esc closes the window. A thin wrapper over `jerseynum.video.live`.
 
-Exit status: 0 done; 1 the video ended short of the frames it announces (cut short or corrupt; a warning gives
+Ctrl-C and SIGTERM stop it the same way: the recording so far is closed whole. Exit status: 0 done (or stopped);
+1 the video ended short of the frames it announces (cut short or corrupt; a warning gives
 both counts) or the recording was not written; 2 a source, recording path or window that cannot be opened.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -27,6 +29,10 @@ from jerseynum.video.live import (
     sample_video,
 )
 from jerseynum.video.tracking import DEFAULT_DETECTOR, DETECTORS
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (timeout, systemd, kill) stops the demo as Ctrl-C does: the recording closed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,9 +69,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     source = args.source if args.source is not None else str(sample_video())
     detector = args.detector or (DEFAULT_DETECTOR if args.source is not None else "motion")
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     try:
         report = run_demo(source, PipelineConfig(mode=args.mode), detector, args.output, args.headless,
                           args.realtime, args.max_frames)  # fmt: skip
+    except KeyboardInterrupt:  # before the first frame (the models were still being built): nothing to show
+        print("demo.py: interrupted", file=sys.stderr)
+        return 130
     except VideoError as error:
         print(f"demo.py: {error}", file=sys.stderr)
         return 2
@@ -75,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     except RecordingError as error:
         print(f"demo.py: {error}", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
     could = f", {report.busy_fps:.1f} if not held to the file's rate" if report.waited else ""
     print(f"{report.frames_shown} frames in {report.seconds:.1f} s: {report.fps:.1f} FPS{could}"
           f" ({report.frames_dropped} dropped to keep up)")  # fmt: skip

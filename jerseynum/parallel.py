@@ -145,7 +145,11 @@ class WorkerProcess:
         # cores that halved the live demo's dropped frames (docs/results.md, "Live speed").
         self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
                                          initargs=(os.getpid(), factory, work, True))  # fmt: skip
-        self._pool.submit(_ready).result()  # the worker is up and has built its models
+        try:
+            self._pool.submit(_ready).result()  # the worker is up and has built its models
+        except BaseException:  # Ctrl-C while it builds them, or a worker that cannot: no process left behind
+            self.close()
+            raise
 
     def submit(self, item: Any) -> Future:
         return self._pool.submit(_run_in_worker, item)

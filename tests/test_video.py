@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
 import sys
 import time
 from concurrent.futures import Future
@@ -27,7 +29,8 @@ from jerseynum.training.synth import render_player, render_players_clip, render_
 from jerseynum.types import FrameEvidence, Keypoints, PersonBox, Prediction, Reading, TorsoSource, Tracklet
 from jerseynum.video import live, tracking
 from jerseynum.video.tracking import read_video
-from tests.conftest import data_set
+from tests.conftest import REPO, data_set
+from tests.test_parallel import alive, children_of, wait_for
 
 FRAMES = 90
 CLIP_FRAMES = 60
@@ -597,3 +600,45 @@ def test_the_first_persons_saved_crops_go_with_their_part_of_a_cut_track(monkeyp
     for track in (first, second):  # every box's crop is saved once, in its own person's folder
         saved = sorted(int(path.stem) for path in (tmp_path / str(track.id)).glob("*.jpg"))
         assert saved == [frame for frame, _ in track.boxes]
+
+
+def test_sigterm_stops_the_demo_as_ctrl_c_does_with_the_recording_closed_whole(players_video, tmp_path):
+    recording = tmp_path / "demo.avi"
+    run = subprocess.Popen([sys.executable, "demo.py", str(players_video), "--detector", "motion", "--headless",
+                            "--output", str(recording), "--no-realtime"], cwd=REPO, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert wait_for(lambda: recording.is_file() and recording.stat().st_size > 0, 120)
+        run.send_signal(signal.SIGTERM)  # the clip plays at its rate: seconds of it are left
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 0 and "stopped" in stderr and "Traceback" not in stderr, stderr
+    assert 0 < int(cv2.VideoCapture(str(recording)).get(cv2.CAP_PROP_FRAME_COUNT)) < FRAMES  # a whole file
+
+
+def spawned_children(pid: int) -> list[int]:
+    """The children of `pid` started by multiprocessing's spawn."""
+    found = []
+    for child in children_of(pid):
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+        except OSError:  # gone already
+            pass
+    return found
+
+
+def test_sigterm_while_the_demo_builds_its_models_is_one_line_and_leaves_no_process(players_video):
+    run = subprocess.Popen([sys.executable, "demo.py", str(players_video), "--headless"], cwd=REPO,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        # the reading process is up, building its models (not a helper a library runs while imported)
+        assert wait_for(lambda: spawned_children(run.pid), 120)
+        children = spawned_children(run.pid)
+        run.send_signal(signal.SIGTERM)
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 130 and "demo.py: interrupted" in stderr and "Traceback" not in stderr, stderr
+    assert wait_for(lambda: not any(alive(pid) for pid in children), 30)
