@@ -20,7 +20,7 @@ import cv2
 from jerseynum.io import write_json_atomic
 from jerseynum.stages.text import TextStage
 from jerseynum.stages.vote import Vote, VoteSettings
-from jerseynum.training import splits
+from jerseynum.training import require_sets, splits
 from jerseynum.types import Mode
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +39,10 @@ def main() -> None:
     parser.add_argument("--sides", nargs="+", default=["640:800", "320:400", "256:320"])
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "detector_side.json")
     args = parser.parse_args()
+    try:
+        require_sets(args.data, ["soccernet_numcrops_roboflow"])
+    except FileNotFoundError as error:
+        parser.error(str(error))
     root = args.data / "soccernet_numcrops_roboflow"
     scored = sorted((file, label) for file, label in splits.scored_number_crops(root) if label.isdigit())
     crops = [torso_like(cv2.imread(str(root / "images" / file))) for file, _ in scored]

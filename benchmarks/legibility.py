@@ -29,7 +29,7 @@ from jerseynum.config import PipelineConfig
 from jerseynum.io import list_tracklets, read_labels, write_json_atomic
 from jerseynum.pipeline import Pipeline
 from jerseynum.stages.legibility import DEFAULT_CHECKPOINT, LegibilityClassifier, export_onnx, load_checkpoint
-from jerseynum.training import splits
+from jerseynum.training import require_sets, splits
 from jerseynum.training.train_legibility import (
     Crop,
     LabelRule,
@@ -152,6 +152,10 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "legibility.json")
     args = parser.parse_args()
+    try:
+        require_sets(args.data, ["train/soccernet_genL_numcrops_train", "soccernet_numcrops_roboflow", "basketball_jersey_crops", "rbnr_bib_photos"])
+    except FileNotFoundError as error:
+        parser.error(str(error))
     _, _, meta = load_checkpoint(args.weights)
     rule = LabelRule(**meta["rule"])
     classifier = LegibilityClassifier(args.weights)

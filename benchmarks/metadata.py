@@ -19,6 +19,7 @@ from pathlib import Path
 
 from jerseynum.io import write_json_atomic
 from jerseynum.photos.metadata import MetadataWriter, sidecar_path
+from jerseynum.training import require_sets
 
 REPO = Path(__file__).resolve().parents[1]
 KEYWORDS = ["BIB:2605", "Zoë Ménard"]
@@ -63,6 +64,10 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=40)
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "metadata.json")
     args = parser.parse_args()
+    try:
+        require_sets(args.data, ["rbnr_bib_photos"])
+    except FileNotFoundError as error:
+        parser.error(str(error))
     sources = sorted((args.data / "rbnr_bib_photos" / "images").iterdir())[: args.photos]
     writers = {"ExifTool (PyExifTool)": exiftool_times}
     try:

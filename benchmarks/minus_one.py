@@ -56,7 +56,7 @@ from tqdm import tqdm
 from jerseynum.config import PipelineConfig
 from jerseynum.io import write_json_atomic
 from jerseynum.pipeline import Pipeline
-from jerseynum.training import splits
+from jerseynum.training import require_sets, splits
 from jerseynum.training.degrade import DEGRADATIONS, degrade, seeded_rng
 from jerseynum.training.rbnr import Runner, rbnr_runners
 from jerseynum.training.train_legibility import rbnr_bib_free_regions
@@ -278,6 +278,10 @@ def main() -> None:
     parser.add_argument("--gallery", type=Path, help="save examples of the degraded crops and tracklets here")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "minus_one.json")
     args = parser.parse_args()
+    try:
+        require_sets(args.data, ["rbnr_runner_crops", "rbnr_bib_photos", *NUMBER_CROPS])
+    except FileNotFoundError as error:
+        parser.error(str(error))
     started = time.perf_counter()
     runners, skipped = rbnr_runners(args.data, (lambda name: True) if args.all else splits.rbnr_scored)
     for reason in skipped:

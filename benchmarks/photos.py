@@ -61,7 +61,7 @@ from jerseynum.photos.index import SHOWN, BibNumber, StoredRunner, reviewed_hidd
 from jerseynum.photos.runners import RunnerSettings
 from jerseynum.photos.startlist import Entrant, StartList
 from jerseynum.photos.tagger import PhotoTagger
-from jerseynum.training import splits
+from jerseynum.training import require_sets, splits
 
 REPO = Path(__file__).resolve().parents[1]
 BINS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0001)
@@ -485,6 +485,10 @@ def main() -> None:
         help="find runners by their faces alone, as `jerseynum tag --faces-only` (no person boxes)",
     )
     args = parser.parse_args()
+    try:
+        require_sets(args.data, ["rbnr_bib_photos"] if args.fit_calibration else args.sets)
+    except FileNotFoundError as error:
+        parser.error(str(error))
     if args.fit_calibration:
         root = args.data / "rbnr_bib_photos"
         labels = json.loads((root / "labels.json").read_text())

@@ -133,7 +133,8 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=40, help="RBNR development photos timed")
     parser.add_argument("--crops", type=int, default=150, help="crops of each number-crop set timed")
     parser.add_argument("--skip-naive", action="store_true")
-    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "speed.json")
+    parser.add_argument("--json", type=Path,
+                        help="where the rows go (default: benchmarks/results/speed.json, unless the data is absent)")
     args = parser.parse_args()
     results: dict = {}
     settings = [("default", None), ("before", before)] + ([] if args.skip_naive else [("naive", naive)])
@@ -168,7 +169,7 @@ def main() -> None:
             row = results[f"number_crop/{name}"] = _in_child(time_tracklets, config, crops, crop_labels, 1)
             report(f"number crop, {name}", row)
     else:
-        print(f"race photos and number crops skipped: {args.data} not found")
+        print(f"race photos and number crops skipped: {args.data / 'rbnr_bib_photos'} not found")
 
     for item in ("tracklet_500", "photo_1024", "number_crop"):
         for other in ("before", "naive"):
@@ -176,7 +177,10 @@ def main() -> None:
                 ratio = results[f"{item}/{other}"]["median_s"] / results[f"{item}/default"]["median_s"]
                 results[f"{item}/speed_up_vs_{other}"] = round(ratio, 2)
                 print(f"{item}: default is {ratio:.2f}x faster than {other}")
-    write_json_atomic(args.json, results)
+    # A run without the shared data does not replace the whole table unless asked to.
+    json_path = args.json or (REPO / "benchmarks" / "results" / "speed.json" if rbnr.is_dir() else None)
+    if json_path:
+        write_json_atomic(json_path, results)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from jerseynum.config import PipelineConfig
 from jerseynum.io import write_json_atomic
 from jerseynum.photos.startlist import SURE_DIGIT
 from jerseynum.stages.text import TextStage
+from jerseynum.training import require_sets
 from jerseynum.types import Mode
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +43,10 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "sure_digits.json")
     args = parser.parse_args()
+    try:
+        require_sets(args.data, ["bibracer_bib_crops", "rbnr_runner_crops"])
+    except FileNotFoundError as error:
+        parser.error(str(error))
     stage = TextStage.from_config(PipelineConfig(mode=Mode.BIB))
     confused: dict[str, list[float]] = {}  # engine -> the confused digit's confidence, per one-digit misread
     right: dict[str, list[float]] = {}  # engine -> each digit's confidence, per reading equal to the label

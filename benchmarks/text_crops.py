@@ -35,7 +35,7 @@ from jerseynum.config import PipelineConfig
 from jerseynum.io import write_json_atomic
 from jerseynum.stages.text import DIGITS, TextStage
 from jerseynum.stages.vote import Vote, VoteSettings
-from jerseynum.training import splits
+from jerseynum.training import require_sets, splits
 from jerseynum.types import Mode
 
 # set -> mode; the crops scored are `splits.number_crop_scored`'s
@@ -124,6 +124,10 @@ def main() -> None:
     parser.add_argument("--engines", nargs="+", help="only these rows (names as printed; default: all)")
     parser.add_argument("--gallery", type=Path, metavar="DIR", help=f"draw {PIPELINE_ENGINE!r}'s misreads here")
     args = parser.parse_args()
+    try:
+        require_sets(args.data, args.sets)
+    except FileNotFoundError as error:
+        parser.error(str(error))
     weights = {"crnn_weights": args.crnn_weights}
     engines = {"easyocr (plain)": lambda mode: plain_easyocr(), "rapidocr (plain)": lambda mode: plain_rapidocr(),
                "jerseynum rapidocr": ours("rapidocr"), "jerseynum crnn": ours("crnn", **weights),

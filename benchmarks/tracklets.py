@@ -23,7 +23,7 @@ from tqdm import tqdm
 from jerseynum.config import PipelineConfig
 from jerseynum.io import list_tracklets, read_labels, write_json_atomic
 from jerseynum.pipeline import Pipeline
-from jerseynum.training import splits
+from jerseynum.training import require_sets, splits
 from jerseynum.types import Mode
 
 # name -> PipelineConfig arguments: each engine alone, both reading every crop, and the default cascade (the
@@ -45,6 +45,10 @@ def main() -> None:
         "--json", type=Path, help="where the rows go (default: benchmarks/results/tracklets.json, unless --crnn-weights)"
     )
     args = parser.parse_args()
+    try:
+        require_sets(args.data, args.sets)
+    except FileNotFoundError as error:
+        parser.error(str(error))
     # A run with other weights does not replace the shipped model's table unless asked to.
     json_path = args.json or (None if args.crnn_weights else Path(__file__).resolve().parent / "results" / "tracklets.json")
     options = {"crnn": {"weights": args.crnn_weights}} if args.crnn_weights else {}
