@@ -670,8 +670,11 @@ def write_metadata(args: argparse.Namespace) -> int:
         log.error("%s", error)
         return 2
     where = "into the photos" if mode == "keywords" else "into XMP sidecars"
+    withdrawn = (f"; {counted(report.withdrawn, 'keyword')} of numbers no longer shown taken out of"
+                 f" {counted(report.withdrawn_photos, 'photo')}" if report.withdrawn else "")  # fmt: skip
     print(f"keywords {where}: {report.written} of {counted(report.photos, 'photo')} with numbers gained"
-          f" {counted(report.keywords, 'keyword')}, {report.unchanged} had them all, {len(report.failed)} failed")  # fmt: skip
+          f" {counted(report.keywords, 'keyword')}, {report.unchanged} had them all, {len(report.failed)} failed"
+          f"{withdrawn}")  # fmt: skip
     for path, reason in report.failed.items():
         log.error("%s: %s", path, reason)
     return 1 if report.failed else 0

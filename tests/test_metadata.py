@@ -66,9 +66,9 @@ def test_keywords_go_into_the_photo_beside_its_own_and_only_once(photo):
     keywords = keywords_for(["2605", "17"], {"2605": "Zoë Ménard"})
     assert keywords == ["BIB:17", "BIB:2605", "Zoë Ménard"]
     with MetadataWriter() as writer:
-        assert writer.write(photo, keywords, "keywords") == 3
+        assert len(writer.write(photo, keywords, "keywords").added) == 3
         written = photo.read_bytes()
-        assert writer.write(photo, keywords, "keywords") == 0  # a rerun adds nothing, nor rewrites the file
+        assert len(writer.write(photo, keywords, "keywords").added) == 0  # a rerun adds nothing, nor rewrites the file
     assert photo.read_bytes() == written and image_data(photo) == before
     assert iptc_keywords(photo) == ["Marathon 2026", "BIB:17", "BIB:2605", "Zoë Ménard"]
     assert xmp_subjects(jpeg_xmp(photo)) == ["Marathon 2026", "BIB:17", "BIB:2605", "Zoë Ménard"]
@@ -80,8 +80,8 @@ def test_a_name_longer_than_an_iptc_keyword_is_cut_there_once_and_two_bibs_of_on
     keywords = keywords_for(["17", "18"], {"17": name, "18": name})
     assert keywords == ["BIB:17", "BIB:18", name]
     with MetadataWriter() as writer:
-        assert writer.write(photo, keywords, "keywords") == 3
-        assert writer.write(photo, keywords, "keywords") == 0  # the cut name reads back as written
+        assert len(writer.write(photo, keywords, "keywords").added) == 3
+        assert len(writer.write(photo, keywords, "keywords").added) == 0  # the cut name reads back as written
     assert iptc_keywords(photo)[-1] == name[: name.index("í")] and xmp_subjects(jpeg_xmp(photo))[-1] == name
 
 
@@ -89,7 +89,7 @@ def test_a_photo_that_is_a_link_keeps_its_link_and_its_target_gets_the_keywords(
     link = tmp_path / "linked.jpg"
     link.symlink_to(photo)
     with MetadataWriter() as writer:
-        assert writer.write(link, ["BIB:42"], mode="keywords") == 1
+        assert len(writer.write(link, ["BIB:42"], mode="keywords").added) == 1
     assert link.is_symlink() and iptc_keywords(photo) == ["Marathon 2026", "BIB:42"]
 
 
@@ -98,10 +98,10 @@ def test_a_sidecar_leaves_the_photo_alone_and_keeps_what_another_tool_wrote(phot
     sidecar = sidecar_path(photo)
     assert sidecar.name == "IMG_0001.xmp"
     with MetadataWriter() as writer:
-        assert writer.write(photo, ["BIB:2605"], "sidecar") == 1
+        assert len(writer.write(photo, ["BIB:2605"], "sidecar").added) == 1
         subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP-xmp:Rating=4", str(sidecar)], check=True)
-        assert writer.write(photo, ["BIB:2605", "BIB:77"], "sidecar") == 1
-        assert writer.write(photo, ["BIB:2605", "BIB:77"], "sidecar") == 0
+        assert len(writer.write(photo, ["BIB:2605", "BIB:77"], "sidecar").added) == 1
+        assert len(writer.write(photo, ["BIB:2605", "BIB:77"], "sidecar").added) == 0
     assert photo.read_bytes() == original
     xml = sidecar.read_bytes()
     assert xmp_subjects(xml) == ["BIB:2605", "BIB:77"] and b"Rating>4<" in xml or b'Rating="4"' in xml
@@ -112,7 +112,7 @@ def test_a_raw_file_always_gets_a_sidecar(tmp_path):
     raw = tmp_path / "IMG_0002.CR2"
     raw.write_bytes(b"not parsed: a RAW file is never written")
     with MetadataWriter() as writer:
-        assert writer.write(raw, ["BIB:9"], "keywords") == 1
+        assert len(writer.write(raw, ["BIB:9"], "keywords").added) == 1
     assert raw.read_bytes() == b"not parsed: a RAW file is never written"
     assert xmp_subjects((tmp_path / "IMG_0002.xmp").read_bytes()) == ["BIB:9"]
 
@@ -133,6 +133,49 @@ def test_write_metadata_names_runners_and_a_retag_reads_no_photo_again(tmp_path,
     assert (report.tagged, report.unchanged, ShadeTagger.calls) == (0, 2, calls)  # the new keywords are ours
     assert main(["write-metadata", "--index", str(index), "--mode", "keywords"]) == 0
     assert "0 of 2 photos with numbers gained 0 keywords, 2 had them all" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode", ["keywords", "sidecar"])
+def test_keywords_of_a_number_removed_since_are_taken_out_and_only_those_jerseynum_added(tmp_path, capsys, mode):
+    photos, index = tmp_path / "photos", tmp_path / "race.db"
+    photos.mkdir()
+    for k in range(2):
+        cv2.imwrite(str(photos / f"photo{k}.jpg"), np.full((24, 32, 3), 10 * k + 10, np.uint8))  # 110, 120
+    tag_folder(photos, index, ShadeTagger, version="v1", workers=1, entrants=[Entrant("110", "Ada Lovelace")])
+    # a keyword the photographer wrote, and one the photo held before jerseynum came: neither is ours
+    target = (lambda photo: photo) if mode == "keywords" else sidecar_path
+    tags = ["-IPTC:Keywords+=Finish line", "-XMP-dc:Subject+=Finish line"] if mode == "keywords" else []
+    subprocess.run(["exiftool", "-q", "-overwrite_original", *tags, "-XMP-dc:Subject+=BIB:120",
+                    *([] if mode == "keywords" else ["-o", str(target(photos / "photo1.jpg"))]),
+                    str(photos / "photo1.jpg")], check=True)  # fmt: skip
+    if mode == "keywords":
+        subprocess.run(["exiftool", "-q", "-overwrite_original", "-IPTC:Keywords+=BIB:120",
+                        str(photos / "photo1.jpg")], check=True)  # fmt: skip
+    tag_folder(photos, index, ShadeTagger, version="v1", workers=1)  # photo1 changed by hand: read again
+    assert main(["write-metadata", "--index", str(index), "--mode", mode]) == 0
+    capsys.readouterr()
+    assert xmp_subjects(jpeg_xmp(photos / "photo0.jpg") if mode == "keywords" else
+                        target(photos / "photo0.jpg").read_bytes()) == ["BIB:110", "Ada Lovelace"]  # fmt: skip
+    for name, number in (("photo0", "110"), ("photo1", "120")):  # both numbers turn out wrong
+        assert main(["correct", str(photos / f"{name}.jpg"), "--index", str(index), "--remove", number]) == 0
+    assert main(["write-metadata", "--index", str(index), "--mode", mode]) == 0
+    out = capsys.readouterr().out
+    assert "0 of 0 photos with numbers gained 0 keywords" in out
+    assert "2 keywords of numbers no longer shown taken out of 1 photo" in out
+    def subjects(photo: Path) -> list[str]:
+        held = photo.read_bytes() if mode == "keywords" else target(photo).read_bytes()
+        if mode == "sidecar":
+            return xmp_subjects(held)
+        return xmp_subjects(jpeg_xmp(photo)) if b"http://ns.adobe.com/xap/1.0/" in held else []  # all gone: none
+    assert subjects(photos / "photo0.jpg") == []  # ours: taken out
+    assert subjects(photos / "photo1.jpg") == (["Finish line", "BIB:120"] if mode == "keywords" else ["BIB:120"])
+    if mode == "keywords":
+        assert iptc_keywords(photos / "photo0.jpg") == []
+        assert iptc_keywords(photos / "photo1.jpg") == ["Finish line", "BIB:120"]
+    report = tag_folder(photos, index, ShadeTagger, version="v1", workers=1)
+    assert report.tagged == 0  # the files jerseynum changed are still known
+    assert main(["write-metadata", "--index", str(index), "--mode", mode]) == 0
+    assert "taken out" not in capsys.readouterr().out  # nothing left to take back
 
 
 @pytest.mark.parametrize("mode", ["keywords", "sidecar"])

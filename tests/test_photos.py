@@ -94,6 +94,9 @@ def test_a_photo_moved_or_renamed_in_the_folder_is_not_read_again_and_keeps_its_
     write_photos(photos, [10, 20, 30])
     tag_folder(photos, index, ShadeTagger, version="v1", workers=1)
     assert main(["correct", "photo0.png", "--index", str(index), "--add", "4242"]) == 0
+    with PhotoIndex(index) as opened:  # as write-metadata records what it wrote
+        for name in ("photo0.png", "photo2.png"):
+            opened.record_keywords(name, "sidecar", ["BIB:110", "BIB:4242"], [])
     (photos / "finish").mkdir()
     (photos / "photo0.png").rename(photos / "finish" / "photo0.png")
     (photos / "photo1.png").rename(photos / "renamed.png")
@@ -107,6 +110,8 @@ def test_a_photo_moved_or_renamed_in_the_folder_is_not_read_again_and_keeps_its_
     assert exported(index) == {"finish/photo0.png": ["110", "4242"], "renamed.png": ["120"]}
     assert main(["export", "--index", str(index), "--format", "corrections"]) == 0
     assert capsys.readouterr().out.splitlines()[1].startswith("finish/photo0.png,4242,add")
+    with PhotoIndex(index) as opened:  # what was written into a moved photo's sidecar moved with it; a gone one's went
+        assert opened.keywords_written("sidecar") == {"finish/photo0.png": {"BIB:110", "BIB:4242"}}
 
 
 def test_every_reader_setting_and_weight_file_names_the_model_version_but_threads_and_copies_do_not(tmp_path):

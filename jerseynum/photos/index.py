@@ -89,6 +89,12 @@ CREATE TABLE IF NOT EXISTS clusters (  -- pass 2: which runners are one person (
     runner_id INTEGER PRIMARY KEY REFERENCES runners(id) ON DELETE CASCADE,
     cluster INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS keywords_written (  -- keywords write-metadata added: the only ones it takes back
+    path TEXT NOT NULL,                 -- the photo by its path, as corrections
+    mode TEXT NOT NULL,                 -- where they went: 'sidecar' | 'keywords' (photos/metadata.py)
+    keyword TEXT NOT NULL,
+    PRIMARY KEY (path, mode, keyword)
+);
 CREATE INDEX IF NOT EXISTS numbers_by_number ON numbers(number);
 CREATE INDEX IF NOT EXISTS numbers_by_photo ON numbers(photo_id);
 CREATE INDEX IF NOT EXISTS runners_by_photo ON runners(photo_id);
@@ -399,6 +405,7 @@ class PhotoIndex:
             self._db.execute("UPDATE photos SET path = ?, size = ?, mtime_ns = ? WHERE path = ?",
                              (new, size, mtime_ns, old))  # fmt: skip
             self._db.execute("UPDATE corrections SET path = ? WHERE path = ?", (new, old))
+            self._db.execute("UPDATE keywords_written SET path = ? WHERE path = ?", (new, old))
 
     def record_file(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
         """A photo file that jerseynum itself changed (keywords written into it): its new stat and hash, so that a
@@ -406,6 +413,21 @@ class PhotoIndex:
         with self._transaction(f"updating {path}"):
             self._db.execute("UPDATE photos SET size = ?, mtime_ns = ?, sha256 = ? WHERE path = ?",
                              (size, mtime_ns, sha256, path))  # fmt: skip
+
+    def record_keywords(self, path: str, mode: str, added: Iterable[str], removed: Iterable[str]) -> None:
+        """Keywords write-metadata added to the photo's file (`mode` 'keywords') or sidecar, and those it took out."""
+        with self._transaction(f"recording the keywords of {path}"):
+            self._db.executemany("INSERT OR IGNORE INTO keywords_written VALUES (?, ?, ?)",
+                                 [(path, mode, keyword) for keyword in added])  # fmt: skip
+            self._db.executemany("DELETE FROM keywords_written WHERE path = ? AND mode = ? AND keyword = ?",
+                                 [(path, mode, keyword) for keyword in removed])  # fmt: skip
+
+    def keywords_written(self, mode: str) -> dict[str, set[str]]:
+        """Per photo path, the keywords write-metadata added in `mode` and has not taken back."""
+        written: dict[str, set[str]] = {}
+        for path, keyword in self._db.execute("SELECT path, keyword FROM keywords_written WHERE mode = ?", (mode,)):
+            written.setdefault(path, set()).add(keyword)
+        return written
 
     def put(self, path: str, sha256: str, size: int, mtime_ns: int, shape: tuple[int, int] | None,
             numbers: list[BibNumber], error: str | None, model_version: str, seconds: float,
@@ -481,6 +503,7 @@ class PhotoIndex:
     def remove(self, paths: list[str]) -> None:
         with self._transaction("removing photos gone from the folder"):
             self._db.executemany("DELETE FROM photos WHERE path = ?", [(p,) for p in paths])
+            self._db.executemany("DELETE FROM keywords_written WHERE path = ?", [(p,) for p in paths])
 
     # --- reading -------------------------------------------------------------------------------------
 

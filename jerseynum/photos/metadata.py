@@ -15,6 +15,10 @@ over the original only once it is whole (so a crash never leaves a half-written 
 are tested against. pyexiv2 (libexiv2 in-process) is faster, 0.6 ms a photo against 6.7 ms (`benchmarks/metadata.py`,
 RBNR photos), but both are nothing beside the 0.6 s a photo takes to read, and pyexiv2 neither makes a sidecar from
 nothing nor renames a finished file into place. Only keywords a photo lacks are written, so a rerun writes nothing.
+
+The index remembers which keywords jerseynum added to which photo. A number removed or corrected since (`jerseynum
+correct`, the review page) has its keywords taken out on the next run; keywords it did not add (a photographer's
+own, or one the photo held already) are never taken out.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import NamedTuple, Self
 
 MODES = ("sidecar", "keywords")
 IN_FILE_SUFFIXES = {".jpg", ".jpeg", ".tif", ".tiff"}  # where `keywords` writes into the photo; others get a sidecar
@@ -50,7 +54,14 @@ class MetadataReport:
     written: int = 0  # files (photos or sidecars) that gained keywords
     unchanged: int = 0  # already held every keyword
     keywords: int = 0  # keywords added
+    withdrawn: int = 0  # keywords taken out: jerseynum's own, of numbers no longer shown
+    withdrawn_photos: int = 0  # photos they were taken out of
     failed: dict[str, str] = field(default_factory=dict)  # photo path -> why
+
+
+class KeywordChange(NamedTuple):
+    added: list[str]
+    removed: list[str]
 
 
 def keywords_for(numbers: Iterable[str], names: dict[str, str]) -> list[str]:
@@ -95,8 +106,9 @@ class MetadataWriter:
         # get_tags keys carry the group it was found in ("IPTC:Keywords", "XMP-dc:Subject")
         return {tag: _as_list(found.get(tag)) for tag in tags}
 
-    def write(self, photo: Path, keywords: list[str], mode: str = "sidecar") -> int:
-        """Add the keywords the photo (or its sidecar) lacks; the number added (0: it had them all)."""
+    def write(self, photo: Path, keywords: list[str], mode: str = "sidecar", withdrawn: Iterable[str] = ()
+              ) -> KeywordChange:  # fmt: skip
+        """Add the keywords the photo (or its sidecar) lacks, take out those of `withdrawn` it holds, and say which."""
         if mode not in MODES:
             raise ValueError(f"unknown metadata mode {mode!r}: {' or '.join(MODES)}")
         in_file = mode == "keywords" and photo.suffix.lower() in IN_FILE_SUFFIXES
@@ -105,10 +117,13 @@ class MetadataWriter:
         tags = KEYWORD_TAGS["keywords" if in_file else "sidecar"]
         have = self._existing(target, tags) if target.exists() else {tag: [] for tag in tags}
         missing = [keyword for keyword in keywords if any(tag_value(tag, keyword) not in have[tag] for tag in tags)]
-        if not missing:
-            return 0
+        gone = [keyword for keyword in dict.fromkeys(withdrawn)
+                if keyword not in keywords and any(tag_value(tag, keyword) in have[tag] for tag in tags)]  # fmt: skip
+        if not missing and not gone:
+            return KeywordChange([], [])
         # "-=" then "+=": ExifTool's idiom for adding a list item only where it is not there yet
         args = [f"-{tag}{op}={tag_value(tag, keyword)}" for tag in tags for keyword in missing for op in ("-", "+")]
+        args += [f"-{tag}-={tag_value(tag, keyword)}" for tag in tags for keyword in gone]
         if target.exists():
             # ExifTool writes a temporary file and renames it over the original once whole.
             self._tool.execute("-overwrite_original", "-codedcharacterset=utf8", *args, str(target))
@@ -117,12 +132,13 @@ class MetadataWriter:
             temporary.unlink(missing_ok=True)
             self._tool.execute("-o", str(temporary), *args)
             os.replace(temporary, target)
-        return len(missing)
+        return KeywordChange(missing, gone)
 
 
 def write_index_metadata(index_path: Path, mode: str = "sidecar", progress: bool = True) -> MetadataReport:
-    """Write every photo's shown numbers (and named runners) of the index as keywords. A photo whose file was
-    changed by it (`keywords` mode) gets its new size, time and hash in the index, so `tag` does not read it again."""
+    """Write every photo's shown numbers (and named runners) of the index as keywords, and take out the keywords
+    it added earlier that no longer hold. A photo whose file was changed by it (`keywords` mode) gets its new size,
+    time and hash in the index, so `tag` does not read it again."""
     from exiftool.exceptions import ExifToolException
     from tqdm import tqdm
 
@@ -133,9 +149,10 @@ def write_index_metadata(index_path: Path, mode: str = "sidecar", progress: bool
         root = index.photos_root
         start_list = index.start_list()
         names = {e.bib: e.name for e in start_list.entrants} if start_list else {}
-        photos = [record for record in index.photos() if record.numbers]
+        written = index.keywords_written(mode)
+        photos = [record for record in index.photos() if record.numbers or record.path in written]
         known = index.known()
-        report.photos = len(photos)
+        report.photos = sum(bool(record.numbers) for record in photos)
         with MetadataWriter() as writer:
             for record in tqdm(photos, desc="writing keywords", unit="photo", disable=not progress or not photos):
                 file = root / record.path
@@ -144,17 +161,22 @@ def write_index_metadata(index_path: Path, mode: str = "sidecar", progress: bool
                 if (changed := _changed_since_tagged(file, known[record.path])) is not None:
                     report.failed[record.path] = f"{changed} since it was tagged: run `jerseynum tag` first"
                     continue
+                keywords = keywords_for((n.number for n in record.numbers), names)
+                withdrawn = written.get(record.path, set()) - set(keywords)
                 try:
-                    added = writer.write(file, keywords_for((n.number for n in record.numbers), names), mode)
+                    change = writer.write(file, keywords, mode, withdrawn)
                 except (OSError, ExifToolException) as error:  # a photo gone or unwritable: reported, batch goes on
                     report.failed[record.path] = str(error).strip() or type(error).__name__
                     continue
-                if not added:
+                # withdrawn ones the file no longer holds (taken out by hand) are forgotten too
+                index.record_keywords(record.path, mode, change.added, withdrawn)
+                if record.numbers and not change.added:
                     report.unchanged += 1
-                    continue
-                report.written += 1
-                report.keywords += added
-                if mode == "keywords" and file.suffix.lower() in IN_FILE_SUFFIXES:
+                report.written += bool(change.added)
+                report.keywords += len(change.added)
+                report.withdrawn += len(change.removed)
+                report.withdrawn_photos += bool(change.removed)
+                if (change.added or change.removed) and mode == "keywords" and file.suffix.lower() in IN_FILE_SUFFIXES:
                     stat = file.stat()
                     index.record_file(record.path, stat.st_size, stat.st_mtime_ns, file_sha256(file))
     return report
