@@ -496,10 +496,12 @@ def test_selfie_search_is_off_unless_asked_and_refuses_what_is_no_face(site, tmp
     try:
         assert "never stored or logged" in page(url + "/selfie") and 'href="/selfie"' in page(url + "/")
         status, html = post(url + "/selfie", *multipart("selfie", b"not an image"))
-        assert status == 200 and "not a decodable image" in html
+        assert status == 422 and "not a decodable image" in html  # the form again, with why, as an error
         blank = cv2.imencode(".jpg", np.full((200, 200, 3), 128, np.uint8))[1].tobytes()
+        assert post(url + "/selfie", *multipart("selfie", blank))[0] == 422
         assert "no face found" in post(url + "/selfie", *multipart("selfie", blank))[1]
-        assert "no photo was sent" in post(url + "/selfie", *multipart("other", blank))[1]
+        status, html = post(url + "/selfie", *multipart("other", blank))
+        assert status == 400 and "no photo was sent" in html
         from tests.test_formats import heic  # an iPhone's selfie
 
         assert "no face found" in post(url + "/selfie", *multipart("selfie", heic(128)))[1]

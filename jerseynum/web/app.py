@@ -432,11 +432,11 @@ def create_app(site: PhotoSite, host_names: frozenset[str] = frozenset({"localho
                               if error.status_code == 413 else error.detail)  # fmt: skip
             upload = uploaded_file(request.headers.get("content-type", ""), body, "selfie")
             if upload is None:
-                return render(request, "selfie.html", title=title, message="no photo was sent")
+                return render(request, "selfie.html", 400, title=title, message="no photo was sent")
             try:
                 results = await run_in_threadpool(site.selfie_matches, upload)
-            except ImageError as error:
-                return render(request, "selfie.html", title=title, message=error.reason)
+            except ImageError as error:  # no image, or no face in it: the form again, with why
+                return render(request, "selfie.html", 422, title=title, message=error.reason)
             return render(request, "selfie.html", title=title, results=results[:PER_PAGE], found=len(results))
 
     if site.review_password:
