@@ -120,7 +120,8 @@ def worker_start_method() -> str:
     """"fork", except in a process connected to Ray as its driver: "spawn". Ray does not support forking a driver,
     its threads may hold the C library's heap locks at any moment, and forked workers of one died of heap
     corruption ("malloc(): unaligned tcache chunk detected") at random. Spawned workers need `factory` and `work`
-    to pickle, as anything sent to Ray does already."""
+    to pickle with the standard pickler, which Ray's does not ask (it takes closures): module-level functions,
+    classes, and `functools.partial` of them."""
     ray = sys.modules.get("ray")  # never imported here for the question: a process that has not, is not connected
     return "spawn" if ray is not None and ray.is_initialized() else "fork"
 

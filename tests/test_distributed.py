@@ -70,7 +70,8 @@ def test_a_two_node_cluster_tags_the_same_index_as_local_work(cluster, tmp_path)
     photos, workers = tmp_path / "photos", tmp_path / "workers"
     workers.mkdir()
     write_photos(photos, [4 * k for k in range(24)])
-    tag_folder(photos, tmp_path / "local.db", ShadeTagger, version="v1", workers=1, progress=False)
+    # two local workers, spawned (this process is a Ray driver): what they run must pickle
+    tag_folder(photos, tmp_path / "local.db", ShadeTagger, version="v1", workers=2, progress=False)
     factory = lambda threads=0: NamedShadeTagger(workers)
     sent = tag_folder(photos, tmp_path / "sent.db", factory, version="v1", ray=cluster.address, progress=False)
     shared = tag_folder(photos, tmp_path / "shared.db", factory, version="v1", ray=cluster.address,

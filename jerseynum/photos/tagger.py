@@ -263,6 +263,16 @@ def _tag_file(root: Path, path: str, tagger: PhotoTagger, max_pixels: int) -> tu
     return _tag_photo(read_photo_file(root, path), tagger, max_pixels)
 
 
+def _tag_listed(root: Path, max_pixels: int, tagger: PhotoTagger, path: str) -> tuple:
+    """`_tag_file` in the (worker, item) order of `map_in_workers` and `map_on_ray`."""
+    return _tag_file(root, path, tagger, max_pixels)
+
+
+def _tag_sent(max_pixels: int, tagger: PhotoTagger, photo: PhotoFile) -> tuple:
+    """`_tag_photo` in the (worker, item) order of `map_on_ray`: the photo's bytes came with it."""
+    return _tag_photo(photo, tagger, max_pixels)
+
+
 def _tag_photo(photo: PhotoFile, tagger: PhotoTagger, max_pixels: int) -> tuple:
     """Hash, decode and read the runners of one photo (pass 1): everything `PhotoIndex.put` needs, as plain
     picklable values. A file that could not be read, decoded or tagged is returned with the reason, never
@@ -387,11 +397,9 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
                 bar.set_description("tagging photos")
             bar.update()
 
-        def tag_one(tagger: PhotoTagger, path: str) -> tuple:
-            return _tag_file(root, path, tagger, max_pixels)
-
-        def tag_sent(tagger: PhotoTagger, photo: PhotoFile) -> tuple:
-            return _tag_photo(photo, tagger, max_pixels)
+        # module-level functions, bound: they pickle for spawned workers and Ray alike
+        tag_one = partial(_tag_listed, root, max_pixels)
+        tag_sent = partial(_tag_sent, max_pixels)
 
         if ray is None:
             results = map_in_workers(factory, tag_one, todo, workers)
