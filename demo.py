@@ -6,6 +6,7 @@ SOURCE is a camera index ("0"), a video file or a stream URL; without it, a rend
 is played. q or Esc closes the window. A thin wrapper over `jerseynum.video.live`.
 
 Ctrl-C and SIGTERM stop it the same way: the recording so far is closed whole. Exit status: 0 done (or stopped);
+130 stopped before the first frame, while the models were being built;
 1 the video ended short of the frames it announces (cut short or corrupt; a warning gives
 both counts) or the recording was not written; 2 a source, recording path or window that cannot be opened.
 """

@@ -149,7 +149,7 @@ class WorkerProcess:
         try:
             self._pool.submit(_ready).result()  # the worker is up and has built its models
         except BaseException:  # Ctrl-C while it builds them, or a worker that cannot: no process left behind
-            self.close()
+            self._kill()
             raise
 
     def submit(self, item: Any) -> Future:
@@ -157,3 +157,12 @@ class WorkerProcess:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _kill(self) -> None:
+        """Close without letting the worker finish what it is doing: a shut-down pool still waits, at exit, for a
+        worker busy building its models. Its processes are the pool's own (a public way to stop them comes only
+        with Python 3.14's `terminate_workers`)."""
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        self.close()
+        for process in processes:
+            process.terminate()

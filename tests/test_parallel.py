@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,6 +42,19 @@ def children_of(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+def spawned_children(pid: int) -> list[int]:
+    """The children of `pid` started by multiprocessing's spawn."""
+    found = []
+    for child in children_of(pid):
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+        except OSError:  # gone already
+            pass
+    return found
+
 
 
 def alive(pid: int) -> bool:
@@ -90,3 +104,29 @@ def test_workers_are_forked_in_a_process_not_connected_to_ray():
     assert parallel.worker_start_method() == "fork"
     assert sorted(parallel.map_in_workers(lambda threads: 10, lambda worker, item: worker + item, [1, 2, 3], 2)) \
         == [11, 12, 13]
+
+
+def _slow_to_build(threads: int) -> None:
+    time.sleep(60)  # a worker building its models
+
+
+def _echo(worker: None, item: int) -> int:
+    return item
+
+
+def test_an_interrupt_while_a_worker_process_builds_stops_it_at_once():
+    before = set(spawned_children(os.getpid()))
+    building: set[int] = set()
+
+    def interrupt() -> None:  # Ctrl-C, once the worker is there
+        building.update(set(spawned_children(os.getpid())) - before)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Timer(2.0, interrupt)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            parallel.WorkerProcess(_slow_to_build, _echo)
+    finally:
+        timer.cancel()
+    assert building and wait_for(lambda: not any(alive(pid) for pid in building), 10)  # not after its minute

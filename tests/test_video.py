@@ -30,7 +30,7 @@ from jerseynum.types import FrameEvidence, Keypoints, PersonBox, Prediction, Rea
 from jerseynum.video import live, tracking
 from jerseynum.video.tracking import read_video
 from tests.conftest import REPO, data_set
-from tests.test_parallel import alive, children_of, wait_for
+from tests.test_parallel import alive, spawned_children, wait_for
 
 FRAMES = 90
 CLIP_FRAMES = 60
@@ -615,18 +615,6 @@ def test_sigterm_stops_the_demo_as_ctrl_c_does_with_the_recording_closed_whole(p
         run.kill()
     assert run.returncode == 0 and "stopped" in stderr and "Traceback" not in stderr, stderr
     assert 0 < int(cv2.VideoCapture(str(recording)).get(cv2.CAP_PROP_FRAME_COUNT)) < FRAMES  # a whole file
-
-
-def spawned_children(pid: int) -> list[int]:
-    """The children of `pid` started by multiprocessing's spawn."""
-    found = []
-    for child in children_of(pid):
-        try:
-            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
-                found.append(child)
-        except OSError:  # gone already
-            pass
-    return found
 
 
 def test_sigterm_while_the_demo_builds_its_models_is_one_line_and_leaves_no_process(players_video):
