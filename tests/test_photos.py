@@ -111,7 +111,7 @@ def test_a_photo_moved_or_renamed_in_the_folder_is_not_read_again_and_keeps_its_
     assert main(["export", "--index", str(index), "--format", "corrections"]) == 0
     assert capsys.readouterr().out.splitlines()[1].startswith("finish/photo0.png,4242,add")
     with PhotoIndex(index) as opened:  # what was written into a moved photo's sidecar moved with it; a gone one's went
-        assert opened.keywords_written("sidecar") == {"finish/photo0.png": {"BIB:110", "BIB:4242"}}
+        assert opened.keywords_written() == {"finish/photo0.png": {"sidecar": {"BIB:110", "BIB:4242"}}}
 
 
 def test_every_reader_setting_and_weight_file_names_the_model_version_but_threads_and_copies_do_not(tmp_path):

@@ -91,9 +91,9 @@ CREATE TABLE IF NOT EXISTS clusters (  -- pass 2: which runners are one person (
 );
 CREATE TABLE IF NOT EXISTS keywords_written (  -- keywords write-metadata added: the only ones it takes back
     path TEXT NOT NULL,                 -- the photo by its path, as corrections
-    mode TEXT NOT NULL,                 -- where they went: 'sidecar' | 'keywords' (photos/metadata.py)
+    place TEXT NOT NULL,                -- where they went: 'photo' | 'sidecar' (photos/metadata.py)
     keyword TEXT NOT NULL,
-    PRIMARY KEY (path, mode, keyword)
+    PRIMARY KEY (path, place, keyword)
 );
 CREATE INDEX IF NOT EXISTS numbers_by_number ON numbers(number);
 CREATE INDEX IF NOT EXISTS numbers_by_photo ON numbers(photo_id);
@@ -414,19 +414,19 @@ class PhotoIndex:
             self._db.execute("UPDATE photos SET size = ?, mtime_ns = ?, sha256 = ? WHERE path = ?",
                              (size, mtime_ns, sha256, path))  # fmt: skip
 
-    def record_keywords(self, path: str, mode: str, added: Iterable[str], removed: Iterable[str]) -> None:
-        """Keywords write-metadata added to the photo's file (`mode` 'keywords') or sidecar, and those it took out."""
+    def record_keywords(self, path: str, place: str, added: Iterable[str], removed: Iterable[str]) -> None:
+        """Keywords write-metadata put into the photo's file or sidecar (`place`), and those it took out."""
         with self._transaction(f"recording the keywords of {path}"):
             self._db.executemany("INSERT OR IGNORE INTO keywords_written VALUES (?, ?, ?)",
-                                 [(path, mode, keyword) for keyword in added])  # fmt: skip
-            self._db.executemany("DELETE FROM keywords_written WHERE path = ? AND mode = ? AND keyword = ?",
-                                 [(path, mode, keyword) for keyword in removed])  # fmt: skip
+                                 [(path, place, keyword) for keyword in added])  # fmt: skip
+            self._db.executemany("DELETE FROM keywords_written WHERE path = ? AND place = ? AND keyword = ?",
+                                 [(path, place, keyword) for keyword in removed])  # fmt: skip
 
-    def keywords_written(self, mode: str) -> dict[str, set[str]]:
-        """Per photo path, the keywords write-metadata added in `mode` and has not taken back."""
-        written: dict[str, set[str]] = {}
-        for path, keyword in self._db.execute("SELECT path, keyword FROM keywords_written WHERE mode = ?", (mode,)):
-            written.setdefault(path, set()).add(keyword)
+    def keywords_written(self) -> dict[str, dict[str, set[str]]]:
+        """Per photo path and place, the keywords write-metadata added and has not taken back."""
+        written: dict[str, dict[str, set[str]]] = {}
+        for path, place, keyword in self._db.execute("SELECT path, place, keyword FROM keywords_written"):
+            written.setdefault(path, {}).setdefault(place, set()).add(keyword)
         return written
 
     def put(self, path: str, sha256: str, size: int, mtime_ns: int, shape: tuple[int, int] | None,

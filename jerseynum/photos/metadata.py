@@ -16,9 +16,10 @@ are tested against. pyexiv2 (libexiv2 in-process) is faster, 0.6 ms a photo agai
 RBNR photos), but both are nothing beside the 0.6 s a photo takes to read, and pyexiv2 neither makes a sidecar from
 nothing nor renames a finished file into place. Only keywords a photo lacks are written, so a rerun writes nothing.
 
-The index remembers which keywords jerseynum added to which photo. A number removed or corrected since (`jerseynum
-correct`, the review page) has its keywords taken out on the next run; keywords it did not add (a photographer's
-own, or one the photo held already) are never taken out.
+The index remembers which keywords jerseynum added to which photo, and where (the photo or its sidecar). A number
+removed or corrected since (`jerseynum correct`, the review page) has its keywords taken out on the next run, in
+either mode; keywords it did not add (a photographer's own, or one that any tag of the photo held already) are
+never taken out.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from typing import NamedTuple, Self
 
 MODES = ("sidecar", "keywords")
 IN_FILE_SUFFIXES = {".jpg", ".jpeg", ".tif", ".tiff"}  # where `keywords` writes into the photo; others get a sidecar
-KEYWORD_TAGS = {"keywords": ("IPTC:Keywords", "XMP-dc:Subject"), "sidecar": ("XMP-dc:Subject",)}
+# Where keywords go ("photo": into the JPEG or TIFF itself), and the tags that hold them there.
+KEYWORD_TAGS = {"photo": ("IPTC:Keywords", "XMP-dc:Subject"), "sidecar": ("XMP-dc:Subject",)}
 IPTC_KEYWORD_BYTES = 64  # the IPTC standard's limit per keyword; ExifTool cuts longer ones, mid-character too
 
 
@@ -60,8 +62,16 @@ class MetadataReport:
 
 
 class KeywordChange(NamedTuple):
-    added: list[str]
+    added: list[str]  # keywords written where a tag lacked them
     removed: list[str]
+    new: list[str]  # those of `added` that no tag held before: jerseynum's own, the only ones it may take back
+
+
+def keyword_place(photo: Path, mode: str) -> str:
+    """Where `mode` puts the photo's keywords: "photo" (`keywords` mode, a JPEG or TIFF) or "sidecar"."""
+    if mode not in MODES:
+        raise ValueError(f"unknown metadata mode {mode!r}: {' or '.join(MODES)}")
+    return "photo" if mode == "keywords" and photo.suffix.lower() in IN_FILE_SUFFIXES else "sidecar"
 
 
 def keywords_for(numbers: Iterable[str], names: dict[str, str]) -> list[str]:
@@ -108,19 +118,22 @@ class MetadataWriter:
 
     def write(self, photo: Path, keywords: list[str], mode: str = "sidecar", withdrawn: Iterable[str] = ()
               ) -> KeywordChange:  # fmt: skip
-        """Add the keywords the photo (or its sidecar) lacks, take out those of `withdrawn` it holds, and say which."""
-        if mode not in MODES:
-            raise ValueError(f"unknown metadata mode {mode!r}: {' or '.join(MODES)}")
-        in_file = mode == "keywords" and photo.suffix.lower() in IN_FILE_SUFFIXES
+        """Add the keywords the photo (or its sidecar, as `mode` says) lacks, take out those of `withdrawn` it
+        holds, and say which."""
+        return self.update(photo, keyword_place(photo, mode), keywords, withdrawn)
+
+    def update(self, photo: Path, place: str, keywords: list[str], withdrawn: Iterable[str] = ()) -> KeywordChange:
+        """`write` into the `place` given ("photo" or "sidecar", `keyword_place`)."""
         # A photo that is a link is written where it points: ExifTool's rename over it would replace the link.
-        target = photo.resolve() if in_file else sidecar_path(photo)
-        tags = KEYWORD_TAGS["keywords" if in_file else "sidecar"]
+        target = photo.resolve() if place == "photo" else sidecar_path(photo)
+        tags = KEYWORD_TAGS[place]
         have = self._existing(target, tags) if target.exists() else {tag: [] for tag in tags}
-        missing = [keyword for keyword in keywords if any(tag_value(tag, keyword) not in have[tag] for tag in tags)]
-        gone = [keyword for keyword in dict.fromkeys(withdrawn)
-                if keyword not in keywords and any(tag_value(tag, keyword) in have[tag] for tag in tags)]  # fmt: skip
+        held = lambda keyword: [tag_value(tag, keyword) in have[tag] for tag in tags]
+        missing = [keyword for keyword in keywords if not all(held(keyword))]
+        gone = [keyword for keyword in dict.fromkeys(withdrawn) if keyword not in keywords and any(held(keyword))]
+        change = KeywordChange(missing, gone, [keyword for keyword in missing if not any(held(keyword))])
         if not missing and not gone:
-            return KeywordChange([], [])
+            return change
         # "-=" then "+=": ExifTool's idiom for adding a list item only where it is not there yet
         args = [f"-{tag}{op}={tag_value(tag, keyword)}" for tag in tags for keyword in missing for op in ("-", "+")]
         args += [f"-{tag}-={tag_value(tag, keyword)}" for tag in tags for keyword in gone]
@@ -132,7 +145,7 @@ class MetadataWriter:
             temporary.unlink(missing_ok=True)
             self._tool.execute("-o", str(temporary), *args)
             os.replace(temporary, target)
-        return KeywordChange(missing, gone)
+        return change
 
 
 def write_index_metadata(index_path: Path, mode: str = "sidecar", progress: bool = True) -> MetadataReport:
@@ -149,7 +162,7 @@ def write_index_metadata(index_path: Path, mode: str = "sidecar", progress: bool
         root = index.photos_root
         start_list = index.start_list()
         names = {e.bib: e.name for e in start_list.entrants} if start_list else {}
-        written = index.keywords_written(mode)
+        written = index.keywords_written()
         photos = [record for record in index.photos() if record.numbers or record.path in written]
         known = index.known()
         report.photos = sum(bool(record.numbers) for record in photos)
@@ -162,23 +175,31 @@ def write_index_metadata(index_path: Path, mode: str = "sidecar", progress: bool
                     report.failed[record.path] = f"{changed} since it was tagged: run `jerseynum tag` first"
                     continue
                 keywords = keywords_for((n.number for n in record.numbers), names)
-                withdrawn = written.get(record.path, set()) - set(keywords)
+                here, ours = keyword_place(file, mode), written.get(record.path, {})
+                added, removed = [], []
                 try:
-                    change = writer.write(file, keywords, mode, withdrawn)
+                    # Keywords of numbers no longer shown come out of wherever an earlier run put them.
+                    for place in dict.fromkeys([here, *ours]):
+                        withdrawn = ours.get(place, set()) - set(keywords)
+                        if place != here and not withdrawn:
+                            continue
+                        change = writer.update(file, place, keywords if place == here else [], withdrawn)
+                        # withdrawn ones the file no longer holds (taken out by hand) are forgotten too
+                        index.record_keywords(record.path, place, change.new, withdrawn)
+                        added += change.added
+                        removed += change.removed
+                        if place == "photo" and (change.added or change.removed):
+                            stat = file.stat()
+                            index.record_file(record.path, stat.st_size, stat.st_mtime_ns, file_sha256(file))
                 except (OSError, ExifToolException) as error:  # a photo gone or unwritable: reported, batch goes on
                     report.failed[record.path] = str(error).strip() or type(error).__name__
                     continue
-                # withdrawn ones the file no longer holds (taken out by hand) are forgotten too
-                index.record_keywords(record.path, mode, change.added, withdrawn)
-                if record.numbers and not change.added:
+                if record.numbers and not added:
                     report.unchanged += 1
-                report.written += bool(change.added)
-                report.keywords += len(change.added)
-                report.withdrawn += len(change.removed)
-                report.withdrawn_photos += bool(change.removed)
-                if (change.added or change.removed) and mode == "keywords" and file.suffix.lower() in IN_FILE_SUFFIXES:
-                    stat = file.stat()
-                    index.record_file(record.path, stat.st_size, stat.st_mtime_ns, file_sha256(file))
+                report.written += bool(added)
+                report.keywords += len(added)
+                report.withdrawn += len(removed)
+                report.withdrawn_photos += bool(removed)
     return report
 
 
