@@ -153,7 +153,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "legibility.json")
     args = parser.parse_args()
     try:
-        require_sets(args.data, ["train/soccernet_genL_numcrops_train", "soccernet_numcrops_roboflow", "basketball_jersey_crops", "rbnr_bib_photos"])
+        require_sets(args.data, ["train/soccernet_genL_numcrops_train", "soccernet_numcrops_roboflow",
+                                 "basketball_jersey_crops", "rbnr_bib_photos",
+                                 *([] if args.skip_end_to_end else ["soccernet_genL_numcrop_tracklets"])])
     except FileNotFoundError as error:
         parser.error(str(error))
     _, _, meta = load_checkpoint(args.weights)

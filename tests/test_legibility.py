@@ -181,3 +181,17 @@ def test_costly_known_material_is_built_once_per_work_folder(tmp_path, monkeypat
     again = known_legibility.known_crops(tmp_path, ("runners",), [], work=tmp_path / "work")
     assert len(built) == 1 and [c.key for c in again] == [c.key for c in first] == ["runner:a"]
     assert again[0].known and again[0].truth is True
+
+
+def test_too_few_labels_or_no_validation_part_say_which(tmp_path):
+    from jerseynum.training import splits
+
+    image = np.zeros((32, 32, 3), np.uint8)
+    outside = [f"t{i}" for i in range(100) if not splits.validation_group(f"t{i}", 0.1)][:4]
+    one_class = [Crop(f"k{i}", group, image, True, known=True) for i, group in enumerate(outside)]
+    with pytest.raises(ValueError, match="too little to train on: both legible and illegible crops are needed"):
+        train(one_class, tmp_path / "l.pt", tmp_path, readings=[], progress=False)
+    both = one_class[:2] + [Crop(f"n{i}", group, image, False, known=True) for i, group in enumerate(outside[2:])]
+    with pytest.raises(ValueError, match="no labelled crop falls in the validation part .* of the 4 groups"):
+        train(both, tmp_path / "l.pt", tmp_path, readings=[], progress=False)
+    assert not (tmp_path / "l.pt").exists()

@@ -390,13 +390,13 @@ def train(
     for round_number in range(1, rounds + 1):
         train_idx = [i for i, l in enumerate(labels) if l is not None and not in_validation[i]]
         val_idx = [i for i, l in enumerate(labels) if l is not None and in_validation[i]]
+        if not train_idx or len({labels[i] for i in train_idx}) < 2:
+            raise ValueError(f"round {round_number}: the pseudo-labels leave too little to train on: both legible "
+                             f"and illegible crops are needed ({_label_report(crops, labels)})")  # fmt: skip
         if not val_idx:  # the validation part picks the epoch: without it there is no model to choose
             groups = len({crop.group for crop in crops})
             raise ValueError(f"round {round_number}: no labelled crop falls in the validation part (10 % of the "
                              f"{groups} groups: tracklets, photos); give more crops ({_label_report(crops, labels)})")
-        if not train_idx or len({labels[i] for i in train_idx}) < 2:
-            raise ValueError(f"round {round_number}: the pseudo-labels leave too little to train on: both legible "
-                             f"and illegible crops are needed ({_label_report(crops, labels)})")  # fmt: skip
         log.info("round %d: %s", round_number, _label_report(crops, labels))
         model, history = _fit([crops[i] for i in train_idx], [labels[i] for i in train_idx],
                               [crops[i] for i in val_idx], [labels[i] for i in val_idx], arch, epochs, batch_size,
