@@ -986,7 +986,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from jerseynum.photos.index import IndexFileError
+    from jerseynum.photos.index import IndexFileError, StaleReadsError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -1005,6 +1005,9 @@ def main(argv: list[str] | None = None) -> int:
     except IndexFileError as error:  # not an index, another folder's, or a full disk: one line, no traceback
         log.error("%s", error)
         return 2
+    except StaleReadsError as error:  # `correct` or `start-list` beside a `tag` run that keeps saving photos
+        log.error("%s; what this command saved is kept, and the end of that run decides the event with it", error)
+        return 1
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         sys.stderr.close()
         return 0

@@ -168,8 +168,30 @@ def test_a_corrupt_jpeg_is_recorded_and_skipped(tmp_path, caplog):
         "truncated.jpg": "not a decodable image",
         "empty.jpg": "empty file",
     }
-    # recorded, so a rerun does not try them again
-    assert tag_folder(photos, tmp_path / "index.db", ShadeTagger, version="v1", workers=1).tagged == 0
+    # tried again by every run (a decoder installed, a budget raised), the photo read is not
+    again = tag_folder(photos, tmp_path / "index.db", ShadeTagger, version="v1", workers=1)
+    assert (again.tagged, again.unreadable, again.unchanged, ShadeTagger.calls) == (2, 2, 1, 1)
+
+
+def test_a_photo_over_an_earlier_pixel_budget_is_read_by_a_later_run_that_allows_it(tmp_path):
+    photos, index = tmp_path / "photos", tmp_path / "index.db"
+    write_photos(photos, [10])  # a 32 x 24 PNG: 768 pixels
+    first = tag_folder(photos, index, ShadeTagger, version="v1", workers=1, max_pixels=500)
+    assert (first.unreadable, ShadeTagger.calls) == (1, 0) and "over the pixel" in first.errors["photo0.png"]
+    again = tag_folder(photos, index, ShadeTagger, version="v1", workers=1)
+    assert (again.tagged, again.unreadable, ShadeTagger.calls) == (1, 0, 1)
+    assert exported(index) == {"photo0.png": ["110"]}
+
+
+def test_an_emptied_folder_leaves_the_index_as_it_was(tmp_path):
+    photos, index = tmp_path / "photos", tmp_path / "index.db"
+    write_photos(photos, [10, 20])
+    tag_folder(photos, index, ShadeTagger, version="v1", workers=1)
+    for photo in photos.iterdir():  # a card or drive not mounted: its mount point is an empty folder
+        photo.unlink()
+    with pytest.raises(IndexFileError, match=r"no photos under .*, but .*index.db holds 2: is the card or drive"):
+        tag_folder(photos, index, ShadeTagger, version="v1", workers=1)
+    assert exported(index) == {"photo0.png": ["110"], "photo1.png": ["120"]}
 
 
 class BrokenTagger(ShadeTagger):
@@ -366,7 +388,8 @@ def test_a_decompression_bomb_is_recorded_and_the_folder_can_still_be_tagged(tmp
     with PhotoIndex(tmp_path / "index.db") as index:
         errors = {r.path: r.error for r in index.photos()}
     assert "over the pixel budget" in errors["bomb.png"] and errors["photo0.png"] is None
-    assert tag_folder(photos, tmp_path / "index.db", ShadeTagger, version="v1", workers=1).tagged == 0
+    again = tag_folder(photos, tmp_path / "index.db", ShadeTagger, version="v1", workers=1)
+    assert (again.tagged, again.unreadable, again.unchanged) == (1, 1, 2)  # only the bomb is tried again
 
 
 def test_a_photo_over_the_budget_is_read_reduced_and_indexed_in_full_size_pixels(tmp_path):
@@ -610,3 +633,59 @@ def test_faces_only_anchors_reach_the_tagger_and_read_the_photos_again(tmp_path)
     report = tag_folder(photos, tmp_path / "race.db", AnchoredTagger, workers=1, progress=False, anchors=faces_only)
     assert report.tagged == 2  # another way of finding runners: every photo is read again
     assert AnchoredTagger.anchors == [None, faces_only]
+
+
+def test_photos_saved_by_an_interrupted_run_show_the_events_decisions_corrections_included(tmp_path):
+    photos, index_path = tmp_path / "photos", tmp_path / "index.db"
+    write_photos(photos, [10, 20])
+    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
+    with PhotoIndex(index_path) as index:
+        index.correct("photo0.png", "110", "remove")
+    stop_at_the_second = lambda threads=0: ShadeTagger(fail_after=ShadeTagger.calls + 1)
+    with pytest.raises(KeyboardInterrupt):  # a new model: both read again, Ctrl-C during the second
+        tag_folder(photos, index_path, stop_at_the_second, version="v2", workers=1)
+    assert exported(index_path) == {"photo0.png": [], "photo1.png": ["120"]}  # not photo0's raw 110
+
+
+def test_a_photo_read_again_keeps_its_id_and_a_new_photo_never_takes_a_gone_ones(tmp_path):
+    photos, index_path = tmp_path / "photos", tmp_path / "index.db"
+    write_photos(photos, [10, 20])
+    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
+    ids = lambda: {photo.path: photo.id for photo in PhotoIndex(index_path, read_only=True).photos()}
+    first = ids()
+    tag_folder(photos, index_path, ShadeTagger, version="v2", workers=1)  # both read again
+    assert ids() == first
+    (photos / "photo1.png").unlink()  # the photo with the highest id
+    tag_folder(photos, index_path, ShadeTagger, version="v2", workers=1)
+    cv2.imwrite(str(photos / "other.png"), np.full((24, 32, 3), 30, np.uint8))
+    tag_folder(photos, index_path, ShadeTagger, version="v2", workers=1)
+    assert ids()["other.png"] not in first.values()  # a link to the gone photo does not show this one
+
+
+def test_decisions_made_while_another_run_saves_a_photo_are_made_again_with_it(tmp_path, monkeypatch):
+    from jerseynum.photos import event
+    from jerseynum.photos.index import StaleReadsError
+
+    photos, index_path = tmp_path / "photos", tmp_path / "index.db"
+    write_photos(photos, [10])
+    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
+    decide, saved = event.decide_event, []
+
+    def decide_while_a_tag_run_saves(runners, *args):
+        if not saved:  # another process saves a photo between this run's reading and its writing
+            with PhotoIndex(index_path) as other:
+                other.put("late.png", "0" * 64, 1, 1, (24, 32), [], None, "v1", 0.1,
+                          [RunnerRead((0, 0, 32, 24), "777", 1.0, (1, 2, 30, 20))])  # fmt: skip
+            saved.append(1)
+        return decide(runners, *args)
+
+    monkeypatch.setattr(event, "decide_event", decide_while_a_tag_run_saves)
+    with PhotoIndex(index_path) as index:
+        event.redecide(index)
+        assert [n.number for n in index.photo_at("late.png").numbers] == ["777"]  # decided with it
+        generation = index.reads_generation()
+        with PhotoIndex(index_path) as other:
+            other.remove(["late.png"])
+        with pytest.raises(StaleReadsError, match="another run saved photos"):
+            index.replace_decisions({}, {}, generation)
+    assert exported(index_path) == {"photo0.png": ["110"]}  # nothing was saved from the stale decisions

@@ -24,6 +24,7 @@ Nothing is deleted: hidden decisions stay in the index with the reading and the 
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import Counter, defaultdict
@@ -31,8 +32,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from jerseynum.photos.identity import UNSEEN_COLOUR, IdentitySettings, Signature, cluster
-from jerseynum.photos.index import SHOWN, BibNumber, PhotoIndex, RunnerRead, StoredRunner
+from jerseynum.photos.index import SHOWN, BibNumber, PhotoIndex, RunnerRead, StaleReadsError, StoredRunner
 from jerseynum.photos.startlist import StartList
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -347,13 +350,26 @@ def apply_corrections(decided: dict[str, list[BibNumber]], corrections: dict[str
     return out
 
 
+DECIDE_ATTEMPTS = 5  # decisions made again, at most, while another run keeps saving photos
+
+
 def redecide(index: PhotoIndex, settings: EventSettings = EventSettings()) -> EventReport:
-    """Re-decide the whole event stored in `index` and save the decisions, in one transaction."""
+    """Re-decide the whole event stored in `index` and save the decisions, in one transaction. Where another
+    run (`tag` beside `correct`, say) saves photos meanwhile, decides again from them, up to DECIDE_ATTEMPTS
+    times; then raises `StaleReadsError` (what that run saves, its own pass 2 decides)."""
     start = time.perf_counter()
-    runners = index.runner_reads()
-    decided, clusters = decide_event(runners, index.start_list(), settings)
-    decided = apply_corrections(decided, index.corrections())
-    index.replace_decisions(decided, clusters)
+    for attempt in range(1, DECIDE_ATTEMPTS + 1):
+        generation = index.reads_generation()
+        runners = index.runner_reads()
+        decided, clusters = decide_event(runners, index.start_list(), settings)
+        decided = apply_corrections(decided, index.corrections())
+        try:
+            index.replace_decisions(decided, clusters, generation)
+            break
+        except StaleReadsError:  # a `tag` run beside this one saved photos meanwhile: decide again with them
+            if attempt == DECIDE_ATTEMPTS:
+                raise
+            log.info("photos were saved while the event was being decided: deciding again")
     sizes = Counter(clusters.values())
     return EventReport(runners=len(runners), clusters=sum(size > 1 for size in sizes.values()),
                        statuses=Counter(n.status for numbers in decided.values() for n in numbers),

@@ -115,6 +115,10 @@ class IndexFileError(RuntimeError):
     """An index file that is not ours, or belongs to another photo folder."""
 
 
+class StaleReadsError(RuntimeError):
+    """The event's decisions were made from reads that another run has changed since: not saved."""
+
+
 class IndexFullError(IndexFileError):
     """The disk (or SQLite's size limit) is full: what was committed before stays in the index."""
 
@@ -393,6 +397,10 @@ class PhotoIndex:
         rows = self._db.execute("SELECT path, size, mtime_ns, sha256, model_version FROM photos")
         return {path: (size, mtime, sha, version) for path, size, mtime, sha, version in rows}
 
+    def unreadable(self) -> set[str]:
+        """Paths of the photos recorded as unreadable (or whose reading failed), with the reason in `error`."""
+        return {path for (path,) in self._db.execute("SELECT path FROM photos WHERE error IS NOT NULL")}
+
     def touch(self, path: str, size: int, mtime_ns: int) -> None:
         """A file whose timestamp changed but whose content did not: remember the new stat, keep the tags."""
         with self._transaction(f"updating {path}"):
@@ -437,15 +445,41 @@ class PhotoIndex:
         event's decisions replace them when it is re-decided (`replace_decisions`)."""
         width, height = (shape[1], shape[0]) if shape else (None, None)
         with self._transaction(f"saving {path}"):
-            self._db.execute("DELETE FROM photos WHERE path = ?", (path,))
-            cursor = self._db.execute(
-                "INSERT INTO photos (path, sha256, size, mtime_ns, width, height, error, model_version, seconds, taken)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (path, sha256, size, mtime_ns, width, height, error, model_version, seconds, taken),
-            )
-            photo_id = cursor.lastrowid
+            values = (sha256, size, mtime_ns, width, height, error, model_version, seconds, taken)
+            row = self._db.execute("SELECT id FROM photos WHERE path = ?", (path,)).fetchone()
+            if row is not None:  # read again: it keeps its id, which the page's links and shared URLs name
+                photo_id = row[0]
+                self._db.execute("DELETE FROM runners WHERE photo_id = ?", (photo_id,))
+                self._db.execute("DELETE FROM numbers WHERE photo_id = ?", (photo_id,))
+                self._db.execute("UPDATE photos SET sha256 = ?, size = ?, mtime_ns = ?, width = ?, height = ?,"
+                                 " error = ?, model_version = ?, seconds = ?, taken = ? WHERE id = ?",
+                                 (*values, photo_id))  # fmt: skip
+            else:
+                photo_id = self._new_photo_id()
+                self._db.execute("INSERT INTO photos (id, path, sha256, size, mtime_ns, width, height, error,"
+                                 " model_version, seconds, taken) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 (photo_id, path, *values))  # fmt: skip
+            self._reads_changed()
             runner_ids = [self._insert_runner(photo_id, runner) for runner in runners]
             self._insert_numbers(photo_id, numbers, lambda k: runner_ids[k] if k is not None else None)
+
+    def _new_photo_id(self) -> int:
+        """An id no photo of this index ever had: a link to a photo gone from the folder never shows another."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'next_photo_id'").fetchone()
+        (highest,) = self._db.execute("SELECT MAX(id) FROM photos").fetchone()
+        photo_id = max(int(row[0]) if row else 1, (highest or 0) + 1)
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('next_photo_id', ?)", (str(photo_id + 1),))
+        return photo_id
+
+    def _reads_changed(self) -> None:
+        """Count a change of the stored reads (a photo saved or removed), within its transaction."""
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('reads_generation', ?)", (str(self.reads_generation() + 1),))
+
+    def reads_generation(self) -> int:
+        """How many times the stored reads changed: decisions made from reads of one generation may be saved
+        only while it is still current (`replace_decisions`)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'reads_generation'").fetchone()
+        return int(row[0]) if row else 0
 
     def _insert_runner(self, photo_id: int, runner: RunnerRead) -> int:
         box = runner.box or (None, None, None, None)
@@ -488,13 +522,18 @@ class PhotoIndex:
             found.setdefault(runner.path, []).append(runner)
         return found
 
-    def replace_decisions(self, numbers: dict[str, list[BibNumber]], clusters: dict[int, int]) -> None:
+    def replace_decisions(self, numbers: dict[str, list[BibNumber]], clusters: dict[int, int],
+                          generation: int | None = None) -> None:  # fmt: skip
         """The whole event's decisions (pass 2), in one transaction: per photo path its numbers (`runner`: the
-        runner's row id, `source`: a photo path), and each runner's identity cluster."""
-        ids = dict(self._db.execute("SELECT path, id FROM photos"))
+        runner's row id, `source`: a photo path), and each runner's identity cluster. With `generation` (the
+        `reads_generation` they were decided from), raises `StaleReadsError` and saves nothing where another
+        run has saved or removed a photo since."""
         with self._transaction("saving the event's decisions"):
-            self._db.execute("DELETE FROM numbers")
+            self._db.execute("DELETE FROM numbers")  # the write lock first: no photo is saved between check and write
+            if generation is not None and self.reads_generation() != generation:
+                raise StaleReadsError(f"{self.path}: another run saved photos while the event was being decided")
             self._db.execute("DELETE FROM clusters")
+            ids = dict(self._db.execute("SELECT path, id FROM photos"))
             for path, decided in numbers.items():
                 if path in ids:
                     self._insert_numbers(ids[path], decided, lambda runner: runner, ids.get)
@@ -503,6 +542,7 @@ class PhotoIndex:
     def remove(self, paths: list[str]) -> None:
         with self._transaction("removing photos gone from the folder"):
             self._db.executemany("DELETE FROM photos WHERE path = ?", [(p,) for p in paths])
+            self._reads_changed()
             self._db.executemany("DELETE FROM keywords_written WHERE path = ?", [(p,) for p in paths])
 
     # --- reading -------------------------------------------------------------------------------------

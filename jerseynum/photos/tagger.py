@@ -23,7 +23,16 @@ from jerseynum.io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError, decode_
 from jerseynum.parallel import map_in_workers
 from jerseynum.photos.event import EventReport, EventSettings, decide_photo, redecide
 from jerseynum.photos.identity import FaceEmbedder, body_colour, clothing_colour, photo_time
-from jerseynum.photos.index import SCHEMA_VERSION, SHOWN, BibNumber, PhotoIndex, RunnerRead, file_sha256
+from jerseynum.photos.index import (
+    SCHEMA_VERSION,
+    SHOWN,
+    BibNumber,
+    IndexFileError,
+    PhotoIndex,
+    RunnerRead,
+    StaleReadsError,
+    file_sha256,
+)
 from jerseynum.photos.runners import RunnerFinder, RunnerSettings
 from jerseynum.pipeline import Pipeline
 from jerseynum.stages.crnn import DEFAULT_WEIGHTS as CRNN_WEIGHTS
@@ -345,10 +354,14 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
         factory = partial(factory, runners=anchors)
     report = TagReport(photos=len(files), skipped=skipped)
     with PhotoIndex(index_path) as index:
+        known = index.known()
+        if known and not files:  # an unmounted card or drive would otherwise empty the index
+            raise IndexFileError(f"no photos under {root}, but {index_path} holds {len(known)}: is the card or"
+                                 f" drive there? Nothing was changed (to start over, delete {index_path})")  # fmt: skip
         index.bind_root(root)
         if entrants is not None:
             index.set_entrants(entrants)
-        known = index.known()
+        unreadable = index.unreadable()  # tried again each run: a missing decoder installed, a file replaced
         gone = sorted(set(known) - set(files))
         for old, new in _moved(root, gone, [path for path in files if path not in known], known).items():
             stat = (root / new).stat()
@@ -360,7 +373,7 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
         report.removed = len(gone)
         todo = []
         for path in files:
-            if path in known and known[path][3] == version:
+            if path in known and known[path][3] == version and path not in unreadable:
                 size, mtime_ns, sha256, _ = known[path]
                 try:
                     stat = (root / path).stat()
@@ -417,6 +430,13 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
             with closing(results):
                 for result in results:
                     store(result)
+        except BaseException:  # an interrupt, a dead worker: the photos saved show the event's decisions all the same
+            bar.close()
+            try:
+                redecide(index, settings)
+            except (IndexFileError, StaleReadsError) as error:  # a full disk, say: the next run decides them
+                log.debug("the event was not decided: %s", error)
+            raise
         finally:
             bar.close()
         # Pass 2 over every stored read, old and new: seconds, not a photo read again.
