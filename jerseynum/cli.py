@@ -310,7 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     start_list_parser = commands.add_parser(
         "start-list", parents=[common], help="give an index the race's start list and re-decide its numbers"
     )
-    start_list_parser.add_argument("csv", type=Path, help="CSV with a bib column, optional name and category columns")
+    start_list_parser.add_argument("csv", type=Path, nargs="?",
+                                   help="CSV with a bib column, optional name and category columns")  # fmt: skip
+    start_list_parser.add_argument("--clear", action="store_true",
+                                   help="take the start list away (a wrong one): reads are no longer held to it")  # fmt: skip
     start_list_parser.add_argument("--index", type=Path, required=True)
     start_list_parser.set_defaults(handler=start_list)
 
@@ -699,16 +702,20 @@ def start_list(args: argparse.Namespace) -> int:
     from jerseynum.photos.index import PhotoIndex
     from jerseynum.photos.startlist import StartListError, read_start_list
 
+    if (args.csv is None) == (not args.clear):
+        log.error("give either the start list's CSV or --clear")
+        return 2
     _require_index(args.index)
     try:
-        entrants = read_start_list(args.csv)
+        entrants = [] if args.clear else read_start_list(args.csv)
     except StartListError as error:
         log.error("%s", error)
         return 2
     with PhotoIndex(args.index) as index:
         index.set_entrants(entrants)
         report = redecide(index)
-    print(f"{counted(len(entrants), 'entrant')} on the start list of {args.index}")
+    print(f"{args.index} has no start list now" if args.clear else
+          f"{counted(len(entrants), 'entrant')} on the start list of {args.index}")  # fmt: skip
     print(describe_event(report))
     return 0
 

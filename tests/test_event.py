@@ -15,7 +15,7 @@ from jerseynum.photos.identity import COLOUR_BINS
 from jerseynum.photos.index import SHOWN, IndexFileError, PhotoIndex, RunnerRead, StoredRunner
 from jerseynum.photos.startlist import Entrant, StartList
 from jerseynum.photos.tagger import tag_folder
-from tests.test_photos import ShadeTagger, write_photos
+from tests.test_photos import ShadeTagger, exported, write_photos
 
 REGION = (0, 0, 50, 100)
 
@@ -170,6 +170,13 @@ def test_a_start_list_given_later_re_decides_without_reading_any_photo(tmp_path,
         numbers = {r.path: [n.number for n in r.numbers] for r in opened.photos()}
     # 130 is one OCR confusion (6 read as 0) from 136
     assert numbers == {"later/photo0.png": ["110"], "photo0.png": ["110"], "photo1.png": [], "photo2.png": ["136"]}
+    # a wrong start list taken away: every read shows again, no photo read
+    assert main(["start-list", "--index", str(index), "--clear"]) == 0
+    assert f"{index} has no start list now" in capsys.readouterr().out and ShadeTagger.calls == 4
+    assert exported(index) == {"later/photo0.png": ["110"], "photo0.png": ["110"], "photo1.png": ["120"],
+                               "photo2.png": ["130"]}  # fmt: skip
+    assert main(["start-list", "--index", str(index)]) == 2  # neither a list nor --clear
+    assert main(["start-list", "--index", str(index), str(csv), "--clear"]) == 2  # both
 
 
 def test_an_index_of_the_previous_schema_is_upgraded_and_its_photos_read_again(tmp_path):
