@@ -292,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     tag_parser.add_argument("--index", type=Path, required=True, help="SQLite index file (created if absent)")
     add_workers_argument(tag_parser, "tagging photos")
     add_ray_arguments(tag_parser, "tag the photos")
+    tag_parser.add_argument("--relocate", action="store_true",
+                            help="the index's photos now live in PHOTOS (the folder moved, or the index was copied"
+                                 " to another machine): photos found unchanged there are not read again")  # fmt: skip
     tag_parser.add_argument("--faces-only", action="store_true",
                             help="find runners by their faces alone, not also by person boxes: faster, but a runner"
                                  " whose face is not found is not read")  # fmt: skip
@@ -580,7 +583,7 @@ def tag(args: argparse.Namespace) -> int:
     try:
         report = tag_folder(args.photos, args.index, workers=args.workers, progress=not args.quiet,
                             max_pixels=args.max_pixels, entrants=entrants, ray=args.ray,
-                            shared_files=args.ray_shared_files,
+                            shared_files=args.ray_shared_files, relocate=args.relocate,
                             anchors=RunnerSettings(bodies=not args.faces_only))  # fmt: skip
     except KeyboardInterrupt:
         print(f"interrupted: every photo tagged so far is saved in {args.index}; run the same command to resume")

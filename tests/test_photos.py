@@ -689,3 +689,25 @@ def test_decisions_made_while_another_run_saves_a_photo_are_made_again_with_it(t
         with pytest.raises(StaleReadsError, match="another run saved photos"):
             index.replace_decisions({}, {}, generation)
     assert exported(index_path) == {"photo0.png": ["110"]}  # nothing was saved from the stale decisions
+
+
+def test_a_moved_photo_folder_is_relocated_without_reading_a_photo_and_another_folder_is_refused(tmp_path):
+    photos, index_path = tmp_path / "card", tmp_path / "race.db"
+    write_photos(photos, [10, 20])
+    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
+    with PhotoIndex(index_path) as index:
+        index.correct("photo1.png", "4242", "add")
+    copied = tmp_path / "archive"
+    shutil.copytree(photos, copied)  # another machine: new modification times, the same content
+    calls = ShadeTagger.calls
+    with pytest.raises(IndexFileError, match="if its photos moved there, add --relocate"):
+        tag_folder(copied, index_path, ShadeTagger, version="v1", workers=1)
+    (tmp_path / "other").mkdir()
+    cv2.imwrite(str(tmp_path / "other" / "another_race.png"), np.full((24, 32, 3), 30, np.uint8))
+    with pytest.raises(IndexFileError, match="none of the 2 photos of .* is under .*other: not the folder"):
+        tag_folder(tmp_path / "other", index_path, ShadeTagger, version="v1", workers=1, relocate=True)
+    report = tag_folder(copied, index_path, ShadeTagger, version="v1", workers=1, relocate=True)
+    assert (report.tagged, report.unchanged, ShadeTagger.calls) == (0, 2, calls)
+    assert exported(index_path) == {"photo0.png": ["110"], "photo1.png": ["120", "4242"]}
+    with PhotoIndex(index_path, read_only=True) as index:
+        assert index.photos_root == copied.resolve()

@@ -380,15 +380,17 @@ class PhotoIndex:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'photos_root'").fetchone()
         return Path(row[0]) if row else None
 
-    def bind_root(self, root: Path) -> None:
-        """Record the photo folder; an index of another folder is refused rather than mixed."""
+    def bind_root(self, root: Path, relocate: bool = False) -> None:
+        """Record the photo folder; an index of another folder is refused rather than mixed, unless `relocate`
+        says its photos moved to `root`."""
         root = Path(root).resolve()
         known = self.photos_root
-        if known is None:
+        if known is None or (relocate and known != root):
             with self._transaction("recording the photo folder"):
-                self._db.execute("INSERT INTO meta VALUES ('photos_root', ?)", (str(root),))
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('photos_root', ?)", (str(root),))
         elif known != root:
-            raise IndexFileError(f"{self.path} indexes {known}, not {root}: use another --index file")
+            raise IndexFileError(f"{self.path} indexes {known}, not {root}: if its photos moved there, add"
+                                 f" --relocate; else use another --index file")  # fmt: skip
 
     # --- writing -------------------------------------------------------------------------------------
 

@@ -322,7 +322,8 @@ def _scaled(read: RunnerRead, factor: float) -> RunnerRead:
 def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagger, version: str | None = None,
                workers: int = 2, progress: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS,
                settings: EventSettings = EventSettings(), entrants: list | None = None, ray: str | None = None,
-               shared_files: bool = False, anchors: RunnerSettings = RunnerSettings()) -> TagReport:  # fmt: skip
+               shared_files: bool = False, anchors: RunnerSettings = RunnerSettings(), relocate: bool = False
+               ) -> TagReport:  # fmt: skip
     """Tag every photo under `root` into the index at `index_path`, resuming where a previous run stopped, then
     decide the whole event's numbers from every photo's stored reads (`event.redecide`).
 
@@ -340,6 +341,9 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
 
     `anchors` other than the default (e.g. faces alone, `RunnerSettings(bodies=False)`) are given to `factory`
     as `runners=` and named in the model version, so a change of them reads the photos again.
+
+    `relocate` moves an index made for another folder to `root` (the photos moved, or the index was copied to
+    another machine), provided some of its photos are there: those unchanged are not read again.
     """
     from tqdm import tqdm
 
@@ -358,7 +362,10 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
         if known and not files:  # an unmounted card or drive would otherwise empty the index
             raise IndexFileError(f"no photos under {root}, but {index_path} holds {len(known)}: is the card or"
                                  f" drive there? Nothing was changed (to start over, delete {index_path})")  # fmt: skip
-        index.bind_root(root)
+        if relocate and known and index.photos_root != root and not set(known) & set(files):
+            raise IndexFileError(f"none of the {len(known)} photos of {index_path} is under {root}: not the folder"
+                                 f" they moved to; nothing was changed")  # fmt: skip
+        index.bind_root(root, relocate)
         if entrants is not None:
             index.set_entrants(entrants)
         unreadable = index.unreadable()  # tried again each run: a missing decoder installed, a file replaced
