@@ -711,3 +711,29 @@ def test_a_moved_photo_folder_is_relocated_without_reading_a_photo_and_another_f
     assert exported(index_path) == {"photo0.png": ["110"], "photo1.png": ["120", "4242"]}
     with PhotoIndex(index_path, read_only=True) as index:
         assert index.photos_root == copied.resolve()
+
+
+def test_a_correction_stays_with_its_photo_not_with_a_file_name_another_photo_takes_later(tmp_path):
+    from jerseynum.photos.event import redecide
+
+    photos, index_path = tmp_path / "photos", tmp_path / "index.db"
+    write_photos(photos, [10, 20])
+    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
+    with PhotoIndex(index_path) as index:
+        index.correct("photo0.png", "4242", "add")
+        index.correct("photo1.png", "120", "remove")
+        redecide(index)
+    assert exported(index_path) == {"photo0.png": ["110", "4242"], "photo1.png": []}
+    # the next card's photos under the same names (cameras count from 0001 again); one shows 120 too
+    cv2.imwrite(str(photos / "photo0.png"), np.full((24, 32, 3), 30, np.uint8))
+    another_120 = np.full((24, 32, 3), 20, np.uint8)
+    another_120[0, 0] = 25
+    cv2.imwrite(str(photos / "photo1.png"), another_120)
+    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
+    assert exported(index_path) == {"photo0.png": ["130"], "photo1.png": ["120"]}
+    with PhotoIndex(index_path) as index:  # keywords written into a photo change its hash, not the photo
+        index.correct("photo0.png", "7", "add")
+        size, mtime_ns, *_ = index.known()["photo0.png"]
+        index.record_file("photo0.png", size, mtime_ns, "f" * 64)
+        redecide(index)
+    assert exported(index_path)["photo0.png"] == ["130", "7"]

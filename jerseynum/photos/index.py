@@ -83,7 +83,9 @@ CREATE TABLE IF NOT EXISTS corrections (  -- a person's word on a photo's number
     path TEXT NOT NULL,                 -- the photo by its path, so that a photo read again keeps its corrections
     number TEXT NOT NULL,
     action TEXT NOT NULL,               -- 'confirm' | 'add' | 'remove'
-    created REAL NOT NULL               -- seconds since the epoch
+    created REAL NOT NULL,              -- seconds since the epoch
+    sha256 TEXT                         -- the photo's content it was said of: another photo under that name later
+                                        -- is not corrected by it; NULL: said before this was recorded (any content)
 );
 CREATE TABLE IF NOT EXISTS clusters (  -- pass 2: which runners are one person (photos/identity.py)
     runner_id INTEGER PRIMARY KEY REFERENCES runners(id) ON DELETE CASCADE,
@@ -324,19 +326,20 @@ class PhotoIndex:
     def _upgrade(self) -> None:
         """Bring an index of an older jerseynum up to SCHEMA_VERSION: its tables gain the new columns, and its
         photos, tagged before runners were stored, are marked to be read again by the next `tag` run."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row and row[0] == SCHEMA_VERSION:
-            return
-        columns = {
+        columns = {  # columns added since, checked at every writable open (cheap): no version of their own
             "photos": ["taken REAL"],
             "numbers": ["status TEXT NOT NULL DEFAULT 'read'", "read TEXT NOT NULL DEFAULT ''",
                         "reason TEXT NOT NULL DEFAULT ''", "runner_id INTEGER", "source_photo_id INTEGER"],
+            "corrections": ["sha256 TEXT"],
         }  # fmt: skip
         for table, wanted in columns.items():
             have = {info[1] for info in self._db.execute(f"PRAGMA table_info({table})")}
             for column in wanted:
                 if column.split()[0] not in have:
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row and row[0] == SCHEMA_VERSION:
+            return
         self._db.execute("UPDATE photos SET model_version = '' WHERE id NOT IN (SELECT photo_id FROM runners)")
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
 
@@ -421,6 +424,9 @@ class PhotoIndex:
         """A photo file that jerseynum itself changed (keywords written into it): its new stat and hash, so that a
         rerun of `tag` does not read it again."""
         with self._transaction(f"updating {path}"):
+            # the corrections said of it stay with it: the same photo, its keywords aside
+            self._db.execute("UPDATE corrections SET sha256 = ? WHERE path = ? AND sha256 ="
+                             " (SELECT sha256 FROM photos WHERE path = ?)", (sha256, path, path))  # fmt: skip
             self._db.execute("UPDATE photos SET size = ?, mtime_ns = ?, sha256 = ? WHERE path = ?",
                              (size, mtime_ns, sha256, path))  # fmt: skip
 
@@ -685,19 +691,29 @@ class PhotoIndex:
         event must then be re-decided (`event.redecide`), where corrections win over every machine decision."""
         if action not in CORRECTIONS:
             raise ValueError(f"unknown correction {action!r}: {', '.join(CORRECTIONS)}")
-        if path not in self.known():
+        known = self.known()
+        if path not in known:
             raise KeyError(f"{path} is not a photo of this index")
         with self._transaction(f"saving a correction of {path}"):
             self._db.execute("DELETE FROM corrections WHERE path = ? AND number = ?", (path, number))
-            self._db.execute("INSERT INTO corrections (path, number, action, created) VALUES (?, ?, ?, ?)",
-                             (path, number, action, time.time()))  # fmt: skip
+            self._db.execute("INSERT INTO corrections (path, number, action, created, sha256) VALUES (?, ?, ?, ?, ?)",
+                             (path, number, action, time.time(), known[path][2]))  # fmt: skip
 
     def corrections(self) -> dict[str, list[tuple[str, str]]]:
-        """Per photo path, its corrections as (number, action), oldest first."""
+        """Per photo path, the corrections said of the photo now there, as (number, action), oldest first."""
         found: dict[str, list[tuple[str, str]]] = {}
-        for path, number, action in self._db.execute("SELECT path, number, action FROM corrections ORDER BY id"):
+        for path, number, action, _ in self._current_corrections():
             found.setdefault(path, []).append((number, action))
         return found
+
+    def _current_corrections(self) -> list[tuple[str, str, str, float]]:
+        """(path, number, action, created) of the corrections said of the photo now at their path, by path; an
+        index opened read-only before it recorded their photo's content has all of them."""
+        recorded = any(info[1] == "sha256" for info in self._db.execute("PRAGMA table_info(corrections)"))
+        same_photo = " WHERE c.sha256 IS NULL OR c.sha256 = p.sha256" if recorded else ""
+        return self._db.execute("SELECT c.path, c.number, c.action, c.created FROM corrections c"
+                                " LEFT JOIN photos p ON p.path = c.path" + same_photo + " ORDER BY c.path, c.id"
+                                ).fetchall()  # fmt: skip
 
     # --- the start list ------------------------------------------------------------------------------
 
@@ -745,8 +761,7 @@ class PhotoIndex:
             writer.writerow(["photo", "number", "action", "machine_numbers", "corrected_at"])
             read = {path: " ".join(sorted({r.read.number for r in runners if r.read.number}))
                     for path, runners in self.runners_by_path().items()}  # fmt: skip
-            rows = self._db.execute("SELECT path, number, action, created FROM corrections ORDER BY path, id")
-            for path, number, action, created in rows:
+            for path, number, action, created in self._current_corrections():
                 writer.writerow([path, number, action, read.get(path, ""), f"{created:.0f}"])
             return out.getvalue()
         raise ValueError(f"unknown export format {fmt!r}: json, csv or corrections")
