@@ -851,9 +851,11 @@ def search_same_runner(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
+    from jerseynum.photos.index import COMPANION_SUFFIXES
+
     index = args.index.resolve()
     if args.output and args.output.resolve() in {index.with_name(index.name + suffix)
-                                                 for suffix in ("", "-wal", "-shm", "-journal")}:  # fmt: skip
+                                                 for suffix in ("", *COMPANION_SUFFIXES)}:  # fmt: skip
         log.error("-o %s is the index itself: give another file", args.output)
         return 2
     if args.output and not _writable(args.output):

@@ -737,3 +737,16 @@ def test_a_correction_stays_with_its_photo_not_with_a_file_name_another_photo_ta
         index.record_file("photo0.png", size, mtime_ns, "f" * 64)
         redecide(index)
     assert exported(index_path)["photo0.png"] == ["130", "7"]
+
+
+def test_a_second_tag_run_on_one_index_is_refused_while_the_first_runs(tmp_path):
+    from jerseynum.photos.index import tag_run_lock
+
+    photos = tmp_path / "photos"
+    write_photos(photos, [10])
+    index_path = photos / "race.db"  # kept in the photo folder: its lock file is no photo either
+    # as a run in another process holds it
+    with tag_run_lock(index_path), pytest.raises(IndexFileError, match="another `jerseynum tag` is running on"):
+        tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
+    report = tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
+    assert (report.tagged, report.skipped) == (1, {}) and (photos / "race.db-lock").exists()

@@ -14,6 +14,7 @@ event can be re-decided in seconds without reading a photo again, and every numb
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import io
 import json
@@ -115,6 +116,25 @@ SHOWN_SQL = ", ".join(f"'{status}'" for status in SHOWN)
 
 class IndexFileError(RuntimeError):
     """An index file that is not ours, or belongs to another photo folder."""
+
+
+# Files SQLite keeps beside an index, and the lock of its `tag` runs (`tag_run_lock`): never photos.
+COMPANION_SUFFIXES = ("-wal", "-shm", "-journal", "-lock")
+
+
+@contextmanager
+def tag_run_lock(index_path: Path) -> Iterator[None]:
+    """Hold the index's run lock for a `tag` run: a second run on the same index is refused at once (each would
+    read every photo). The kernel drops the lock when its process ends, however it ends; the empty lock file
+    (INDEX-lock) stays, as removing it would let two runs hold locks on two files."""
+    index_path = Path(index_path)
+    with open(index_path.with_name(index_path.name + "-lock"), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise IndexFileError(f"another `jerseynum tag` is running on {index_path}: wait for it to end, or stop"
+                                 f" it (what it saved is kept) and run this again") from None  # fmt: skip
+        yield
 
 
 class StaleReadsError(RuntimeError):

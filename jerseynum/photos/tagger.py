@@ -24,6 +24,7 @@ from jerseynum.parallel import map_in_workers
 from jerseynum.photos.event import EventReport, EventSettings, decide_photo, redecide
 from jerseynum.photos.identity import FaceEmbedder, body_colour, clothing_colour, photo_time
 from jerseynum.photos.index import (
+    COMPANION_SUFFIXES,
     SCHEMA_VERSION,
     SHOWN,
     BibNumber,
@@ -32,6 +33,7 @@ from jerseynum.photos.index import (
     RunnerRead,
     StaleReadsError,
     file_sha256,
+    tag_run_lock,
 )
 from jerseynum.photos.runners import RunnerFinder, RunnerSettings
 from jerseynum.pipeline import Pipeline
@@ -197,7 +199,7 @@ def photo_files(root: Path, index_path: Path | None = None) -> tuple[list[str], 
     index_files = set()
     if index_path is not None:
         index_path = Path(index_path).resolve()
-        index_files = {index_path.with_name(index_path.name + suffix) for suffix in ("", "-wal", "-shm", "-journal")}
+        index_files = {index_path.with_name(index_path.name + suffix) for suffix in ("", *COMPANION_SUFFIXES)}
     photos, skipped = [], {}
     for file in root.rglob("*"):
         relative = file.relative_to(root)
@@ -357,7 +359,7 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
     if anchors != RunnerSettings():
         factory = partial(factory, runners=anchors)
     report = TagReport(photos=len(files), skipped=skipped)
-    with PhotoIndex(index_path) as index:
+    with PhotoIndex(index_path) as index, tag_run_lock(index_path):
         known = index.known()
         if known and not files:  # an unmounted card or drive would otherwise empty the index
             raise IndexFileError(f"no photos under {root}, but {index_path} holds {len(known)}: is the card or"
