@@ -1018,8 +1018,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", error)
         return 2
     except StaleReadsError as error:  # `correct` or `start-list` beside a `tag` run that keeps saving photos
-        log.error("%s; what this command saved is kept, and the end of that run decides the event with it", error)
-        return 1
+        log.warning("%s; what this command saved is kept, and the end of that run decides the event with it", error)
+        return 0
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         sys.stderr.close()
         return 0

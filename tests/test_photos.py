@@ -683,10 +683,10 @@ def test_decisions_made_while_another_run_saves_a_photo_are_made_again_with_it(t
     with PhotoIndex(index_path) as index:
         event.redecide(index)
         assert [n.number for n in index.photo_at("late.png").numbers] == ["777"]  # decided with it
-        generation = index.reads_generation()
+        generation = index.event_generation()
         with PhotoIndex(index_path) as other:
             other.remove(["late.png"])
-        with pytest.raises(StaleReadsError, match="another run saved photos"):
+        with pytest.raises(StaleReadsError, match="another run changed its photos or corrections"):
             index.replace_decisions({}, {}, generation)
     assert exported(index_path) == {"photo0.png": ["110"]}  # nothing was saved from the stale decisions
 
@@ -750,3 +750,85 @@ def test_a_second_tag_run_on_one_index_is_refused_while_the_first_runs(tmp_path)
         tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
     report = tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
     assert (report.tagged, report.skipped) == (1, {}) and (photos / "race.db-lock").exists()
+
+
+def shot_at(path: Path, shade: int, taken: str, caption: str = "") -> None:
+    """A JPEG of one grey shade with EXIF DateTimeOriginal `taken` ("2026:05:01 10:00:00") and an optional caption."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[36867] = taken
+    if caption:
+        exif[0x010E] = caption  # ImageDescription
+    Image.fromarray(np.full((24, 32, 3), shade, np.uint8)).save(path, "JPEG", quality=100, exif=exif)
+
+
+def test_a_correction_survives_another_tool_editing_the_photos_metadata(tmp_path):
+    from jerseynum.photos.event import redecide
+
+    photos, index_path = tmp_path / "photos", tmp_path / "index.db"
+    photos.mkdir()
+    shot_at(photos / "IMG_0001.jpg", 10, "2026:05:01 10:00:00")
+    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
+    with PhotoIndex(index_path) as index:
+        index.correct("IMG_0001.jpg", "4321", "add")
+        redecide(index)
+    shot_at(photos / "IMG_0001.jpg", 10, "2026:05:01 10:00:00", caption="finish line")  # rated, captioned
+    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)  # another file now: read again
+    assert exported(index_path) == {"IMG_0001.jpg": ["110", "4321"]}
+    shot_at(photos / "IMG_0001.jpg", 10, "2026:05:02 09:00:00")  # the next card's IMG_0001: another shot
+    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
+    assert exported(index_path) == {"IMG_0001.jpg": ["110"]}
+
+
+def test_what_the_event_is_decided_from_counts_moves_corrections_and_the_start_list(tmp_path):
+    from jerseynum.photos.startlist import Entrant
+
+    photos, index_path = tmp_path / "photos", tmp_path / "index.db"
+    write_photos(photos, [10])
+    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
+    with PhotoIndex(index_path) as index:
+        changes = [index.event_generation()]
+        index.move("photo0.png", "renamed.png", 1, 1)
+        changes.append(index.event_generation())
+        index.correct("renamed.png", "7", "add")
+        changes.append(index.event_generation())
+        index.set_entrants([Entrant("110")])
+        changes.append(index.event_generation())
+    assert changes == sorted(set(changes))  # each one a new generation: decisions made before are refused
+
+
+def test_an_unreadable_photo_renamed_is_tried_again_at_its_new_name(tmp_path):
+    photos = tmp_path / "photos"
+    write_photos(photos, [10])
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    tag_folder(photos, tmp_path / "index.db", ShadeTagger, version="v1", workers=1)
+    (photos / "broken.jpg").rename(photos / "renamed.jpg")
+    report = tag_folder(photos, tmp_path / "index.db", ShadeTagger, version="v1", workers=1)
+    assert (report.moved, report.tagged, report.unreadable) == (1, 1, 1)
+
+
+def test_an_index_from_before_ids_were_kept_does_not_give_a_gone_photos_id_to_a_new_one(tmp_path):
+    photos, index_path = tmp_path / "photos", tmp_path / "index.db"
+    write_photos(photos, [10, 20])
+    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
+    with sqlite3.connect(index_path) as db:  # as an older jerseynum left it
+        db.execute("DELETE FROM meta WHERE key = 'next_photo_id'")
+    with PhotoIndex(index_path, read_only=True) as index:
+        gone = {photo.path: photo.id for photo in index.photos()}["photo1.png"]
+    (photos / "photo1.png").unlink()
+    cv2.imwrite(str(photos / "zz_new.png"), np.full((24, 32, 3), 30, np.uint8))
+    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
+    with PhotoIndex(index_path, read_only=True) as index:
+        assert {photo.path: photo.id for photo in index.photos()}["zz_new.png"] != gone
+
+
+def test_the_run_lock_is_one_whatever_link_names_the_index(tmp_path):
+    from jerseynum.photos.index import tag_run_lock
+
+    index_path = tmp_path / "race.db"
+    index_path.write_bytes(b"")
+    (tmp_path / "link.db").symlink_to(index_path)
+    refused = pytest.raises(IndexFileError, match="another `jerseynum tag` is running")
+    with tag_run_lock(index_path), refused, tag_run_lock(tmp_path / "link.db"):
+        pass

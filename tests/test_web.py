@@ -683,3 +683,24 @@ def test_the_json_api_answers_from_the_index(site):
         (n.number, n.box) for n in photo.numbers]  # fmt: skip
     assert get(base + "/api/photos/999999")[0] == 404 and get(base + "/api/search")[0] == 400
     assert get(base + "/api/nothing")[0] == 404
+
+
+def test_a_review_beside_a_tagging_run_that_keeps_saving_photos_is_saved_and_says_when_it_shows(tmp_path, monkeypatch):
+    from jerseynum.photos.index import StaleReadsError
+    from jerseynum.photos.tagger import tag_folder
+    from jerseynum.web.site import PhotoSite
+    from tests.test_photos import ShadeTagger, write_photos
+
+    photos, index_path = tmp_path / "photos", tmp_path / "race.db"
+    write_photos(photos, [10])
+    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1, progress=False)
+
+    def outpaced(index, *args):
+        raise StaleReadsError(f"{index_path}: another run changed its photos or corrections")
+
+    monkeypatch.setattr("jerseynum.photos.event.redecide", outpaced)
+    site = PhotoSite(index_path, photos, review_password="x")
+    done = site.apply_review({"path": "photo0.png", "number": "110", "action": "remove"})
+    assert done == "photo0.png: remove 110 (saved; it shows once the tagging run now saving photos ends)"
+    with PhotoIndex(index_path) as index:
+        assert index.corrections() == {"photo0.png": [("110", "remove")]}

@@ -359,7 +359,7 @@ def redecide(index: PhotoIndex, settings: EventSettings = EventSettings()) -> Ev
     times; then raises `StaleReadsError` (what that run saves, its own pass 2 decides)."""
     start = time.perf_counter()
     for attempt in range(1, DECIDE_ATTEMPTS + 1):
-        generation = index.reads_generation()
+        generation = index.event_generation()
         runners = index.runner_reads()
         decided, clusters = decide_event(runners, index.start_list(), settings)
         decided = apply_corrections(decided, index.corrections())

@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import io
 import json
+import os
 import sqlite3
 import time
 import unicodedata
@@ -85,9 +86,10 @@ CREATE TABLE IF NOT EXISTS corrections (  -- a person's word on a photo's number
     number TEXT NOT NULL,
     action TEXT NOT NULL,               -- 'confirm' | 'add' | 'remove'
     created REAL NOT NULL,              -- seconds since the epoch
-    sha256 TEXT                         -- the photo's content it was said of: another photo under that name later
-                                        -- is not corrected by it; NULL: said before this was recorded (any content)
-);
+    sha256 TEXT,                        -- the photo it was said of, by content and by the moment it was shot: another
+    taken REAL                          -- photo under that name later is not corrected by it, the same photo with
+                                        -- its metadata edited (a rating, a caption) is; NULL sha256: said before
+);                                      -- these were recorded (any photo at that path)
 CREATE TABLE IF NOT EXISTS clusters (  -- pass 2: which runners are one person (photos/identity.py)
     runner_id INTEGER PRIMARY KEY REFERENCES runners(id) ON DELETE CASCADE,
     cluster INTEGER NOT NULL
@@ -127,14 +129,21 @@ def tag_run_lock(index_path: Path) -> Iterator[None]:
     """Hold the index's run lock for a `tag` run: a second run on the same index is refused at once (each would
     read every photo). The kernel drops the lock when its process ends, however it ends; the empty lock file
     (INDEX-lock) stays, as removing it would let two runs hold locks on two files."""
-    index_path = Path(index_path)
-    with open(index_path.with_name(index_path.name + "-lock"), "a") as lock:
+    index_path = Path(index_path).resolve()  # one lock whatever link or relative path names the index
+    lock_path = index_path.with_name(index_path.name + "-lock")
+    try:  # read-only is enough for flock: a lock file another user made is no obstacle
+        lock = os.open(lock_path, os.O_RDONLY | os.O_CREAT, 0o666)
+    except OSError as error:
+        raise IndexFileError(f"cannot open {lock_path}: {error.strerror}") from None
+    try:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise IndexFileError(f"another `jerseynum tag` is running on {index_path}: wait for it to end, or stop"
                                  f" it (what it saved is kept) and run this again") from None  # fmt: skip
         yield
+    finally:
+        os.close(lock)
 
 
 class StaleReadsError(RuntimeError):
@@ -350,7 +359,7 @@ class PhotoIndex:
             "photos": ["taken REAL"],
             "numbers": ["status TEXT NOT NULL DEFAULT 'read'", "read TEXT NOT NULL DEFAULT ''",
                         "reason TEXT NOT NULL DEFAULT ''", "runner_id INTEGER", "source_photo_id INTEGER"],
-            "corrections": ["sha256 TEXT"],
+            "corrections": ["sha256 TEXT", "taken REAL"],
         }  # fmt: skip
         for table, wanted in columns.items():
             have = {info[1] for info in self._db.execute(f"PRAGMA table_info({table})")}
@@ -439,6 +448,7 @@ class PhotoIndex:
                              (new, size, mtime_ns, old))  # fmt: skip
             self._db.execute("UPDATE corrections SET path = ? WHERE path = ?", (new, old))
             self._db.execute("UPDATE keywords_written SET path = ? WHERE path = ?", (new, old))
+            self._event_changed()  # decisions are saved by path
 
     def record_file(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
         """A photo file that jerseynum itself changed (keywords written into it): its new stat and hash, so that a
@@ -487,26 +497,34 @@ class PhotoIndex:
                 self._db.execute("INSERT INTO photos (id, path, sha256, size, mtime_ns, width, height, error,"
                                  " model_version, seconds, taken) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                  (photo_id, path, *values))  # fmt: skip
-            self._reads_changed()
+            self._event_changed()
             runner_ids = [self._insert_runner(photo_id, runner) for runner in runners]
             self._insert_numbers(photo_id, numbers, lambda k: runner_ids[k] if k is not None else None)
 
     def _new_photo_id(self) -> int:
         """An id no photo of this index ever had: a link to a photo gone from the folder never shows another."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'next_photo_id'").fetchone()
-        (highest,) = self._db.execute("SELECT MAX(id) FROM photos").fetchone()
-        photo_id = max(int(row[0]) if row else 1, (highest or 0) + 1)
+        photo_id = self._reserve_ids()
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('next_photo_id', ?)", (str(photo_id + 1),))
         return photo_id
 
-    def _reads_changed(self) -> None:
-        """Count a change of the stored reads (a photo saved or removed), within its transaction."""
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('reads_generation', ?)", (str(self.reads_generation() + 1),))
+    def _reserve_ids(self) -> int:
+        """The next photo id, recorded before any photo is removed (an index from before ids were kept had no
+        record), so that the highest id stays taken once its photo is gone."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'next_photo_id'").fetchone()
+        (highest,) = self._db.execute("SELECT MAX(id) FROM photos").fetchone()
+        photo_id = max(int(row[0]) if row else 1, (highest or 0) + 1)
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('next_photo_id', ?)", (str(photo_id),))
+        return photo_id
 
-    def reads_generation(self) -> int:
-        """How many times the stored reads changed: decisions made from reads of one generation may be saved
+    def _event_changed(self) -> None:
+        """Count a change of what the event is decided from (a photo saved, moved or removed, a correction, the
+        start list), within its transaction."""
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('event_generation', ?)", (str(self.event_generation() + 1),))
+
+    def event_generation(self) -> int:
+        """How many times what the event is decided from changed: decisions made from one generation may be saved
         only while it is still current (`replace_decisions`)."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'reads_generation'").fetchone()
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'event_generation'").fetchone()
         return int(row[0]) if row else 0
 
     def _insert_runner(self, photo_id: int, runner: RunnerRead) -> int:
@@ -554,12 +572,13 @@ class PhotoIndex:
                           generation: int | None = None) -> None:  # fmt: skip
         """The whole event's decisions (pass 2), in one transaction: per photo path its numbers (`runner`: the
         runner's row id, `source`: a photo path), and each runner's identity cluster. With `generation` (the
-        `reads_generation` they were decided from), raises `StaleReadsError` and saves nothing where another
+        `event_generation` they were decided from), raises `StaleReadsError` and saves nothing where another
         run has saved or removed a photo since."""
         with self._transaction("saving the event's decisions"):
             self._db.execute("DELETE FROM numbers")  # the write lock first: no photo is saved between check and write
-            if generation is not None and self.reads_generation() != generation:
-                raise StaleReadsError(f"{self.path}: another run saved photos while the event was being decided")
+            if generation is not None and self.event_generation() != generation:
+                raise StaleReadsError(f"{self.path}: another run changed its photos or corrections while the event was"
+                                      f" being decided")  # fmt: skip
             self._db.execute("DELETE FROM clusters")
             ids = dict(self._db.execute("SELECT path, id FROM photos"))
             for path, decided in numbers.items():
@@ -569,8 +588,9 @@ class PhotoIndex:
 
     def remove(self, paths: list[str]) -> None:
         with self._transaction("removing photos gone from the folder"):
+            self._reserve_ids()
             self._db.executemany("DELETE FROM photos WHERE path = ?", [(p,) for p in paths])
-            self._reads_changed()
+            self._event_changed()
             self._db.executemany("DELETE FROM keywords_written WHERE path = ?", [(p,) for p in paths])
 
     # --- reading -------------------------------------------------------------------------------------
@@ -711,13 +731,14 @@ class PhotoIndex:
         event must then be re-decided (`event.redecide`), where corrections win over every machine decision."""
         if action not in CORRECTIONS:
             raise ValueError(f"unknown correction {action!r}: {', '.join(CORRECTIONS)}")
-        known = self.known()
-        if path not in known:
+        photo = self._db.execute("SELECT sha256, taken FROM photos WHERE path = ?", (path,)).fetchone()
+        if photo is None:
             raise KeyError(f"{path} is not a photo of this index")
         with self._transaction(f"saving a correction of {path}"):
             self._db.execute("DELETE FROM corrections WHERE path = ? AND number = ?", (path, number))
-            self._db.execute("INSERT INTO corrections (path, number, action, created, sha256) VALUES (?, ?, ?, ?, ?)",
-                             (path, number, action, time.time(), known[path][2]))  # fmt: skip
+            self._db.execute("INSERT INTO corrections (path, number, action, created, sha256, taken)"
+                             " VALUES (?, ?, ?, ?, ?, ?)", (path, number, action, time.time(), *photo))  # fmt: skip
+            self._event_changed()
 
     def corrections(self) -> dict[str, list[tuple[str, str]]]:
         """Per photo path, the corrections said of the photo now there, as (number, action), oldest first."""
@@ -729,8 +750,9 @@ class PhotoIndex:
     def _current_corrections(self) -> list[tuple[str, str, str, float]]:
         """(path, number, action, created) of the corrections said of the photo now at their path, by path; an
         index opened read-only before it recorded their photo's content has all of them."""
-        recorded = any(info[1] == "sha256" for info in self._db.execute("PRAGMA table_info(corrections)"))
-        same_photo = " WHERE c.sha256 IS NULL OR c.sha256 = p.sha256" if recorded else ""
+        columns = {info[1] for info in self._db.execute("PRAGMA table_info(corrections)")}
+        same_photo = (" WHERE c.sha256 IS NULL OR c.sha256 = p.sha256 OR c.taken = p.taken"
+                      if {"sha256", "taken"} <= columns else "")  # fmt: skip
         return self._db.execute("SELECT c.path, c.number, c.action, c.created FROM corrections c"
                                 " LEFT JOIN photos p ON p.path = c.path" + same_photo + " ORDER BY c.path, c.id"
                                 ).fetchall()  # fmt: skip
@@ -741,6 +763,7 @@ class PhotoIndex:
         """Replace the start list (`startlist.Entrant`s); the event must then be re-decided."""
         with self._transaction("saving the start list"):
             self._db.execute("DELETE FROM entrants")
+            self._event_changed()
             self._db.executemany("INSERT INTO entrants VALUES (?, ?, ?)",
                                  [(e.bib, e.name, e.category) for e in entrants])  # fmt: skip
 

@@ -370,7 +370,6 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
         index.bind_root(root, relocate)
         if entrants is not None:
             index.set_entrants(entrants)
-        unreadable = index.unreadable()  # tried again each run: a missing decoder installed, a file replaced
         gone = sorted(set(known) - set(files))
         for old, new in _moved(root, gone, [path for path in files if path not in known], known).items():
             stat = (root / new).stat()
@@ -380,6 +379,7 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
             report.moved += 1
         index.remove(gone)
         report.removed = len(gone)
+        unreadable = index.unreadable()  # tried again each run (a decoder installed), under their paths after moves
         todo = []
         for path in files:
             if path in known and known[path][3] == version and path not in unreadable:

@@ -27,6 +27,7 @@ from jerseynum.photos.index import (
     Match,
     PhotoIndex,
     PhotoRecord,
+    StaleReadsError,
     bib_digits,
     exact_and_near,
 )
@@ -210,5 +211,9 @@ class PhotoSite:
                 raise ValueError("that photo is not in the index")
             for digits, what in said:
                 index.correct(path, digits, what)
-            redecide(index)
-        return f"{path}: " + ", ".join(f"{what} {digits}" for digits, what in said)
+            done = f"{path}: " + ", ".join(f"{what} {digits}" for digits, what in said)
+            try:
+                redecide(index)
+            except StaleReadsError:  # a `tag` run keeps saving photos: its end decides the event, this included
+                return f"{done} (saved; it shows once the tagging run now saving photos ends)"
+        return done
