@@ -147,7 +147,8 @@ def tag_run_lock(index_path: Path) -> Iterator[None]:
 
 
 class StaleReadsError(RuntimeError):
-    """The event's decisions were made from reads that another run has changed since: not saved."""
+    """The event's decisions were made from photos, corrections or a start list that another run has changed
+    since: not saved."""
 
 
 class IndexFullError(IndexFileError):
