@@ -330,7 +330,8 @@ def tag_folder(root: Path, index_path: Path, factory: TaggerFactory = PhotoTagge
     decide the whole event's numbers from every photo's stored reads (`event.redecide`).
 
     A photo already in the index is skipped when its size and modification time are unchanged (or its content
-    hash is, if they changed) and it was tagged by the same model `version`; everything else is (re)tagged.
+    hash is, if they changed) and it was tagged by the same model `version` and could be read; everything else is
+    (re)tagged.
     Each photo is committed on its own, so an interrupted run loses at most the photos in flight. `workers`
     processes each run their own tagger with one thread per model (1: in this process). A photo over
     `max_pixels` is decoded reduced where it is a JPEG, else recorded as unreadable (`io.decode_image`).
