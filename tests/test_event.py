@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from dataclasses import replace
 
@@ -440,3 +441,25 @@ def test_a_number_read_in_another_photo_of_the_event_is_more_likely_right():
     (alone_number,), (seen_number,) = alone["a.jpg"], seen["a.jpg"]
     assert alone_number.status == "unsure" and seen_number.status == "read"
     assert seen_number.confidence > alone_number.confidence + 0.1
+
+
+class UnsureTagger(ShadeTagger):
+    """One runner per photo, the same face in all; the darkest photo reads 2024, unsurely."""
+
+    def read(self, image: np.ndarray) -> list[RunnerRead]:
+        number = "2024" if int(image.mean()) < 20 else ""
+        return [RunnerRead(REGION, number, 0.7 if number else 0.0, (10, 40, 40, 60) if number else None,
+                           {"face": [0, 0, 10, 10]}, face(1), np.full(COLOUR_BINS, 1 / COLOUR_BINS))]  # fmt: skip
+
+
+def test_copies_of_one_photo_are_one_piece_of_evidence(tmp_path):
+    photos, index = tmp_path / "photos", tmp_path / "race.db"
+    write_photos(photos, [10, 20])  # one unsure read of 2024, and the same runner unread
+    tag_folder(photos, index, UnsureTagger, version="v1", workers=1)
+    alone = exported(index)
+    assert alone == {"photo0.png": [], "photo1.png": []}  # too unsure to show
+    for k in range(3):  # the same file copied into other folders (an export, a backup)
+        (photos / f"copy{k}").mkdir()
+        shutil.copy(photos / "photo0.png", photos / f"copy{k}" / "photo0.png")
+    tag_folder(photos, index, UnsureTagger, version="v1", workers=1)
+    assert exported(index) == {**alone, **{f"copy{k}/photo0.png": [] for k in range(3)}}  # still one unsure read

@@ -350,6 +350,33 @@ def apply_corrections(decided: dict[str, list[BibNumber]], corrections: dict[str
     return out
 
 
+def copies_of(runners: Sequence[StoredRunner], sha256: Mapping[str, str]) -> dict[str, str]:
+    """Photos that are byte-for-byte copies of another (one file in two folders), each mapped to the first
+    photo of its content: a copy's runners are no more evidence (three copies of one unsure read showed it)."""
+    first: dict[str, str] = {}
+    copies = {}
+    for path in sorted({runner.path for runner in runners}):
+        content = sha256.get(path)
+        if content and content in first:
+            copies[path] = first[content]
+        elif content:
+            first[content] = path
+    return copies
+
+
+def give_copies_their_decisions(decided: dict[str, list[BibNumber]], clusters: dict[int, int],
+                                runners: Sequence[StoredRunner], copies: Mapping[str, str]) -> None:  # fmt: skip
+    """Each copy gets its original's numbers and identity clusters, on its own runners (the same reads, in the same
+    order)."""
+    by_path: dict[str, list[StoredRunner]] = defaultdict(list)
+    for runner in runners:
+        by_path[runner.path].append(runner)
+    for copy, original in copies.items():
+        ids = {mine.id: theirs.id for mine, theirs in zip(by_path[original], by_path[copy], strict=False)}
+        decided[copy] = [replace(number, runner=ids.get(number.runner)) for number in decided.get(original, [])]
+        clusters.update({ids[runner]: cluster for runner, cluster in list(clusters.items()) if runner in ids})
+
+
 DECIDE_ATTEMPTS = 5  # decisions made again, at most, while another run keeps saving photos
 
 
@@ -361,7 +388,9 @@ def redecide(index: PhotoIndex, settings: EventSettings = EventSettings()) -> Ev
     for attempt in range(1, DECIDE_ATTEMPTS + 1):
         generation = index.event_generation()
         runners = index.runner_reads()
-        decided, clusters = decide_event(runners, index.start_list(), settings)
+        copies = copies_of(runners, {path: known[2] for path, known in index.known().items()})
+        decided, clusters = decide_event([r for r in runners if r.path not in copies], index.start_list(), settings)
+        give_copies_their_decisions(decided, clusters, runners, copies)
         decided = apply_corrections(decided, index.corrections())
         try:
             index.replace_decisions(decided, clusters, generation)
