@@ -372,7 +372,7 @@ def give_copies_their_decisions(decided: dict[str, list[BibNumber]], clusters: d
     for runner in runners:
         by_path[runner.path].append(runner)
     for copy, original in copies.items():
-        ids = {theirs.id: its.id for theirs, its in zip(by_path[original], by_path[copy], strict=False)}
+        ids = {first.id: again.id for first, again in zip(by_path[original], by_path[copy], strict=False)}
         decided[copy] = [replace(number, runner=ids.get(number.runner)) for number in decided.get(original, [])]
         clusters.update({ids[runner]: cluster for runner, cluster in list(clusters.items()) if runner in ids})
 
