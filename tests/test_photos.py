@@ -56,6 +56,14 @@ def write_photos(folder: Path, shades: list[int]) -> None:
         cv2.imwrite(str(folder / f"photo{k}.png"), np.full((24, 32, 3), shade, np.uint8))
 
 
+def tagged_shades(tmp_path: Path, shades: list[int]) -> tuple[Path, Path]:
+    """`write_photos` of `shades` in tmp_path/photos, tagged by ShadeTagger into tmp_path/index.db: (folder, index)."""
+    photos, index_path = tmp_path / "photos", tmp_path / "index.db"
+    write_photos(photos, shades)
+    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
+    return photos, index_path
+
+
 def exported(index_path: Path) -> dict:
     with PhotoIndex(index_path) as index:
         return json.loads(index.export("json"))
@@ -636,9 +644,7 @@ def test_faces_only_anchors_reach_the_tagger_and_read_the_photos_again(tmp_path)
 
 
 def test_photos_saved_by_an_interrupted_run_show_the_events_decisions_corrections_included(tmp_path):
-    photos, index_path = tmp_path / "photos", tmp_path / "index.db"
-    write_photos(photos, [10, 20])
-    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
+    photos, index_path = tagged_shades(tmp_path, [10, 20])
     with PhotoIndex(index_path) as index:
         index.correct("photo0.png", "110", "remove")
     stop_at_the_second = lambda threads=0: ShadeTagger(fail_after=ShadeTagger.calls + 1)
@@ -648,9 +654,7 @@ def test_photos_saved_by_an_interrupted_run_show_the_events_decisions_correction
 
 
 def test_a_photo_read_again_keeps_its_id_and_a_new_photo_never_takes_a_gone_ones(tmp_path):
-    photos, index_path = tmp_path / "photos", tmp_path / "index.db"
-    write_photos(photos, [10, 20])
-    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
+    photos, index_path = tagged_shades(tmp_path, [10, 20])
     ids = lambda: {photo.path: photo.id for photo in PhotoIndex(index_path, read_only=True).photos()}
     first = ids()
     tag_folder(photos, index_path, ShadeTagger, version="v2", workers=1)  # both read again
@@ -666,9 +670,7 @@ def test_decisions_made_while_another_run_saves_a_photo_are_made_again_with_it(t
     from jerseynum.photos import event
     from jerseynum.photos.index import StaleReadsError
 
-    photos, index_path = tmp_path / "photos", tmp_path / "index.db"
-    write_photos(photos, [10])
-    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
+    _, index_path = tagged_shades(tmp_path, [10])
     decide, saved = event.decide_event, []
 
     def decide_while_a_tag_run_saves(runners, *args):
@@ -716,9 +718,7 @@ def test_a_moved_photo_folder_is_relocated_without_reading_a_photo_and_another_f
 def test_a_correction_stays_with_its_photo_not_with_a_file_name_another_photo_takes_later(tmp_path):
     from jerseynum.photos.event import redecide
 
-    photos, index_path = tmp_path / "photos", tmp_path / "index.db"
-    write_photos(photos, [10, 20])
-    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
+    photos, index_path = tagged_shades(tmp_path, [10, 20])
     with PhotoIndex(index_path) as index:
         index.correct("photo0.png", "4242", "add")
         index.correct("photo1.png", "120", "remove")
@@ -784,9 +784,7 @@ def test_a_correction_survives_another_tool_editing_the_photos_metadata(tmp_path
 def test_what_the_event_is_decided_from_counts_moves_corrections_and_the_start_list(tmp_path):
     from jerseynum.photos.startlist import Entrant
 
-    photos, index_path = tmp_path / "photos", tmp_path / "index.db"
-    write_photos(photos, [10])
-    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
+    _, index_path = tagged_shades(tmp_path, [10])
     with PhotoIndex(index_path) as index:
         changes = [index.event_generation()]
         index.move("photo0.png", "renamed.png", 1, 1)
@@ -809,9 +807,7 @@ def test_an_unreadable_photo_renamed_is_tried_again_at_its_new_name(tmp_path):
 
 
 def test_an_index_from_before_ids_were_kept_does_not_give_a_gone_photos_id_to_a_new_one(tmp_path):
-    photos, index_path = tmp_path / "photos", tmp_path / "index.db"
-    write_photos(photos, [10, 20])
-    tag_folder(photos, index_path, ShadeTagger, version="v1", workers=1)
+    photos, index_path = tagged_shades(tmp_path, [10, 20])
     with sqlite3.connect(index_path) as db:  # as an older jerseynum left it
         db.execute("DELETE FROM meta WHERE key = 'next_photo_id'")
     with PhotoIndex(index_path, read_only=True) as index:
